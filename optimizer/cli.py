@@ -1,0 +1,254 @@
+"""`quanttaas`: a thin command line over the optimizer library.
+
+Every command prints a short human summary, or JSON with ``--json``. Errors print ``error [code]: message`` and a
+hint on stderr and exit non-zero, without a traceback (``QUANTTAAS_DEBUG=1`` shows one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from optimizer.errors import QuantTaaSError
+
+EXIT_ERROR = 2
+EXIT_INTERNAL = 1
+
+
+def _print_json(obj: Any) -> None:
+    if hasattr(obj, "model_dump"):
+        obj = obj.model_dump(mode="json")
+    print(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
+
+
+def _fmt(v: float | None, spec: str = ".4f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from optimizer import zoo
+
+    if args.zoo_cmd == "list":
+        entries = zoo.list_zoo()
+        if args.json:
+            _print_json([e.model_dump(mode="json") for e in entries])
+        else:
+            for e in entries:
+                print(f"{e.name:<12} {e.metric:<16} {e.description}")
+        return 0
+    case = zoo.export_zoo_case(args.name, args.output)
+    if args.json:
+        _print_json(case)
+    else:
+        print(f"wrote {case.model_path}, {case.calib_path}, {case.eval_path} (metric: {case.metric})")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from optimizer.inspect import inspect_model
+    from optimizer.store import resolve_model
+
+    info = inspect_model(resolve_model(args.model))
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"{info.path}: ONNX opset {info.opset}, IR {info.ir_version}, producer {info.producer or '?'}")
+    print(f"  size {fmt_bytes(info.size_bytes)}, {info.param_count:,} parameters"
+          + (f" ({info.constant_param_count:,} in Constant nodes)" if info.constant_param_count else ""))
+    for t in info.inputs:
+        print(f"  input  {t.name}: {t.dtype} {t.shape}")
+    for t in info.outputs:
+        print(f"  output {t.name}: {t.dtype} {t.shape}")
+    print("  ops: " + ", ".join(f"{k} x{v}" for k, v in info.op_counts.items()))
+    print(f"  {len(info.layers)} layers carry weights; largest:")
+    for layer in sorted(info.layers, key=lambda x: -x.param_count)[:5]:
+        print(f"    {layer.name} ({layer.op_type}): {layer.param_count:,}")
+    print(f"  already quantized: {'yes ' + str(info.quantization_markers) if info.quantized else 'no'}")
+    return 0
+
+
+def build_recipe(args: argparse.Namespace) -> Any:
+    """The recipe the quantize flags describe. Raises RecipeError for a bad combination."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from optimizer.errors import RecipeError
+    from optimizer.types import RECIPE_ALIASES, Recipe
+
+    kind = RECIPE_ALIASES.get(args.recipe, args.recipe)
+    fields: dict[str, Any] = {"kind": kind, "keep_fp32": tuple(args.keep_fp32 or ())}
+    if kind == "static_int8":
+        fields.update(per_channel=not args.per_tensor, calibration=args.calibration)
+        if args.op_types:
+            fields["op_types"] = tuple(args.op_types)
+    elif kind == "dynamic_int8":
+        if args.op_types:
+            fields["op_types"] = tuple(args.op_types)
+        fields["per_channel"] = args.per_channel
+    elif kind == "int4_weight_only":
+        fields["block_size"] = args.block_size
+    try:
+        return TypeAdapter(Recipe).validate_python(fields)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise RecipeError(f"invalid recipe: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from optimizer.data import load_data
+    from optimizer.inspect import inspect_model
+    from optimizer.quantize import quantize_model
+    from optimizer.store import resolve_model
+
+    recipe = build_recipe(args)
+    model = resolve_model(args.model)
+    calib = load_data(args.calib, inspect_model(model).inputs, metric="agreement") if args.calib else None
+    out = quantize_model(model, recipe, args.output, calib=calib)
+    before, after = inspect_model(model).size_bytes, inspect_model(out).size_bytes
+    if args.json:
+        _print_json({"output": str(out), "recipe": recipe.model_dump(mode="json"), "size_bytes_before": before,
+                     "size_bytes_after": after})
+    else:
+        print(f"{recipe.label}: wrote {out} ({fmt_bytes(before)} -> {fmt_bytes(after)}, {before / after:.2f}x smaller)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from optimizer.evaluate import evaluate_path
+    from optimizer.store import resolve_model
+
+    model = resolve_model(args.model)
+    baseline = resolve_model(args.baseline) if args.baseline else None
+    metrics, base = evaluate_path(
+        model, args.data, baseline_path=baseline, metric=args.metric, threads=args.threads,
+        batch_size=args.batch_size, latency_runs=args.runs,
+    )
+    if args.json:
+        _print_json({"model": str(model), "metrics": metrics.model_dump(mode="json"),
+                     "baseline": base.model_dump(mode="json") if base else None})
+        return 0
+    print(f"{model}: {metrics.metric_name} {_fmt(metrics.metric)} on {metrics.samples} samples"
+          + (f", drop {metrics.accuracy_drop_pct:+.2f} pt vs baseline {_fmt(base.metric)}" if base else ""))
+    print(f"  size {fmt_bytes(metrics.size_bytes)}; latency p50 {_fmt(metrics.latency_ms_p50, '.3f')} ms, "
+          f"p95 {_fmt(metrics.latency_ms_p95, '.3f')} ms (batch {metrics.batch_size}, {metrics.threads} thread(s), "
+          f"{metrics.backend}); peak memory +{fmt_bytes(metrics.peak_memory_bytes)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from optimizer.demo import run_demo
+
+    return run_demo(json_out=args.json)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="quanttaas", description="Compress neural networks and measure the trade-off.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    z = sub.add_parser("zoo", help="built-in demo models with their data")
+    zsub = z.add_subparsers(dest="zoo_cmd", required=True)
+    zl = zsub.add_parser("list", help="list the zoo")
+    zl.add_argument("--json", action="store_true")
+    zg = zsub.add_parser("get", help="build (first time) and write model.onnx, calib.npz, eval.npz")
+    zg.add_argument("name")
+    zg.add_argument("-o", "--output", required=True)
+    zg.add_argument("--json", action="store_true")
+    z.set_defaults(func=cmd_zoo)
+
+    i = sub.add_parser("inspect", help="describe a model (ONNX, .pt2, or a zoo name)")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_inspect)
+
+    q = sub.add_parser("quantize", help="apply one recipe")
+    q.add_argument("model")
+    q.add_argument("--recipe", required=True, choices=["static-int8", "dynamic-int8", "fp16", "int4"])
+    q.add_argument("--calib", help="calibration .npz (static int8)")
+    q.add_argument("--keep-fp32", nargs="*", metavar="NODE", help="node names to leave in float32")
+    q.add_argument("--per-tensor", action="store_true", help="static int8: one scale per tensor (default per channel)")
+    q.add_argument("--per-channel", action="store_true", help="dynamic int8: per-channel weights")
+    q.add_argument("--calibration", default="minmax", choices=["minmax", "entropy", "percentile"])
+    q.add_argument("--op-types", nargs="*", metavar="OP", help="op types to quantize (e.g. MatMul Gemm Conv)")
+    q.add_argument("--block-size", type=int, default=32, help="int4: weights per scale block")
+    q.add_argument("-o", "--output", required=True)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_quantize)
+
+    e = sub.add_parser("evaluate", help="measure size, metric, latency and memory")
+    e.add_argument("model")
+    e.add_argument("--data", required=True)
+    e.add_argument("--baseline", help="the original model, for accuracy_drop_pct and agreement")
+    e.add_argument("--metric", help="override the metric the data file names")
+    e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--batch-size", type=int, default=1, help="batch size of the latency runs")
+    e.add_argument("--runs", type=int, default=None, help="timed latency runs (default 50)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    d = sub.add_parser("demo", help="the headless demo on the built-in digits-cnn model")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_demo)
+
+    for register in EXTRA_COMMANDS:
+        register(sub)
+    return p
+
+
+# later features (goal, profile, optimize) add their sub-commands here
+EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("onnxruntime", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _quiet_libraries()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except QuantTaaSError as e:
+        print(f"error [{e.code}]: {e.message}\n  hint: {e.hint}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("QUANTTAAS_DEBUG"):
+            traceback.print_exc()
+        print(f"error [internal_error]: {e.__class__.__name__}: {str(e)[:300]}\n"
+              "  hint: this is a bug in QuantTaaS; rerun with QUANTTAAS_DEBUG=1 and report the traceback",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Pre-processing that every quantizer needs, done once per model and never in place.
+
+- weights held in ``Constant`` nodes (Paddle2ONNX and others) move into initializers, where quantizers see them;
+- the default opset is raised to 13 when per-channel QDQ needs it (older opsets give invalid models);
+- onnxruntime's ``quant_pre_process`` runs shape inference and graph clean-up (falls back to plain ONNX shape
+  inference when the symbolic pass cannot handle a model).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnx
+from onnx import version_converter
+
+from optimizer.errors import TechniqueError
+from optimizer.inspect import _INDEX_TYPES, default_opset, load_onnx
+
+log = logging.getLogger(__name__)
+
+QDQ_MIN_OPSET = 13
+
+
+def constants_to_initializers(model: onnx.ModelProto, min_elements: int = 2) -> int:
+    """Move non-index ``Constant`` tensors with at least ``min_elements`` values into initializers (in place).
+
+    Returns the number of Constant nodes moved.
+    """
+    keep: list[onnx.NodeProto] = []
+    moved = 0
+    for node in model.graph.node:
+        tensor = None
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            t = node.attribute[0].t
+            n = 1
+            for d in t.dims:
+                n *= d
+            if t.data_type not in _INDEX_TYPES and n >= min_elements:
+                tensor = t
+        if tensor is None:
+            keep.append(node)
+            continue
+        init = onnx.TensorProto()
+        init.CopyFrom(tensor)
+        init.name = node.output[0]
+        model.graph.initializer.append(init)
+        moved += 1
+    if moved:
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+    return moved
+
+
+def upgrade_opset(model: onnx.ModelProto, target: int = QDQ_MIN_OPSET) -> onnx.ModelProto:
+    """Return ``model`` converted to default opset ``target`` when it is older.
+
+    Raises:
+        TechniqueError: the ONNX version converter cannot convert this model.
+    """
+    current = default_opset(model) or 0
+    if current >= target:
+        return model
+    try:
+        converted = version_converter.convert_version(model, target)
+    except Exception as e:  # the converter raises plain RuntimeErrors from C++
+        raise TechniqueError(
+            f"could not convert the model from opset {current} to {target}: {str(e)[:200]}",
+            hint="re-export the model with opset 13 or later, or use per-tensor quantization",
+        ) from e
+    return converted
+
+
+def prepare_model(src: str | Path, dst: str | Path, *, min_opset: int = 0, optimize: bool = True) -> Path:
+    """Write a quantization-ready copy of ``src`` to ``dst`` and return ``dst``.
+
+    Raises:
+        ModelLoadError: ``src`` is not a valid model.
+        TechniqueError: the opset conversion or the pre-processing failed.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    model = load_onnx(src)
+    moved = constants_to_initializers(model)
+    if moved:
+        log.info("moved %d Constant weights into initializers", moved)
+    if min_opset:
+        model = upgrade_opset(model, min_opset)
+    staged = dst.with_name(dst.stem + ".staged.onnx")
+    onnx.save(model, str(staged))
+    try:
+        quant_pre_process(str(staged), str(dst), skip_optimization=not optimize)
+    except Exception as e:  # symbolic shape inference fails on some graphs; plain inference is enough then
+        log.warning("quant_pre_process failed (%s); falling back to ONNX shape inference", e)
+        try:
+            onnx.save(onnx.shape_inference.infer_shapes(model), str(dst))
+        except Exception as e2:
+            raise TechniqueError(f"shape inference failed: {str(e2)[:200]}") from e2
+    finally:
+        staged.unlink(missing_ok=True)
+    return dst

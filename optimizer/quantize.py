@@ -1,0 +1,268 @@
+"""Apply a recipe to an ONNX model with onnxruntime's quantization tooling.
+
+One function per recipe type, registered against the type (:func:`technique`); :func:`quantize_model` validates,
+pre-processes in a private temporary folder (parallel runs never share a file) and checks that the result loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import onnx
+
+from optimizer.data import Dataset
+from optimizer.errors import QuantTaaSError, RecipeError, TechniqueError
+from optimizer.inspect import default_opset, inspect_model, load_onnx
+from optimizer.preprocess import QDQ_MIN_OPSET, prepare_model
+from optimizer.types import (
+    DynamicInt8Recipe,
+    Fp16Recipe,
+    Int4WeightOnlyRecipe,
+    Recipe,
+    StaticInt8Recipe,
+)
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+Technique = Callable[[Path, Any, Path, Dataset | None], None]
+_TECHNIQUES: dict[type, Technique] = {}
+
+
+def technique(recipe_type: type[R]) -> Callable[[Callable[[Path, R, Path, Dataset | None], None]], Technique]:
+    """Register the function that applies ``recipe_type`` (one technique, one module or function)."""
+
+    def wrap(fn: Callable[[Path, R, Path, Dataset | None], None]) -> Technique:
+        _TECHNIQUES[recipe_type] = fn
+        return fn
+
+    return wrap
+
+
+def needs_calibration(recipe: Recipe) -> bool:
+    return isinstance(recipe, StaticInt8Recipe)
+
+
+def quantize_model(
+    model_path: str | Path,
+    recipe: Recipe,
+    out_path: str | Path,
+    *,
+    calib: Dataset | None = None,
+    prepared: bool = False,
+) -> Path:
+    """Apply ``recipe`` to the model at ``model_path`` and write the result to ``out_path``.
+
+    ``prepared=True`` skips pre-processing when the caller already ran :func:`optimizer.preprocess.prepare_model`
+    (the sweep does it once per model, not once per candidate).
+
+    Raises:
+        ModelLoadError: the input is not a valid model.
+        RecipeError: the recipe does not fit the model (already quantized, no calibration data for static,
+            unknown layer names in keep_fp32, no layer the recipe applies to).
+        TechniqueError: onnxruntime failed to quantize, or the result does not load.
+    """
+    src = Path(model_path)
+    out = Path(out_path)
+    info = inspect_model(src)
+    if info.quantized:
+        raise RecipeError(
+            f"{src.name} is already quantized ({', '.join(f'{k}x{v}' for k, v in info.quantization_markers.items())})",
+            hint="quantize the original float model instead; quantizing twice compounds the error",
+        )
+    fn = _TECHNIQUES.get(type(recipe))
+    if fn is None:
+        raise RecipeError(f"no technique is registered for recipe kind {recipe.kind!r}")
+    if needs_calibration(recipe) and calib is None:
+        raise RecipeError(
+            f"{recipe.kind} needs calibration data",
+            hint="pass --calib DATA.npz (a few hundred representative inputs, no labels needed)",
+        )
+    with tempfile.TemporaryDirectory(prefix="quanttaas-q-") as tmp:
+        work = Path(tmp)
+        own_copy = work / "input.onnx"
+        if prepared:
+            shutil.copyfile(src, own_copy)
+        else:
+            min_opset = QDQ_MIN_OPSET if isinstance(recipe, StaticInt8Recipe) else 0
+            prepare_model(src, own_copy, min_opset=min_opset)
+        _check_keep_fp32(own_copy, recipe)
+        staged = work / "output.onnx"
+        try:
+            fn(own_copy, recipe, staged, calib)
+        except QuantTaaSError:
+            raise
+        except Exception as e:
+            raise TechniqueError(
+                f"{recipe.kind} failed on {src.name}: {e.__class__.__name__}: {str(e)[:300]}",
+                hint="try another recipe, or keep the failing layer in fp32 with keep_fp32",
+            ) from e
+        check_loads(staged)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staged), out)  # staged in the temp dir, so a failed run never leaves a half-written file
+    return out
+
+
+def check_loads(path: Path) -> None:
+    """Create an onnxruntime session on ``path``; raises :class:`TechniqueError` when it cannot run."""
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise TechniqueError(
+            f"the quantized model does not load in onnxruntime: {str(e)[:300]}",
+            hint="this recipe produced operators onnxruntime's CPU provider cannot run; try another recipe",
+        ) from e
+
+
+def _check_keep_fp32(model_path: Path, recipe: Recipe) -> None:
+    if not recipe.keep_fp32:
+        return
+    model = onnx.load(str(model_path), load_external_data=False)
+    names = {n.name for n in model.graph.node}
+    unknown = [n for n in recipe.keep_fp32 if n not in names]
+    if unknown:
+        sample = sorted(n for n in names if n)[:8]
+        raise RecipeError(
+            f"keep_fp32 names layers the model does not have: {unknown}",
+            hint=f"use node names from `quanttaas inspect` (e.g. {sample})",
+        )
+
+
+class _CalibrationReader:
+    """Feeds calibration samples to onnxruntime in small batches."""
+
+    def __init__(self, data: Dataset, limit: int, batch: int):
+        self._data = data.head(limit)
+        self._batch = max(1, batch)
+
+    def _batches(self) -> Iterator[dict[str, np.ndarray]]:
+        n = self._data.samples
+        for i in range(0, n, self._batch):
+            yield {k: v[i : i + self._batch] for k, v in self._data.inputs.items()}
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        return self._batches()
+
+
+def _calibration_batch(model_path: Path) -> int:
+    model = onnx.load(str(model_path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    for vi in model.graph.input:
+        if vi.name in inits:
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            return int(dims[0].dim_value)  # a fixed batch axis: feed exactly that many
+    return 16
+
+
+@technique(StaticInt8Recipe)
+def _static_int8(src: Path, recipe: StaticInt8Recipe, out: Path, calib: Dataset | None) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    if calib is None:
+        raise RecipeError("static int8 needs calibration data", hint="pass --calib DATA.npz")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(_CalibrationReader(calib, recipe.calib_samples, _calibration_batch(src)))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[recipe.calibration]
+    if recipe.per_channel and (default_opset(load_onnx(src, load_external_data=False)) or 0) < QDQ_MIN_OPSET:
+        raise RecipeError("per-channel static quantization needs opset 13 or later", hint="use per_channel=false")
+    quantize_static(
+        str(src),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=list(recipe.op_types) if recipe.op_types else None,
+        per_channel=recipe.per_channel,
+        activation_type=QuantType.QUInt8,  # u8 activations + s8 weights: the fast path of the CPU kernels
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=list(recipe.keep_fp32),
+        calibrate_method=method,
+        extra_options={
+            "WeightSymmetric": recipe.weight_symmetric,
+            "ActivationSymmetric": recipe.activation_symmetric,
+            "CalibTensorRangeSymmetric": False,
+        },
+    )
+
+
+@technique(DynamicInt8Recipe)
+def _dynamic_int8(src: Path, recipe: DynamicInt8Recipe, out: Path, calib: Dataset | None) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    present = set(inspect_model(src).op_counts)
+    if not present & set(recipe.op_types):
+        raise RecipeError(
+            f"dynamic int8 on {list(recipe.op_types)}: the model has none of these op types",
+            hint=f"choose op types the model has (it has {sorted(present)[:12]})",
+        )
+    quantize_dynamic(
+        str(src),
+        str(out),
+        op_types_to_quantize=list(recipe.op_types),
+        per_channel=recipe.per_channel,
+        # onnxruntime's CPU ConvInteger has no int8-weight kernel: Conv needs uint8 weights to load at all
+        weight_type=QuantType.QUInt8 if "Conv" in recipe.op_types else QuantType.QInt8,
+        nodes_to_exclude=list(recipe.keep_fp32),
+    )
+
+
+@technique(Fp16Recipe)
+def _fp16(src: Path, recipe: Fp16Recipe, out: Path, calib: Dataset | None) -> None:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(src))
+    converted = convert_float_to_float16(
+        model, keep_io_types=recipe.keep_io_types, node_block_list=list(recipe.keep_fp32) or None
+    )
+    onnx.save(converted, str(out))
+
+
+@technique(Int4WeightOnlyRecipe)
+def _int4_weight_only(src: Path, recipe: Int4WeightOnlyRecipe, out: Path, calib: Dataset | None) -> None:
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(src))
+    quantizer = MatMulNBitsQuantizer(
+        model,
+        block_size=recipe.block_size,
+        is_symmetric=recipe.symmetric,
+        nodes_to_exclude=list(recipe.keep_fp32),
+    )
+    quantizer.process()
+    result = quantizer.model.model
+    if not any(n.op_type == "MatMulNBits" for n in result.graph.node):
+        raise RecipeError(
+            "int4 weight-only quantizes MatMul layers with constant weights, and this model has none "
+            f"whose inner dimension is at least the block size ({recipe.block_size})",
+            hint="use static or dynamic int8 for convolutional models",
+        )
+    onnx.save(result, str(out))
+
+
+def registered_kinds() -> list[str]:
+    return sorted(t.model_fields["kind"].default for t in _TECHNIQUES)

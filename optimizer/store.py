@@ -1,0 +1,122 @@
+"""The model store: models are copied in once, validated, named by content, and never changed afterwards.
+
+Layout: ``<home>/models/<id>/model.onnx`` plus ``ref.json``. An id is ``<name>-<sha256[:12]>``. Adding writes into a
+temporary folder beside the target and renames it into place, so a failed or concurrent add never leaves a
+half-written model, and a bad file never replaces a stored one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from optimizer.convert import PT2_SUFFIXES, convert_pt2_to_onnx
+from optimizer.errors import ModelLoadError, NotFoundError
+from optimizer.inspect import inspect_model
+from optimizer.settings import get_settings
+from optimizer.types import ModelRef
+
+_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,80}$")
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def slug(name: str) -> str:
+    s = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")
+    return s[:40] or "model"
+
+
+class ModelStore:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else get_settings().home / "models"
+
+    def add(self, path: str | Path, name: str | None = None) -> ModelRef:
+        """Validate ``path`` (.onnx, or .pt2 converted to ONNX) and store it; returns its reference.
+
+        Adding the same content twice returns the stored reference.
+
+        Raises:
+            ModelLoadError: the file is not a valid model (nothing is stored then).
+        """
+        src = Path(path)
+        if not src.is_file():
+            raise ModelLoadError(f"model file not found: {src}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".add-", dir=self.root))
+        try:
+            staged = tmp / "model.onnx"
+            if src.suffix.lower() in PT2_SUFFIXES:
+                convert_pt2_to_onnx(src, staged)
+            else:
+                shutil.copyfile(src, staged)
+            info = inspect_model(staged)  # raises ModelLoadError before anything is stored
+            if info.external_data_bytes:
+                raise ModelLoadError(
+                    "models with external data files are not accepted by the store yet",
+                    hint="save the model as one file: onnx.save(model, path, save_as_external_data=False)",
+                )
+            digest = sha256_file(staged)
+            model_id = f"{slug(name or src.stem)}-{digest[:12]}"
+            final = self.root / model_id
+            ref = ModelRef(
+                id=model_id, path=str(final / "model.onnx"), sha256=digest, size_bytes=info.size_bytes
+            )
+            if final.exists():
+                return self.get(model_id)
+            (tmp / "ref.json").write_text(ref.model_dump_json(indent=2))
+            try:
+                tmp.rename(final)
+            except OSError:  # another process stored the same content first
+                return self.get(model_id)
+            return ref
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def get(self, model_id: str) -> ModelRef:
+        """Raises NotFoundError for an unknown or malformed id (ids never reach the file system unchecked)."""
+        if not _ID_RE.match(model_id) or ".." in model_id:
+            raise NotFoundError(f"no stored model {model_id!r}", hint="list the stored models to get a valid id")
+        ref_file = self.root / model_id / "ref.json"
+        if not ref_file.is_file():
+            raise NotFoundError(f"no stored model {model_id!r}", hint="list the stored models to get a valid id")
+        return ModelRef.model_validate_json(ref_file.read_text())
+
+    def list(self) -> list[ModelRef]:
+        if not self.root.is_dir():
+            return []
+        return [self.get(p.name) for p in sorted(self.root.iterdir()) if (p / "ref.json").is_file()]
+
+
+def resolve_model(spec: str) -> Path:
+    """A model argument as a path to an ONNX file: a zoo name, a stored id, an .onnx path or a .pt2 path.
+
+    Raises:
+        ModelLoadError / NotFoundError: nothing matches, or the file is not a model.
+    """
+    p = Path(spec)
+    if p.is_file():
+        if p.suffix.lower() in PT2_SUFFIXES:
+            return Path(ModelStore().add(p).path)
+        return p
+    from optimizer import zoo
+
+    if zoo.is_zoo_name(spec):
+        return Path(zoo.get_zoo_case(spec).model_path)
+    if _ID_RE.match(spec):
+        try:
+            return Path(ModelStore().get(spec).path)
+        except NotFoundError:
+            pass
+    raise NotFoundError(
+        f"{spec!r} is neither a file, a zoo model nor a stored model id",
+        hint="give a path to an .onnx/.pt2 file, or a zoo name from `quanttaas zoo list`",
+    )

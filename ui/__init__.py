@@ -1,0 +1,1 @@
+"""QuantTaaS ui."""
