@@ -207,3 +207,33 @@ class Candidate(Frozen):
     @property
     def ok(self) -> bool:
         return self.error is None and self.metrics is not None
+
+
+# --------------------------------------------------------------------------- analysis reports
+
+
+class LayerSensitivity(Frozen):
+    """How much error quantizing one layer adds. Lower SQNR = more error = more sensitive."""
+
+    name: str
+    op_type: str
+    sqnr_db: float | None = Field(
+        default=None, description="SQNR (dB) of the noise this layer adds: its output's error minus its input's"
+    )
+    cumulative_sqnr_db: float | None = Field(
+        default=None, description="SQNR (dB) of the layer's output in the quantized model against the fp32 model"
+    )
+    exact_drop_pct: float | None = Field(
+        default=None, description="exact mode: metric drop of full int8 minus the drop with this layer kept fp32"
+    )
+    rank: int = Field(description="1 = most sensitive")
+
+
+class SensitivityReport(Frozen):
+    model_path: str
+    method: Literal["sqnr", "exact"]
+    recipe: str = Field(description="the quantization the error was measured for")
+    layers: list[LayerSensitivity] = Field(description="most sensitive first")
+    calib_samples: int
+    seconds: float
+    model_passes: int = Field(description="forward passes over the calibration data the profile cost")

@@ -1,0 +1,518 @@
+"""A goal-directed sweep of candidate recipes, run as parallel trials on Ray (or serially in-process).
+
+The search space (the *grid*) holds the base recipes (static int8 per-channel/per-tensor with three calibration
+methods, dynamic int8, fp16, int4 weight-only) and *selective* variants that keep the k most sensitive layers in
+fp32. The sweep does not walk the whole grid:
+
+1. a candidate whose predicted size already breaks the size limit, or that the goal's precision/methods exclude,
+   is skipped before it is built (sizes are predictable from the parameter counts, and the prediction is
+   re-scaled by the first measured int8 size);
+2. the anchors (the cheapest recipe of each kind) run first;
+3. only when the smallest static int8 misses the accuracy limit are the accuracy repairs run: the other
+   calibration methods, and a parallel bisection over k for the smallest selective candidate that meets it
+   (keeping more layers in fp32 makes a candidate larger by construction, so a larger k than a feasible one
+   cannot win on size);
+4. latency measured inside trials (which share the machine) is re-measured for the finalists, side by side and
+   alone, before the recommendation is made.
+
+Every skipped candidate is kept in the report with the reason; ``evaluations`` counts what was really built.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from optimizer.data import Dataset
+from optimizer.errors import GoalError
+from optimizer.evaluate import CUDA, evaluate_model, make_session, measure_latency
+from optimizer.goal import Goal
+from optimizer.inspect import inspect_model
+from optimizer.pareto import ParetoReport, allowed, build_report, check_goal, size_limit_bytes
+from optimizer.preprocess import QDQ_MIN_OPSET, prepare_model
+from optimizer.profile import profile_layers
+from optimizer.trial import TrialSpec, run_trial
+from optimizer.types import (
+    Candidate,
+    DynamicInt8Recipe,
+    Fp16Recipe,
+    Frozen,
+    Int4WeightOnlyRecipe,
+    Metrics,
+    ModelInspection,
+    Recipe,
+    SensitivityReport,
+    StaticInt8Recipe,
+)
+
+log = logging.getLogger(__name__)
+
+SELECTIVE_KS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+SIZE_MARGIN = 1.05  # a predicted size this much over the limit is skipped; predictions are within a few percent
+
+
+class SweepOptions(Frozen):
+    executor: Literal["ray", "serial"] = "ray"
+    workers: int | None = None  # parallel trials; default: the CPUs Ray sees
+    threads: int = 1  # onnxruntime threads per trial (and for the re-measurement)
+    latency_runs: int = 30
+    remeasure_runs: int = 60
+    exhaustive: bool = False  # evaluate the whole grid (for benchmarks and comparisons)
+    profile: bool = True  # rank layers by sensitivity to build selective candidates
+    max_selective: int = 12
+
+
+@dataclass
+class SweepEvent:
+    kind: Literal["baseline", "profiled", "trial", "skipped", "remeasured", "finished"]
+    done: int
+    planned: int
+    candidate: Candidate | None = None
+    message: str = ""
+
+
+ProgressFn = Callable[[SweepEvent], None]
+
+
+@dataclass
+class GridItem:
+    id: str
+    recipe: Recipe
+    family: Literal["anchor", "calibration", "per_tensor", "selective", "dynamic_conv"]
+    predicted_size: float
+    k: int = 0
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def _weight_params(info: ModelInspection, op_types: Sequence[str] | None) -> int:
+    return sum(la.param_count for la in info.layers if op_types is None or la.op_type in op_types)
+
+
+QUANT_LAYER_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+def predict_size(recipe: Recipe, info: ModelInspection, layer_params: dict[str, int]) -> float:
+    """Bytes the quantized file should take: float weights are 4 bytes, int8 1, fp16 2, int4 about 0.6."""
+    total = 4.0 * info.param_count
+    overhead = max(info.size_bytes - total, 0.0)
+    kept = sum(layer_params.get(n, 0) for n in recipe.keep_fp32)
+    if isinstance(recipe, StaticInt8Recipe):
+        q = _weight_params(info, recipe.op_types or QUANT_LAYER_OPS) - kept
+        return overhead + total - 3.0 * q
+    if isinstance(recipe, DynamicInt8Recipe):
+        q = _weight_params(info, recipe.op_types) - kept
+        return overhead + total - 3.0 * q
+    if isinstance(recipe, Fp16Recipe):
+        return overhead + 2.0 * info.param_count + 2.0 * kept
+    q = _weight_params(info, ("MatMul",)) - kept
+    return overhead + total - 3.4 * q
+
+
+def build_grid(
+    info: ModelInspection, sensitivity: SensitivityReport | None, *, has_calib: bool, max_selective: int = 12
+) -> list[GridItem]:
+    """Every candidate the sweep could try on this model (before the goal prunes it)."""
+    layer_params = {la.name: la.param_count for la in info.layers}
+    ops = set(info.op_counts)
+    items: list[GridItem] = []
+
+    def add(recipe: Recipe, family: Any, k: int = 0) -> None:
+        rid = f"c{len(items):02d}-{recipe.label}".replace("[", "-").replace("]", "").replace(",", "-")
+        items.append(GridItem(rid, recipe, family, predict_size(recipe, info, layer_params), k))
+
+    if has_calib and ops & set(QUANT_LAYER_OPS):
+        add(StaticInt8Recipe(), "anchor")
+    if ops & {"MatMul", "Gemm"}:
+        add(DynamicInt8Recipe(op_types=tuple(o for o in ("MatMul", "Gemm") if o in ops)), "anchor")
+    add(Fp16Recipe(), "anchor")
+    if "MatMul" in ops and _weight_params(info, ("MatMul",)) > 0:
+        add(Int4WeightOnlyRecipe(), "anchor")
+    if has_calib and ops & set(QUANT_LAYER_OPS):
+        add(StaticInt8Recipe(calibration="entropy"), "calibration")
+        add(StaticInt8Recipe(calibration="percentile"), "calibration")
+        add(StaticInt8Recipe(per_channel=False), "per_tensor")
+        if sensitivity and sensitivity.layers:
+            ranked = [la.name for la in sensitivity.layers]
+            ks = [k for k in SELECTIVE_KS if k < len(ranked)][:max_selective]
+            for k in ks:
+                add(StaticInt8Recipe(keep_fp32=tuple(ranked[:k])), "selective", k)
+    if "Conv" in ops:
+        add(DynamicInt8Recipe(op_types=tuple(o for o in ("Conv", "MatMul", "Gemm") if o in ops)), "dynamic_conv")
+    return items
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class _Executor:
+    def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        pass
+
+
+@dataclass
+class _Shared:
+    model_bytes: bytes
+    data: Dataset
+    calib: Dataset | None
+    reference: list[np.ndarray] | None
+
+
+class SerialExecutor(_Executor):
+    def __init__(self, shared: _Shared, cancelled: threading.Event):
+        self.s = shared
+        self.cancelled = cancelled
+
+    def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
+        for spec in specs:
+            if self.cancelled.is_set():
+                return
+            yield run_trial(spec, self.s.model_bytes, self.s.data, self.s.calib, self.s.reference)
+
+
+class RayExecutor(_Executor):
+    """Trials as Ray tasks; the model and data go to the object store once per sweep."""
+
+    def __init__(self, shared: _Shared, cancelled: threading.Event, workers: int | None, gpus: float):
+        from optimizer.runtime import ensure_ray
+
+        self.ray = ensure_ray()
+        self.cancelled = cancelled
+        self.refs = [self.ray.put(x) for x in (shared.model_bytes, shared.data, shared.calib, shared.reference)]
+        cpus = self.ray.cluster_resources().get("CPU", 1.0)
+        self.slots = max(1, int(workers or cpus))
+        self.gpus = gpus
+        self._task = self.ray.remote(num_cpus=1, max_retries=0)(run_trial)
+        self._pending: list[Any] = []
+
+    def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
+        queue = list(specs)
+        by_ref: dict[Any, TrialSpec] = {}
+        while queue or by_ref:
+            if self.cancelled.is_set():
+                self.cancel()
+                return
+            while queue and len(by_ref) < self.slots:
+                spec = queue.pop(0)
+                opts: dict[str, Any] = {"num_gpus": 1} if self.gpus and spec.provider == CUDA else {}
+                ref = self._task.options(**opts).remote(spec, *self.refs)
+                by_ref[ref] = spec
+            done, _ = self.ray.wait(list(by_ref), num_returns=1, timeout=1.0)
+            for ref in done:
+                spec = by_ref.pop(ref)
+                try:
+                    yield self.ray.get(ref)
+                except Exception as e:  # the worker died (segfault, OOM): the trial failed, the sweep goes on
+                    from optimizer.types import ErrorInfo
+
+                    msg = f"the trial's worker failed: {e.__class__.__name__}: {str(e)[:300]}"
+                    yield Candidate(id=spec.id, recipe=spec.recipe,
+                                    error=ErrorInfo(code="technique_failed", message=msg,
+                                                    hint="the backend crashed on this recipe")), None
+        self._pending = []
+
+    def cancel(self) -> None:
+        for ref in self._pending:
+            self.ray.cancel(ref, force=True)
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@dataclass
+class _State:
+    goal: Goal | None
+    baseline: Metrics
+    results: dict[str, Candidate] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def feasible(self, c: Candidate) -> bool:
+        return c.ok and (self.goal is None or not check_goal(c, self.goal, self.baseline))
+
+
+def _allowed_recipe(recipe: Recipe, goal: Goal | None) -> bool:
+    return allowed(Candidate(id="probe", recipe=recipe), goal)
+
+
+def run_sweep(
+    model_path: str | Path,
+    data: Dataset,
+    *,
+    calib: Dataset | None,
+    goal: Goal | None,
+    out_dir: str | Path,
+    options: SweepOptions | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    sensitivity: SensitivityReport | None = None,
+    model_name: str | None = None,
+    extra_candidates: Sequence[Candidate] = (),
+) -> ParetoReport:
+    """Search for the candidates that best meet ``goal`` and write them to ``out_dir/candidates``.
+
+    ``extra_candidates`` are finished trials from an earlier, interrupted run: they are kept and not run again.
+
+    Raises:
+        ModelLoadError / DataError: the model or data is invalid (nothing is run).
+        GoalError: the goal excludes every recipe this model allows.
+    """
+    t0 = time.perf_counter()
+    opts = options or SweepOptions()
+    cancelled = cancel or threading.Event()
+    emit = progress or (lambda e: None)
+    out = Path(out_dir)
+    (out / "candidates").mkdir(parents=True, exist_ok=True)
+    model_path = Path(model_path)
+    info = inspect_model(model_path)
+
+    # one pre-processed copy serves every trial (and the profile)
+    prepared = out / "prepared.onnx"
+    try:
+        prepare_model(model_path, prepared, min_opset=QDQ_MIN_OPSET)
+    except Exception:
+        log.warning("opset upgrade failed; per-channel static candidates may fail", exc_info=True)
+        prepare_model(model_path, prepared)
+
+    gpus = 0.0
+    if opts.executor == "ray" and (goal is None or goal.device != "cpu"):
+        from optimizer.runtime import cluster_gpus
+
+        gpus = cluster_gpus()
+    provider = CUDA if gpus else None
+
+    base_metrics, reference = evaluate_model(
+        model_path, data, keep_outputs=True, as_reference=True, threads=opts.threads,
+        latency_runs=opts.latency_runs, provider=provider,
+    )
+    base_metrics = base_metrics.model_copy(update={"accuracy_drop_pct": 0.0})
+    state = _State(goal, base_metrics)
+    emit(SweepEvent("baseline", 0, 0, message=f"baseline {base_metrics.metric_name} {base_metrics.metric:.4f}"))
+
+    if sensitivity is None and opts.profile and calib is not None:
+        try:
+            sensitivity = profile_layers(prepared, calib, prepared=True)
+            emit(SweepEvent("profiled", 0, 0, message=f"profiled {len(sensitivity.layers)} layers"))
+        except Exception as e:  # the sweep still has the base recipes without a ranking
+            log.warning("profiling failed: %s", e)
+
+    grid = build_grid(info, sensitivity, has_calib=calib is not None, max_selective=opts.max_selective)
+    for c in extra_candidates:
+        state.results[c.id] = c
+    allowed_items = []
+    for item in grid:
+        if not _allowed_recipe(item.recipe, goal):
+            state.skipped[item.id] = "excluded by the goal's precision or methods"
+        else:
+            allowed_items.append(item)
+    if not allowed_items:
+        raise GoalError(
+            "the goal excludes every recipe this model allows",
+            hint="allow quantization (int8 fits most models) or drop the precision requirement",
+        )
+
+    shared = _Shared(prepared.read_bytes(), data, calib, reference)
+    executor: _Executor = (
+        RayExecutor(shared, cancelled, opts.workers, gpus) if opts.executor == "ray" else SerialExecutor(shared, cancelled)
+    )
+    limit = size_limit_bytes(goal, base_metrics)
+    scale = [1.0]  # measured / predicted size of the full int8 candidate, once known
+
+    def predicted(item: GridItem) -> float:
+        return item.predicted_size * scale[0]
+
+    def run(items: Sequence[GridItem]) -> None:
+        todo = [i for i in items if i.id not in state.results and i.id not in state.skipped]
+        specs = [TrialSpec(id=i.id, recipe=i.recipe, baseline_metric=float(base_metrics.metric or 0.0),
+                           threads=opts.threads, latency_runs=opts.latency_runs, provider=provider) for i in todo]
+        for cand, blob in executor.run(specs):
+            if blob is not None:
+                path = out / "candidates" / f"{cand.id}.onnx"
+                path.write_bytes(blob)
+                cand = cand.model_copy(update={"model_path": str(path)})
+            state.results[cand.id] = cand
+            emit(SweepEvent("trial", len(state.results), len(grid) - len(state.skipped), cand))
+
+    def skip(item: GridItem, reason: str) -> None:
+        if item.id not in state.results and item.id not in state.skipped:
+            state.skipped[item.id] = reason
+            emit(SweepEvent("skipped", len(state.results), len(grid) - len(state.skipped), message=f"{item.id}: {reason}"))
+
+    def too_big(item: GridItem) -> bool:
+        if limit is not None and predicted(item) > limit * SIZE_MARGIN:
+            skip(item, f"predicted size {predicted(item) / 1e6:.3f} MB exceeds the {limit / 1e6:.3f} MB limit")
+            return True
+        return False
+
+    if opts.exhaustive:
+        run(allowed_items)
+    else:
+        _directed_search(allowed_items, state, run, skip, too_big, predicted, scale, goal, opts, executor)
+
+    if cancelled.is_set():
+        for item in allowed_items:
+            skip(item, "the sweep was cancelled before this candidate ran")
+
+    candidates = [state.results[i.id] for i in grid if i.id in state.results]
+    candidates += [c for c in extra_candidates if c.id not in {x.id for x in candidates}]
+    evaluations = len(candidates)
+    report = build_report(model_name or str(model_path), base_metrics, candidates, goal,
+                          evaluations=evaluations, grid_size=len(grid), skipped=list(state.skipped),
+                          skipped_reasons=state.skipped, sensitivity=sensitivity)
+    if not cancelled.is_set():
+        report = _remeasure_finalists(report, model_path, data, goal, opts, provider, emit)
+    report = report.model_copy(update={"wall_seconds": round(time.perf_counter() - t0, 3)})
+    emit(SweepEvent("finished", evaluations, evaluations, message=report.reason))
+    return report
+
+
+def _directed_search(
+    items: list[GridItem],
+    state: _State,
+    run: Callable[[Sequence[GridItem]], None],
+    skip: Callable[[GridItem, str], None],
+    too_big: Callable[[GridItem], bool],
+    predicted: Callable[[GridItem], float],
+    scale: list[float],
+    goal: Goal | None,
+    opts: SweepOptions,
+    executor: _Executor,
+) -> None:
+    fam: dict[str, list[GridItem]] = {}
+    for it in items:
+        fam.setdefault(it.family, []).append(it)
+    anchors = [i for i in fam.get("anchor", []) if not too_big(i)]
+    run(anchors)
+
+    full = next((i for i in fam.get("anchor", []) if isinstance(i.recipe, StaticInt8Recipe)), None)
+    full_c = state.results.get(full.id) if full else None
+    if full and full_c and full_c.ok and full_c.metrics:
+        scale[0] = full_c.metrics.size_bytes / max(full.predicted_size, 1.0)
+
+    objective = goal.objective if goal else "balanced"
+    has_limits = bool(goal and goal.has_constraints)
+    feasible = [c for c in state.results.values() if state.feasible(c)]
+    drop_limit = goal.max_accuracy_drop_pct if goal else None
+    full_drop = full_c.metrics.accuracy_drop_pct if full_c and full_c.ok and full_c.metrics else None
+    full_misses_accuracy = full_drop is not None and drop_limit is not None and full_drop > drop_limit
+
+    # the other calibration methods: same size as the full int8, possibly more accurate
+    calib_items = fam.get("calibration", [])
+    selective = sorted(fam.get("selective", []), key=lambda i: i.k)
+    others = fam.get("per_tensor", []) + fam.get("dynamic_conv", [])
+    for it in others:
+        if objective == "latency" or not has_limits:
+            if not too_big(it):
+                run([it])
+        else:
+            skip(it, "per-tensor and dynamic-Conv int8 are rarely more accurate or smaller than per-channel "
+                     "static int8, which was measured; not needed for this goal")
+
+    needs_repair = full_c is not None and (full_misses_accuracy or (not feasible and has_limits))
+    if feasible and objective == "size" and not needs_repair:
+        smallest = min(c.metrics.size_bytes for c in feasible if c.metrics)
+        for it in calib_items + selective:
+            skip(it, f"cannot be smaller than the feasible {smallest / 1e6:.3f} MB candidate (same size or larger "
+                     "by construction)")
+        return
+    if full_c is not None and not needs_repair and has_limits:
+        # one selective point within the size limit shows what a little more size buys in accuracy
+        fitting = [it for it in selective if predicted(it) <= (limit_of(goal, state) or float("inf"))]
+        probe = fitting[len(fitting) // 2] if fitting and objective in ("accuracy", "balanced") else None
+        for it in calib_items:
+            skip(it, "full int8 (min-max) already meets the limits; another calibration only changes accuracy")
+        for it in selective:
+            if it is not probe:
+                skip(it, "full int8 already meets the limits; keeping more layers in fp32 only makes it larger")
+        if probe is not None:
+            run([probe])
+        return
+
+    # accuracy repair: other calibrations, and a bisection over k for the smallest selective that meets the limit
+    run([i for i in calib_items if not too_big(i)])
+    cands = [i for i in selective if not too_big(i)]
+    if not has_limits or drop_limit is None:
+        # no accuracy limit to search for: sample the curve at a few points
+        picks = cands[:: max(1, len(cands) // 3)][:4]
+        for it in cands:
+            if it not in picks:
+                skip(it, "sampled the selective curve at a few k; this k lies between measured ones")
+        run(picks)
+        return
+    lo, hi = 0, len(cands) - 1
+    best: int | None = None
+    width = max(1, getattr(executor, "slots", 1))
+    while lo <= hi and cands:
+        span = hi - lo + 1
+        probes = sorted({lo + (span * (j + 1)) // (width + 1) for j in range(min(width, span))})
+        run([cands[p] for p in probes])
+        ok = [p for p in probes if (c := state.results.get(cands[p].id)) is not None and c.ok and c.metrics
+              and c.metrics.accuracy_drop_pct is not None and c.metrics.accuracy_drop_pct <= drop_limit]
+        if ok:
+            best = min(ok) if best is None else min(best, min(ok))
+            hi = min(ok) - 1
+            lo = max([p for p in probes if p < min(ok)], default=lo - 1) + 1
+        else:
+            lo = max(probes) + 1
+    for i, it in enumerate(cands):
+        if best is not None and i > best:
+            skip(it, f"keeps more layers in fp32 than {cands[best].id}, which meets the accuracy limit: larger by "
+                     "construction")
+        else:
+            skip(it, "bisection over k showed a smaller k misses the accuracy limit (monotone in k)")
+
+
+def limit_of(goal: Goal | None, state: _State) -> float | None:
+    return size_limit_bytes(goal, state.baseline)
+
+
+def _remeasure_finalists(
+    report: ParetoReport,
+    model_path: Path,
+    data: Dataset,
+    goal: Goal | None,
+    opts: SweepOptions,
+    provider: str | None,
+    emit: ProgressFn,
+) -> ParetoReport:
+    """Re-measure latency of the baseline, the front and the recommendation alone, side by side (interleaved
+    rounds), replace the trial numbers (kept in ``detail``), and recommend again."""
+    ids = list(dict.fromkeys([*report.front, *([report.recommended] if report.recommended else [])]))
+    finalists = [c for c in report.candidates if c.id in ids and c.ok and c.model_path]
+    if not finalists:
+        return report
+    paths = {"__baseline__": str(model_path), **{c.id: str(c.model_path) for c in finalists}}
+    sessions = {k: make_session(p, threads=opts.threads, provider=provider) for k, p in paths.items()}
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    rounds = 5
+    per_round = max(3, opts.remeasure_runs // rounds)
+    for _ in range(rounds):
+        for k, sess in sessions.items():
+            times[k] += measure_latency(sess, data, runs=per_round, warmup=2)
+
+    def stat(k: str) -> dict[str, float]:
+        return {"latency_ms_p50": float(np.percentile(times[k], 50)), "latency_ms_p95": float(np.percentile(times[k], 95))}
+
+    baseline = report.baseline.model_copy(update=stat("__baseline__"))
+    updated = []
+    for c in report.candidates:
+        if c.id in sessions and c.metrics:
+            detail = {**c.detail, "trial_latency_ms_p50": c.metrics.latency_ms_p50, "latency_remeasured": True}
+            c = c.model_copy(update={"metrics": c.metrics.model_copy(update=stat(c.id)), "detail": detail})
+        updated.append(c)
+    emit(SweepEvent("remeasured", report.evaluations, report.evaluations,
+                    message=f"re-measured latency of {len(finalists)} finalists and the original side by side"))
+    return build_report(report.model, baseline, updated, goal, evaluations=report.evaluations,
+                        grid_size=report.grid_size, skipped=report.skipped, skipped_reasons=report.skipped_reasons,
+                        sensitivity=report.sensitivity)
