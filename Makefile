@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/quanttaas demo
+	$(BIN)/quanttaas demo --out out/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check optimizer mcp_server assistant ui evals tests
@@ -31,11 +31,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# tests share one zoo cache inside the checkout (built on first use, ignored by git)
 test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest -q
+	QUANTTAAS_HOME=$(CURDIR)/.quanttaas $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m evals.bench_quantize
+	$(BIN)/python -m evals.bench_sweep
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

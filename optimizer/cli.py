@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from optimizer.errors import QuantTaaSError
 
 EXIT_ERROR = 2
 EXIT_INTERNAL = 1
+EXIT_GOAL_UNMET = 3
 
 
 def _print_json(obj: Any) -> None:
@@ -154,10 +155,125 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from optimizer.demo import run_demo
+def cmd_goal(args: argparse.Namespace) -> int:
+    from optimizer.goal import parse_goal
 
-    return run_demo(json_out=args.json)
+    goal = parse_goal(args.text)
+    if args.json:
+        _print_json(goal)
+    else:
+        print(goal.describe())
+        if goal.unparsed_words:
+            print("  not understood: " + ", ".join(goal.unparsed_words))
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from optimizer.data import load_data
+    from optimizer.inspect import inspect_model
+    from optimizer.profile import profile_layers, profile_layers_exact
+    from optimizer.store import resolve_model
+
+    model = resolve_model(args.model)
+    calib = load_data(args.data, inspect_model(model).inputs, metric="agreement")
+    if args.exact:
+        if not args.eval:
+            from optimizer.errors import DataError
+
+            raise DataError("--exact measures the task metric and needs --eval EVAL.npz (with labels)")
+        data = load_data(args.eval, inspect_model(model).inputs)
+        report = profile_layers_exact(model, calib, data, top_k=args.top_k)
+    else:
+        report = profile_layers(model, calib)
+    if args.json:
+        _print_json(report)
+        return 0
+    print(f"{len(report.layers)} layers, {report.method} mode, {report.model_passes} passes over "
+          f"{report.calib_samples} samples, {report.seconds:.1f} s (most sensitive first):")
+    for la in report.layers[: args.top_k if args.exact else 20]:
+        extra = f", keeping it fp32 recovers {la.exact_drop_pct:+.2f} pt" if la.exact_drop_pct is not None else ""
+        print(f"  {la.rank:>3}. {la.name} ({la.op_type}): {_fmt(la.sqnr_db, '.1f')} dB added noise SQNR{extra}")
+    return 0
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr fed by sweep events (stdout stays clean for --json)."""
+
+    def __init__(self, enabled: bool):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=0, unit="trial", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+
+    def __call__(self, event: Any) -> None:
+        self.bar.total = max(event.planned, event.done)
+        self.bar.n = event.done
+        if event.candidate is not None:
+            c = event.candidate
+            state = "failed" if c.error else f"{c.metrics.metric:.4f}" if c.metrics and c.metrics.metric is not None else ""
+            self.bar.set_postfix_str(f"{c.id}: {state}"[:60])
+        elif event.message:
+            self.bar.set_postfix_str(event.message[:60])
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def print_report(report: Any) -> None:
+    from optimizer.pareto import format_bytes
+
+    b = report.baseline
+    print(f"original: {format_bytes(b.size_bytes)}, {b.metric_name} {_fmt(b.metric)}, p50 {_fmt(b.latency_ms_p50, '.3f')} ms")
+    print(f"{report.evaluations} of {report.grid_size} candidates evaluated ({len(report.skipped)} skipped as unable "
+          f"to win, {len(report.failed)} failed); front: {len(report.front)}")
+    print(f"  {'candidate':<44} {'size':>10} {'metric':>8} {'drop pt':>8} {'p50 ms':>8}")
+    for c in report.candidates:
+        mark = "*" if c.id == report.recommended else ("f" if c.id in report.front else " ")
+        if c.metrics:
+            m = c.metrics
+            print(f"{mark} {c.id:<44} {format_bytes(m.size_bytes):>10} {_fmt(m.metric):>8} "
+                  f"{_fmt(m.accuracy_drop_pct, '+.2f'):>8} {_fmt(m.latency_ms_p50, '.3f'):>8}")
+        else:
+            print(f"{mark} {c.id:<44} failed: [{c.error.code}] {c.error.message[:60]}")
+    print(("recommended: " if report.recommended else "no candidate meets the goal: ") + report.reason)
+    for n in report.nearest:
+        print(f"  nearest {n.candidate_id}: " + "; ".join(m.text for m in n.misses))
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from optimizer.optimize import optimize
+    from optimizer.sweep import SweepOptions
+
+    try:
+        from ui.charts import save_charts_html
+    except ImportError:  # the chart is a bonus; the report is the result
+        save_charts_html = None  # type: ignore[assignment]
+    opts = SweepOptions(executor="serial" if args.serial else "ray", workers=args.workers,
+                        exhaustive=args.exhaustive, threads=args.threads)
+    bar = _ProgressBar(enabled=not args.json and sys.stderr.isatty())
+    try:
+        report = optimize(args.model, args.data, goal=args.goal, out_dir=args.out, calib_path=args.calib,
+                          options=opts, progress=bar, chart_writer=save_charts_html)
+    finally:
+        bar.close()
+    out = Path(args.out)
+    if args.json:
+        _print_json(report)
+    else:
+        print_report(report)
+        print(f"wrote {out / 'report.json'}" + (f", {out / 'best.onnx'}" if report.recommended else "")
+              + (f", {out / 'pareto.html'}" if (out / "pareto.html").exists() else ""))
+    return 0 if report.recommended else EXIT_GOAL_UNMET
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The headless demo: the zoo's digits CNN, a realistic goal, the whole sweep."""
+    ns = argparse.Namespace(model="digits-cnn", data=None, calib=None, out=args.out, json=args.json, serial=False,
+                            workers=None, exhaustive=False, threads=1,
+                            goal="make it under 40 KB with less than 1% accuracy loss")
+    print(f"QuantTaaS demo: optimizing the built-in digits-cnn for: {ns.goal!r}", file=sys.stderr)
+    rc = cmd_optimize(ns)
+    return 0 if rc in (0, EXIT_GOAL_UNMET) else rc
 
 
 # --------------------------------------------------------------------------- parser
@@ -207,17 +323,38 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
+    g = sub.add_parser("goal", help="read a goal in plain words (no LLM)")
+    g.add_argument("text")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=cmd_goal)
+
+    pr = sub.add_parser("profile", help="rank layers by sensitivity to int8 quantization")
+    pr.add_argument("model")
+    pr.add_argument("--data", required=True, help="calibration .npz")
+    pr.add_argument("--exact", action="store_true", help="also measure the metric with each top-k layer kept fp32")
+    pr.add_argument("--eval", help="evaluation .npz with labels (for --exact)")
+    pr.add_argument("--top-k", type=int, default=8)
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_profile)
+
+    o = sub.add_parser("optimize", help="sweep recipes for a goal; write report, candidates, best model, chart")
+    o.add_argument("model", help="an .onnx/.pt2 file or a zoo name")
+    o.add_argument("--data", help="evaluation .npz (default for zoo models: their own)")
+    o.add_argument("--calib", help="calibration .npz (default: the first evaluation samples)")
+    o.add_argument("--goal", required=True, help='e.g. "under 5 MB, <1%% accuracy loss"')
+    o.add_argument("--out", required=True, help="output folder")
+    o.add_argument("--serial", action="store_true", help="run trials in this process instead of on Ray")
+    o.add_argument("--workers", type=int, default=None, help="parallel trials (default: CPUs Ray sees)")
+    o.add_argument("--exhaustive", action="store_true", help="evaluate the whole grid instead of a directed search")
+    o.add_argument("--threads", type=int, default=1, help="onnxruntime threads per measurement")
+    o.add_argument("--json", action="store_true")
+    o.set_defaults(func=cmd_optimize)
+
     d = sub.add_parser("demo", help="the headless demo on the built-in digits-cnn model")
+    d.add_argument("--out", default="out/demo")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
-
-    for register in EXTRA_COMMANDS:
-        register(sub)
     return p
-
-
-# later features (goal, profile, optimize) add their sub-commands here
-EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def _quiet_libraries() -> None:

@@ -179,3 +179,59 @@ def self_or_upstream(tensor: str, producer: dict[str, onnx.NodeProto], known: di
         tensor = inputs[0]
         seen += 1
     return tensor
+
+
+def profile_layers_exact(
+    model_path: str | Path,
+    calib: Dataset,
+    data: Dataset,
+    *,
+    top_k: int = 8,
+    recipe: StaticInt8Recipe | None = None,
+    executor: str = "ray",
+    workers: int | None = None,
+) -> SensitivityReport:
+    """The sqnr ranking, then the task metric measured with each of its ``top_k`` layers kept in fp32 (one trial
+    per layer, in parallel), re-ranked by how many points of the full-int8 loss each recovers.
+
+    Raises:
+        ModelLoadError / RecipeError / TechniqueError / EvaluationError.
+    """
+    import threading
+
+    from optimizer.evaluate import evaluate_model
+    from optimizer.executors import Shared, make_executor
+    from optimizer.trial import TrialSpec
+
+    recipe = recipe or StaticInt8Recipe()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="quanttaas-exact-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        prepare_model(model_path, fp32, min_opset=QDQ_MIN_OPSET)
+        sqnr = profile_layers(fp32, calib, recipe=recipe, prepared=True)
+        base, reference = evaluate_model(fp32, data, keep_outputs=True, as_reference=True, latency_runs=0)
+        top = sqnr.layers[:top_k]
+        specs = [TrialSpec(id="full", recipe=recipe, baseline_metric=base.metric or 0.0, latency_runs=0)]
+        specs += [
+            TrialSpec(id=la.name, recipe=recipe.model_copy(update={"keep_fp32": (la.name,)}),
+                      baseline_metric=base.metric or 0.0, latency_runs=0)
+            for la in top
+        ]
+        shared = Shared(fp32.read_bytes(), data, calib, reference)
+        results = {c.id: c for c, _ in make_executor(executor, shared, threading.Event(), workers, 0.0).run(specs)}
+    full = results["full"].metrics
+    full_drop = full.accuracy_drop_pct if full else None
+    scored = []
+    for la in top:
+        m = results[la.name].metrics
+        gain = None if m is None or full_drop is None or m.accuracy_drop_pct is None else full_drop - m.accuracy_drop_pct
+        scored.append((la, gain))
+    scored.sort(key=lambda x: (-(x[1] if x[1] is not None else float("-inf")), x[0].rank))
+    layers = [la.model_copy(update={"exact_drop_pct": None if g is None else round(g, 4), "rank": i + 1})
+              for i, (la, g) in enumerate(scored)]
+    rest = [la.model_copy(update={"rank": len(layers) + i + 1}) for i, la in enumerate(sqnr.layers[top_k:])]
+    return SensitivityReport(
+        model_path=str(model_path), method="exact", recipe=recipe.label, layers=layers + rest,
+        calib_samples=sqnr.calib_samples, seconds=round(time.perf_counter() - t0, 3),
+        model_passes=sqnr.model_passes + len(specs) * 2,
+    )

@@ -21,10 +21,9 @@ Every skipped candidate is kept in the report with the reason; ``evaluations`` c
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,12 +33,13 @@ import numpy as np
 from optimizer.data import Dataset
 from optimizer.errors import GoalError
 from optimizer.evaluate import CUDA, evaluate_model, make_session, measure_latency
+from optimizer.executors import Executor, Shared, make_executor
 from optimizer.goal import Goal
 from optimizer.inspect import inspect_model
 from optimizer.pareto import ParetoReport, allowed, build_report, check_goal, size_limit_bytes
 from optimizer.preprocess import QDQ_MIN_OPSET, prepare_model
 from optimizer.profile import profile_layers
-from optimizer.trial import TrialSpec, run_trial
+from optimizer.trial import TrialSpec
 from optimizer.types import (
     Candidate,
     DynamicInt8Recipe,
@@ -151,83 +151,6 @@ def build_grid(
     return items
 
 
-# --------------------------------------------------------------------------- executors
-
-
-class _Executor:
-    def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
-        raise NotImplementedError
-
-    def cancel(self) -> None:
-        pass
-
-
-@dataclass
-class _Shared:
-    model_bytes: bytes
-    data: Dataset
-    calib: Dataset | None
-    reference: list[np.ndarray] | None
-
-
-class SerialExecutor(_Executor):
-    def __init__(self, shared: _Shared, cancelled: threading.Event):
-        self.s = shared
-        self.cancelled = cancelled
-
-    def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
-        for spec in specs:
-            if self.cancelled.is_set():
-                return
-            yield run_trial(spec, self.s.model_bytes, self.s.data, self.s.calib, self.s.reference)
-
-
-class RayExecutor(_Executor):
-    """Trials as Ray tasks; the model and data go to the object store once per sweep."""
-
-    def __init__(self, shared: _Shared, cancelled: threading.Event, workers: int | None, gpus: float):
-        from optimizer.runtime import ensure_ray
-
-        self.ray = ensure_ray()
-        self.cancelled = cancelled
-        self.refs = [self.ray.put(x) for x in (shared.model_bytes, shared.data, shared.calib, shared.reference)]
-        cpus = self.ray.cluster_resources().get("CPU", 1.0)
-        self.slots = max(1, int(workers or cpus))
-        self.gpus = gpus
-        self._task = self.ray.remote(num_cpus=1, max_retries=0)(run_trial)
-        self._pending: list[Any] = []
-
-    def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
-        queue = list(specs)
-        by_ref: dict[Any, TrialSpec] = {}
-        while queue or by_ref:
-            if self.cancelled.is_set():
-                self.cancel()
-                return
-            while queue and len(by_ref) < self.slots:
-                spec = queue.pop(0)
-                opts: dict[str, Any] = {"num_gpus": 1} if self.gpus and spec.provider == CUDA else {}
-                ref = self._task.options(**opts).remote(spec, *self.refs)
-                by_ref[ref] = spec
-            done, _ = self.ray.wait(list(by_ref), num_returns=1, timeout=1.0)
-            for ref in done:
-                spec = by_ref.pop(ref)
-                try:
-                    yield self.ray.get(ref)
-                except Exception as e:  # the worker died (segfault, OOM): the trial failed, the sweep goes on
-                    from optimizer.types import ErrorInfo
-
-                    msg = f"the trial's worker failed: {e.__class__.__name__}: {str(e)[:300]}"
-                    yield Candidate(id=spec.id, recipe=spec.recipe,
-                                    error=ErrorInfo(code="technique_failed", message=msg,
-                                                    hint="the backend crashed on this recipe")), None
-        self._pending = []
-
-    def cancel(self) -> None:
-        for ref in self._pending:
-            self.ray.cancel(ref, force=True)
-
-
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -322,10 +245,8 @@ def run_sweep(
             hint="allow quantization (int8 fits most models) or drop the precision requirement",
         )
 
-    shared = _Shared(prepared.read_bytes(), data, calib, reference)
-    executor: _Executor = (
-        RayExecutor(shared, cancelled, opts.workers, gpus) if opts.executor == "ray" else SerialExecutor(shared, cancelled)
-    )
+    shared = Shared(prepared.read_bytes(), data, calib, reference)
+    executor = make_executor(opts.executor, shared, cancelled, opts.workers, gpus)
     limit = size_limit_bytes(goal, base_metrics)
     scale = [1.0]  # measured / predicted size of the full int8 candidate, once known
 
@@ -360,6 +281,15 @@ def run_sweep(
     else:
         _directed_search(allowed_items, state, run, skip, too_big, predicted, scale, goal, opts, executor)
 
+    if not cancelled.is_set() and not any(c.ok for c in state.results.values()):
+        # every candidate was predicted to miss: measure the smallest anyway, so "nearest" has real numbers
+        for item in sorted(allowed_items, key=predicted):
+            if item.id not in state.results:
+                state.skipped.pop(item.id, None)
+                run([item])
+            if any(c.ok for c in state.results.values()):
+                break
+
     if cancelled.is_set():
         for item in allowed_items:
             skip(item, "the sweep was cancelled before this candidate ran")
@@ -387,7 +317,7 @@ def _directed_search(
     scale: list[float],
     goal: Goal | None,
     opts: SweepOptions,
-    executor: _Executor,
+    executor: Executor,
 ) -> None:
     fam: dict[str, list[GridItem]] = {}
     for it in items:

@@ -1,0 +1,97 @@
+"""Where trials run: in this process (serial) or as Ray tasks (parallel, local or on a cluster)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from optimizer.data import Dataset
+from optimizer.evaluate import CUDA
+from optimizer.trial import TrialSpec, run_trial
+from optimizer.types import Candidate, ErrorInfo
+
+
+class Executor:
+    """Runs trials and yields each (candidate, model bytes) as it finishes."""
+
+    def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        pass
+
+
+@dataclass
+class Shared:
+    model_bytes: bytes
+    data: Dataset
+    calib: Dataset | None
+    reference: list[np.ndarray] | None
+
+
+class SerialExecutor(Executor):
+    def __init__(self, shared: Shared, cancelled: threading.Event):
+        self.s = shared
+        self.cancelled = cancelled
+
+    def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
+        for spec in specs:
+            if self.cancelled.is_set():
+                return
+            yield run_trial(spec, self.s.model_bytes, self.s.data, self.s.calib, self.s.reference)
+
+
+class RayExecutor(Executor):
+    """Trials as Ray tasks; the model and data go to the object store once per sweep."""
+
+    def __init__(self, shared: Shared, cancelled: threading.Event, workers: int | None, gpus: float):
+        from optimizer.runtime import ensure_ray
+
+        self.ray = ensure_ray()
+        self.cancelled = cancelled
+        self.refs = [self.ray.put(x) for x in (shared.model_bytes, shared.data, shared.calib, shared.reference)]
+        cpus = self.ray.cluster_resources().get("CPU", 1.0)
+        self.slots = max(1, int(workers or cpus))
+        self.gpus = gpus
+        self._task = self.ray.remote(num_cpus=1, max_retries=0)(run_trial)
+        self._pending: list[Any] = []
+
+    def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
+        queue = list(specs)
+        by_ref: dict[Any, TrialSpec] = {}
+        while queue or by_ref:
+            if self.cancelled.is_set():
+                self.cancel()
+                return
+            while queue and len(by_ref) < self.slots:
+                spec = queue.pop(0)
+                opts: dict[str, Any] = {"num_gpus": 1} if self.gpus and spec.provider == CUDA else {}
+                ref = self._task.options(**opts).remote(spec, *self.refs)
+                by_ref[ref] = spec
+            done, _ = self.ray.wait(list(by_ref), num_returns=1, timeout=1.0)
+            for ref in done:
+                spec = by_ref.pop(ref)
+                try:
+                    yield self.ray.get(ref)
+                except Exception as e:  # the worker died (segfault, OOM): the trial failed, the sweep goes on
+                    msg = f"the trial's worker failed: {e.__class__.__name__}: {str(e)[:300]}"
+                    yield Candidate(id=spec.id, recipe=spec.recipe,
+                                    error=ErrorInfo(code="technique_failed", message=msg,
+                                                    hint="the backend crashed on this recipe")), None
+        self._pending = []
+
+    def cancel(self) -> None:
+        for ref in self._pending:
+            self.ray.cancel(ref, force=True)
+
+
+
+
+def make_executor(kind: str, shared: Shared, cancelled: threading.Event, workers: int | None, gpus: float) -> Executor:
+    if kind == "ray":
+        return RayExecutor(shared, cancelled, workers, gpus)
+    return SerialExecutor(shared, cancelled)

@@ -1,0 +1,736 @@
+"""The Pareto front of measured candidates, how each one meets a goal, and the one to recommend.
+
+Pure functions over :class:`~optimizer.types.Candidate` values: no I/O, no model loading, no heavy imports.
+
+Every objective is minimised: size on disk, accuracy drop (percentage points against the original) and median
+latency. Failed candidates stay in the report as data but never enter the front or the recommendation.
+
+How a recommendation is chosen (:func:`recommend`):
+
+1. *Allowed*: the goal's precision and methods filter recipes (:func:`allowed`, :func:`recipe_methods`).
+2. *Feasible*: :func:`check_goal` finds no missed limit. A goal about speed (a latency limit, a minimum
+   speed-up or the ``latency`` objective) also rules out every candidate that is not faster than the original.
+3. *Objective* among the feasible ones: ``size`` -> smallest; ``latency`` -> lowest p50; ``accuracy`` ->
+   lowest drop; ``balanced`` -> among the feasible candidates on the Pareto front of the feasible set, the
+   lowest ``size / original size + p50 / original p50 + max(drop, 0) / max(drop limit or 1, 0.1)`` (the
+   latency term only when latency was measured). The drop term is scaled by the allowed drop so that spending
+   the whole allowance costs as much as keeping the original size. Ties go to the smaller, then the lower
+   drop, then the lower id.
+4. No feasible candidate: nothing is recommended; the (up to) three nearest allowed candidates are returned
+   with how far each misses (:class:`Nearest`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from optimizer.errors import NotFoundError
+from optimizer.goal import Goal
+from optimizer.types import Candidate, Frozen, Metrics, SensitivityReport
+
+__all__ = [
+    "OBJECTIVES",
+    "ConstraintMiss",
+    "Nearest",
+    "ParetoReport",
+    "Recommendation",
+    "allowed",
+    "build_report",
+    "check_goal",
+    "format_bytes",
+    "is_speed_goal",
+    "pareto_front",
+    "recipe_methods",
+    "recipe_precision",
+    "recommend",
+    "size_limit_bytes",
+]
+
+OBJECTIVES: tuple[str, ...] = ("size_bytes", "accuracy_drop_pct", "latency_ms_p50")
+"""The Metrics fields the front is computed on; every one is minimised."""
+
+_MB = 1_000_000  # the goal's megabytes are decimal, like the sizes people read in file browsers
+_NEAREST = 3
+_MISSING_SCORE = 1.0  # an unmeasured metric counts like missing a limit by 100 %
+
+Objective = Literal["size", "latency", "accuracy", "balanced"]
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _trim(x: float, digits: int) -> str:
+    text = f"{x:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def format_bytes(n: float) -> str:
+    """A byte count for people, decimal units: ``52100`` -> ``"52.1 KB"``, ``40000`` -> ``"40 KB"``."""
+    value = float(n)
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(value) >= scale:
+            v = value / scale
+            return f"{_trim(v, 0 if abs(v) >= 100 else 1 if abs(v) >= 10 else 2)} {unit}"
+    return f"{round(value)} B"
+
+
+def _fmt_limit(x: float) -> str:
+    """Limits as people wrote them: 1 -> ``1.0``, 0.25 -> ``0.25``."""
+    return f"{x:.1f}" if round(x, 1) == x else f"{x:g}"
+
+
+def _fmt_ms(x: float) -> str:
+    return f"{x:.2f} ms" if x < 100 else f"{x:.0f} ms"
+
+
+# --------------------------------------------------------------------------- the front
+
+
+def _value(metrics: Metrics, objective: str) -> float | None:
+    v = getattr(metrics, objective, None)
+    if v is None:
+        return None
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+def _point(candidate: Candidate, objectives: Sequence[str]) -> tuple[float, ...] | None:
+    if not candidate.ok or candidate.metrics is None:
+        return None
+    values = [_value(candidate.metrics, o) for o in objectives]
+    if any(v is None for v in values):
+        return None
+    return tuple(v for v in values if v is not None)
+
+
+def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
+
+
+def _size_id(candidate: Candidate) -> tuple[float, str]:
+    size = candidate.metrics.size_bytes if candidate.metrics is not None else math.inf
+    return (float(size), candidate.id)
+
+
+def pareto_front(candidates: Sequence[Candidate], objectives: Sequence[str] = OBJECTIVES) -> list[str]:
+    """Ids of the candidates no other candidate dominates, every objective minimised, ordered by size then id.
+
+    A candidate dominates another when it is no worse on every objective and better on at least one, so
+    identical points are all on the front. Failed candidates and candidates missing a value for any of the
+    ``objectives`` are left out (never an error). Raises nothing.
+    """
+    points = [(c, p) for c in candidates if (p := _point(c, objectives)) is not None]
+    front = [c for c, p in points if not any(_dominates(q, p) for _, q in points)]
+    return [c.id for c in sorted(front, key=_size_id)]
+
+
+def _measured_objectives(candidates: Sequence[Candidate]) -> tuple[str, ...]:
+    """The objectives at least one successful candidate has a value for (an unmeasured one cannot rank)."""
+    measured = tuple(
+        o
+        for o in OBJECTIVES
+        if any(c.ok and c.metrics is not None and _value(c.metrics, o) is not None for c in candidates)
+    )
+    return measured or OBJECTIVES[:1]
+
+
+# --------------------------------------------------------------------------- recipes against the goal
+
+
+def recipe_methods(recipe: Any) -> set[str]:
+    """The compression methods a recipe uses: ``prune`` for kinds starting with "prune", else ``quantize``.
+
+    A recipe that chains others (a ``steps`` sequence of recipes) uses the union of its steps' methods. This
+    is the one place the mapping lives.
+    """
+    steps = getattr(recipe, "steps", None)
+    if steps:
+        return set().union(*(recipe_methods(step) for step in steps))
+    kind = str(getattr(recipe, "kind", ""))
+    return {"prune"} if kind.startswith("prune") else {"quantize"}
+
+
+_PRECISION_OF_KIND: dict[str, str] = {
+    "static_int8": "int8",
+    "dynamic_int8": "int8",
+    "int4_weight_only": "int4",
+    "fp16": "fp16",
+}
+
+
+def recipe_precision(recipe: Any) -> str | None:
+    """The numeric precision a recipe produces (``int8``, ``int4``, ``fp16``) or None (e.g. pruning alone).
+
+    For a chained recipe (``steps``), the precision of its last quantizing step.
+    """
+    steps = getattr(recipe, "steps", None)
+    if steps:
+        found = [p for step in steps if (p := recipe_precision(step)) is not None]
+        return found[-1] if found else None
+    return _PRECISION_OF_KIND.get(str(getattr(recipe, "kind", "")))
+
+
+def allowed(candidate: Candidate, goal: Goal | None) -> bool:
+    """False when the goal's precision or methods exclude the candidate's recipe. Raises nothing.
+
+    ``precision`` keeps only recipes of exactly that precision (a recipe with none, such as pruning alone, is
+    excluded); ``methods_allowed`` keeps recipes whose every method is listed; ``methods_forbidden`` drops
+    recipes that use any listed method.
+    """
+    if goal is None:
+        return True
+    if goal.precision is not None and recipe_precision(candidate.recipe) != goal.precision:
+        return False
+    methods = recipe_methods(candidate.recipe)
+    if goal.methods_allowed is not None and not methods <= set(goal.methods_allowed):
+        return False
+    return not (goal.methods_forbidden and methods & set(goal.methods_forbidden))
+
+
+def is_speed_goal(goal: Goal | None) -> bool:
+    """Whether the goal is about speed: a latency limit, a minimum speed-up or the ``latency`` objective."""
+    if goal is None:
+        return False
+    return goal.max_latency_ms is not None or goal.min_speedup is not None or goal.objective == "latency"
+
+
+def _has_limits(goal: Goal | None) -> bool:
+    return goal is not None and goal.has_constraints
+
+
+def size_limit_bytes(goal: Goal | None, baseline: Metrics) -> float | None:
+    """The absolute size limit in bytes: the tighter of ``max_size_mb`` and ``max_size_ratio`` x original."""
+    if goal is None:
+        return None
+    limits = []
+    if goal.max_size_mb is not None:
+        limits.append(goal.max_size_mb * _MB)
+    if goal.max_size_ratio is not None:
+        limits.append(goal.max_size_ratio * baseline.size_bytes)
+    return min(limits) if limits else None
+
+
+# --------------------------------------------------------------------------- checking one candidate
+
+
+class ConstraintMiss(Frozen):
+    """One limit of the goal a candidate does not meet, and by how much."""
+
+    constraint: str = Field(
+        description="the goal field (max_size_mb, max_size_ratio, max_accuracy_drop_pct, max_latency_ms, "
+        "min_speedup) or faster_than_original (speed goals) or measured (the candidate failed)"
+    )
+    limit: float | None = Field(description="the limit, in ``unit``")
+    value: float | None = Field(
+        description="what the candidate measured, in ``unit``; null when not measured"
+    )
+    unit: str = Field(description="MB, x, pt or ms")
+    over_by: float | None = Field(
+        description="how far past the limit, in ``unit`` (minimums: how far short); null when not measured"
+    )
+    over_by_pct: float | None = Field(description="``over_by`` as a percentage of the limit")
+    text: str = Field(description="one phrase, e.g. 'size 52.1 KB is 12.1 KB over the 40 KB limit'")
+
+
+class Nearest(Frozen):
+    """A candidate that misses the goal, with every miss; ``score`` is the normalised total miss."""
+
+    candidate_id: str
+    misses: list[ConstraintMiss]
+    score: float = Field(
+        description="sum of over_by_pct / 100 over the misses (1 per unmeasured limit); lower = nearer"
+    )
+
+
+def _pct(over: float, limit: float) -> float | None:
+    return over / abs(limit) * 100.0 if limit else None
+
+
+def _unmeasured(constraint: str, limit: float, unit: str, what: str, limit_text: str) -> ConstraintMiss:
+    return ConstraintMiss(
+        constraint=constraint,
+        limit=limit,
+        value=None,
+        unit=unit,
+        over_by=None,
+        over_by_pct=None,
+        text=f"{what} was not measured, so the {limit_text} cannot be checked",
+    )
+
+
+def _check_size_mb(m: Metrics, limit_mb: float) -> ConstraintMiss | None:
+    limit_bytes = limit_mb * _MB
+    if m.size_bytes <= limit_bytes:
+        return None
+    over = m.size_bytes - limit_bytes
+    return ConstraintMiss(
+        constraint="max_size_mb",
+        limit=limit_mb,
+        value=m.size_bytes / _MB,
+        unit="MB",
+        over_by=over / _MB,
+        over_by_pct=_pct(over, limit_bytes),
+        text=(
+            f"size {format_bytes(m.size_bytes)} is {format_bytes(over)} over the "
+            f"{format_bytes(limit_bytes)} limit"
+        ),
+    )
+
+
+def _check_size_ratio(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)}x-of-the-original limit"
+    if baseline.size_bytes <= 0:
+        return _unmeasured("max_size_ratio", limit, "x", "the original's size", limit_text)
+    ratio = m.size_bytes / baseline.size_bytes
+    if ratio <= limit:
+        return None
+    return ConstraintMiss(
+        constraint="max_size_ratio",
+        limit=limit,
+        value=ratio,
+        unit="x",
+        over_by=ratio - limit,
+        over_by_pct=_pct(ratio - limit, limit),
+        text=(
+            f"size {format_bytes(m.size_bytes)} is {ratio:.2f}x the original, "
+            f"{format_bytes(m.size_bytes - limit * baseline.size_bytes)} over the {_fmt_limit(limit)}x "
+            f"({format_bytes(limit * baseline.size_bytes)}) limit"
+        ),
+    )
+
+
+def _check_drop(m: Metrics, limit: float) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)} pt limit"
+    drop = _value(m, "accuracy_drop_pct")
+    if drop is None:
+        return _unmeasured("max_accuracy_drop_pct", limit, "pt", "the accuracy drop", limit_text)
+    if drop <= limit:
+        return None
+    return ConstraintMiss(
+        constraint="max_accuracy_drop_pct",
+        limit=limit,
+        value=drop,
+        unit="pt",
+        over_by=drop - limit,
+        over_by_pct=_pct(drop - limit, limit) if limit else None,
+        text=f"accuracy drop {drop:.2f} pt is {drop - limit:.2f} pt over the {limit_text}",
+    )
+
+
+def _check_latency(m: Metrics, limit: float) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)} ms limit"
+    p50 = _value(m, "latency_ms_p50")
+    if p50 is None:
+        return _unmeasured("max_latency_ms", limit, "ms", "latency", limit_text)
+    if p50 <= limit:
+        return None
+    return ConstraintMiss(
+        constraint="max_latency_ms",
+        limit=limit,
+        value=p50,
+        unit="ms",
+        over_by=p50 - limit,
+        over_by_pct=_pct(p50 - limit, limit),
+        text=f"latency p50 {_fmt_ms(p50)} is {_fmt_ms(p50 - limit)} over the {limit_text}",
+    )
+
+
+def _check_speedup(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)}x minimum speed-up"
+    p50 = _value(m, "latency_ms_p50")
+    base = _value(baseline, "latency_ms_p50")
+    if p50 is None or p50 <= 0:
+        return _unmeasured("min_speedup", limit, "x", "latency", limit_text)
+    if base is None:
+        return _unmeasured("min_speedup", limit, "x", "the original's latency", limit_text)
+    speedup = base / p50
+    if speedup >= limit:
+        return None
+    return ConstraintMiss(
+        constraint="min_speedup",
+        limit=limit,
+        value=speedup,
+        unit="x",
+        over_by=limit - speedup,
+        over_by_pct=_pct(limit - speedup, limit),
+        text=f"speed-up {speedup:.2f}x is {limit - speedup:.2f}x short of the {limit_text}",
+    )
+
+
+def _check_not_slower(m: Metrics, baseline: Metrics) -> ConstraintMiss | None:
+    base = _value(baseline, "latency_ms_p50")
+    if base is None:  # the original's latency is unknown: there is nothing to compare against
+        return None
+    p50 = _value(m, "latency_ms_p50")
+    if p50 is None:
+        return _unmeasured(
+            "faster_than_original",
+            base,
+            "ms",
+            "latency",
+            f"requirement to be faster than the original ({_fmt_ms(base)})",
+        )
+    if p50 < base:
+        return None
+    how = "slower than" if p50 > base else "no faster than"
+    return ConstraintMiss(
+        constraint="faster_than_original",
+        limit=base,
+        value=p50,
+        unit="ms",
+        over_by=p50 - base,
+        over_by_pct=_pct(p50 - base, base),
+        text=f"latency p50 {_fmt_ms(p50)} is {how} the original ({_fmt_ms(base)})",
+    )
+
+
+def check_goal(candidate: Candidate, goal: Goal, baseline: Metrics) -> list[ConstraintMiss]:
+    """Every limit of ``goal`` the candidate misses; an empty list means it meets them all. Raises nothing.
+
+    Limits: ``max_size_mb`` (1 MB = 1e6 bytes), ``max_size_ratio`` (size / original size),
+    ``max_accuracy_drop_pct``, ``max_latency_ms`` (p50) and ``min_speedup`` (original p50 / p50). A metric a
+    limit needs that was not measured is a miss (``value`` and ``over_by`` null). For a speed goal
+    (:func:`is_speed_goal`) a candidate not faster than the original misses ``faster_than_original``, unless a
+    ``min_speedup`` of at least 1 already says so. A failed candidate misses ``measured``.
+    """
+    m = candidate.metrics
+    if not candidate.ok or m is None:
+        reason = f"{candidate.error.code}: {candidate.error.message}" if candidate.error else "no metrics"
+        return [
+            ConstraintMiss(
+                constraint="measured",
+                limit=None,
+                value=None,
+                unit="",
+                over_by=None,
+                over_by_pct=None,
+                text=f"the candidate failed ({reason})",
+            )
+        ]
+    checks: list[ConstraintMiss | None] = []
+    if goal.max_size_mb is not None:
+        checks.append(_check_size_mb(m, goal.max_size_mb))
+    if goal.max_size_ratio is not None:
+        checks.append(_check_size_ratio(m, goal.max_size_ratio, baseline))
+    if goal.max_accuracy_drop_pct is not None:
+        checks.append(_check_drop(m, goal.max_accuracy_drop_pct))
+    if goal.max_latency_ms is not None:
+        checks.append(_check_latency(m, goal.max_latency_ms))
+    if goal.min_speedup is not None:
+        checks.append(_check_speedup(m, goal.min_speedup, baseline))
+    misses = [c for c in checks if c is not None]
+    # a min_speedup of at least 1 that is missed already says "slower"; an unmeasured latency is said once
+    said = any(
+        (x.constraint == "min_speedup" and (x.limit or 0) >= 1)
+        or (x.constraint in ("max_latency_ms", "min_speedup") and x.value is None)
+        for x in misses
+    )
+    if is_speed_goal(goal) and not said:
+        slower = _check_not_slower(m, baseline)
+        if slower is not None:
+            misses.append(slower)
+    return misses
+
+
+# --------------------------------------------------------------------------- recommending
+
+
+class Recommendation(Frozen):
+    """The candidate that best answers a goal, or none and how near the best ones came."""
+
+    recommended: str | None
+    reason: str = Field(description="one plain sentence with the measured numbers")
+    feasible: list[str] = Field(description="ids of the candidates that meet every limit, by size then id")
+    nearest: list[Nearest] = Field(
+        default_factory=list, description="when none is feasible: up to 3 nearest candidates, nearest first"
+    )
+
+
+def _num(m: Metrics | None, field: str) -> float:
+    if m is None:
+        return math.inf
+    v = _value(m, field)
+    return math.inf if v is None else v
+
+
+def _miss_score(misses: Sequence[ConstraintMiss]) -> float:
+    """Sum of relative misses; a miss against a zero limit counts its absolute amount, an unmeasured one 1."""
+    total = 0.0
+    for x in misses:
+        if x.over_by_pct is not None:
+            total += x.over_by_pct / 100.0
+        elif x.over_by is not None:
+            total += x.over_by
+        else:
+            total += _MISSING_SCORE
+    return total
+
+
+def _tiebreak(c: Candidate) -> tuple[float, float, str]:
+    return (_num(c.metrics, "size_bytes"), _num(c.metrics, "accuracy_drop_pct"), c.id)
+
+
+def _balanced_score(c: Candidate, baseline: Metrics, goal: Goal | None, objectives: Sequence[str]) -> float:
+    m = c.metrics
+    if m is None:
+        return math.inf
+    score = m.size_bytes / baseline.size_bytes if baseline.size_bytes > 0 else 0.0
+    p50, base_p50 = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
+    if "latency_ms_p50" in objectives and p50 is not None and base_p50:
+        score += p50 / base_p50
+    drop_limit = goal.max_accuracy_drop_pct if goal is not None else None
+    scale = max(drop_limit if drop_limit is not None else 1.0, 0.1)
+    score += max(_value(m, "accuracy_drop_pct") or 0.0, 0.0) / scale
+    return score
+
+
+def _pick(
+    feasible: Sequence[Candidate], objective: Objective, baseline: Metrics, goal: Goal | None
+) -> tuple[Candidate, int]:
+    """The best feasible candidate for the objective, and how many it was chosen from."""
+    if objective == "size":
+        return min(feasible, key=_tiebreak), len(feasible)
+    if objective == "latency":
+        return min(feasible, key=lambda c: (_num(c.metrics, "latency_ms_p50"), *_tiebreak(c))), len(feasible)
+    if objective == "accuracy":
+        return min(feasible, key=lambda c: (_num(c.metrics, "accuracy_drop_pct"), *_tiebreak(c))), len(
+            feasible
+        )
+    objectives = _measured_objectives(feasible)
+    front_ids = set(pareto_front(feasible, objectives))
+    pool = [c for c in feasible if c.id in front_ids] or list(feasible)
+    best = min(pool, key=lambda c: (_balanced_score(c, baseline, goal, objectives), *_tiebreak(c)))
+    return best, len(pool)
+
+
+def _name(c: Candidate) -> str:
+    label = c.recipe.label
+    return c.id if label == c.id else f"{c.id} ({label})"
+
+
+def _met_limits(c: Candidate, goal: Goal, baseline: Metrics) -> list[str]:
+    m = c.metrics
+    if m is None:
+        return []
+    parts: list[str] = []
+    size_limit = size_limit_bytes(goal, baseline)
+    if size_limit is not None:
+        parts.append(f"{format_bytes(m.size_bytes)} <= {format_bytes(size_limit)}")
+    drop = _value(m, "accuracy_drop_pct")
+    if goal.max_accuracy_drop_pct is not None and drop is not None:
+        parts.append(f"drop {drop:.2f} pt <= {_fmt_limit(goal.max_accuracy_drop_pct)} pt")
+    p50, base = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
+    if goal.max_latency_ms is not None and p50 is not None:
+        parts.append(f"p50 {_fmt_ms(p50)} <= {_fmt_limit(goal.max_latency_ms)} ms")
+    if goal.min_speedup is not None and p50 and base is not None:
+        parts.append(f"speed-up {base / p50:.2f}x >= {_fmt_limit(goal.min_speedup)}x")
+    return parts
+
+
+def _superlative(c: Candidate, objective: Objective, baseline: Metrics) -> str:
+    m = c.metrics
+    if m is None:  # never: only successful candidates are picked
+        return "best"
+    drop = _value(m, "accuracy_drop_pct")
+    drop_text = "drop not measured" if drop is None else f"drop {drop:.2f} pt"
+    p50, base = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
+    if objective == "size":
+        return f"smallest ({format_bytes(m.size_bytes)}, {drop_text})"
+    if objective == "latency":
+        speed = f", {base / p50:.2f}x faster than the original" if p50 and base else ""
+        return f"fastest (p50 {_fmt_ms(p50) if p50 is not None else 'not measured'}{speed})"
+    if objective == "accuracy":
+        return f"most accurate ({drop_text}, {format_bytes(m.size_bytes)})"
+    ratio = m.size_bytes / baseline.size_bytes if baseline.size_bytes else math.nan
+    latency = f", p50 {_fmt_ms(p50)}" if p50 is not None else ""
+    return f"best balance of size, accuracy and speed ({ratio:.2f}x the original size, {drop_text}{latency})"
+
+
+def _filters_text(goal: Goal | None) -> str:
+    if goal is None:
+        return "what the goal allows"
+    parts = []
+    if goal.precision is not None:
+        parts.append(f"precision {goal.precision}")
+    if goal.methods_allowed is not None:
+        parts.append("methods " + "/".join(goal.methods_allowed))
+    if goal.methods_forbidden:
+        parts.append("no " + "/".join(goal.methods_forbidden))
+    return ", ".join(parts) or "what the goal allows"
+
+
+def recommend(candidates: Sequence[Candidate], baseline: Metrics, goal: Goal | None) -> Recommendation:
+    """Recommend the candidate that best answers ``goal`` (rule: see the module docstring). Raises nothing.
+
+    With no limits in the goal, the best candidate by the objective among the successful, allowed ones is
+    recommended and the reason says the goal set no limits (no limit is invented). ``goal=None`` is a goal
+    with no limits and the ``balanced`` objective. When nothing is feasible, ``recommended`` is None and
+    ``nearest`` holds up to three allowed candidates with their misses, nearest first.
+    """
+    objective: Objective = goal.objective if goal is not None else "balanced"
+    ok = [c for c in candidates if c.ok and c.metrics is not None]
+    failed = len(candidates) - len(ok)
+    if not ok:
+        return Recommendation(
+            recommended=None,
+            reason=(
+                f"No candidate was measured successfully ({failed} failed), so there is nothing to recommend."
+            ),
+            feasible=[],
+        )
+    permitted = [c for c in ok if allowed(c, goal)]
+    if not permitted:
+        return Recommendation(
+            recommended=None,
+            reason=(
+                f"None of the {len(ok)} successful candidates uses {_filters_text(goal)}, "
+                "so there is nothing to recommend."
+            ),
+            feasible=[],
+        )
+    misses = {c.id: check_goal(c, goal, baseline) if goal is not None else [] for c in permitted}
+    feasible = sorted((c for c in permitted if not misses[c.id]), key=_size_id)
+    feasible_ids = [c.id for c in feasible]
+
+    if not feasible:
+        ranked = sorted(
+            permitted, key=lambda c: (_miss_score(misses[c.id]), len(misses[c.id]), *_tiebreak(c))
+        )[:_NEAREST]
+        nearest = [
+            Nearest(candidate_id=c.id, misses=misses[c.id], score=_miss_score(misses[c.id])) for c in ranked
+        ]
+        first = nearest[0]
+        what = "limit" if _has_limits(goal) else "requirement"
+        return Recommendation(
+            recommended=None,
+            reason=(
+                f"No candidate meets every {what} of the goal; the nearest, {first.candidate_id}, "
+                "misses because " + " and ".join(x.text for x in first.misses) + "."
+            ),
+            feasible=[],
+            nearest=nearest,
+        )
+
+    best, pool = _pick(feasible, objective, baseline, goal)
+    sup = _superlative(best, objective, baseline)
+    if goal is None or not _has_limits(goal):
+        among = f"{pool} successful candidates" if pool != 1 else "1 successful candidate"
+        if objective == "balanced":
+            among = (
+                f"{pool} candidates on the Pareto front" if pool != 1 else "1 candidate on the Pareto front"
+            )
+        if is_speed_goal(goal):
+            among += (
+                " that are faster than the original" if pool != 1 else " that is faster than the original"
+            )
+        reason = f"The goal set no limits, so {_name(best)} is recommended as the {sup} of {among}."
+    else:
+        met = ", ".join(_met_limits(best, goal, baseline))
+        met = f" ({met})" if met else ""
+        if len(feasible) == 1:
+            reason = (
+                f"{_name(best)} meets every limit{met} and is the only one of {len(ok)} candidates that does."
+            )
+        elif objective == "balanced":
+            reason = (
+                f"{_name(best)} meets every limit{met} and is the {sup} of {len(feasible)} candidates "
+                f"that do ({pool} of them on the front)."
+            )
+        else:
+            reason = (
+                f"{_name(best)} meets every limit{met} and is the {sup} "
+                f"of {len(feasible)} candidates that do."
+            )
+    return Recommendation(recommended=best.id, reason=reason, feasible=feasible_ids)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+class ParetoReport(Frozen):
+    """A finished sweep: the original, every candidate (failed ones kept), the front, the recommendation."""
+
+    model: str = Field(description="the model's path or name")
+    baseline: Metrics
+    candidates: list[Candidate]
+    front: list[str] = Field(description="ids of the non-dominated candidates, by size then id")
+    recommended: str | None
+    goal: Goal | None
+    reason: str = Field(description="why this candidate (or why none), one sentence with the numbers")
+    nearest: list[Nearest] = Field(default_factory=list)
+    evaluations: int = Field(ge=0, description="candidates actually built and measured")
+    grid_size: int = Field(ge=0, description="candidates the search space held")
+    skipped: list[str] = Field(
+        default_factory=list, description="ids not evaluated because they could not win"
+    )
+    skipped_reasons: dict[str, str] = Field(default_factory=dict, description="skipped id -> why")
+    sensitivity: SensitivityReport | None = None
+    wall_seconds: float | None = None
+
+    @model_validator(mode="after")
+    def _ids_exist(self) -> ParetoReport:
+        ids = {c.id for c in self.candidates}
+        unknown = [
+            i for i in [*self.front, *([self.recommended] if self.recommended else [])] if i not in ids
+        ]
+        unknown += [n.candidate_id for n in self.nearest if n.candidate_id not in ids]
+        if unknown:
+            raise ValueError(f"front/recommended/nearest name unknown candidate ids: {sorted(set(unknown))}")
+        return self
+
+    def candidate(self, candidate_id: str) -> Candidate:
+        """The candidate with this id; raises :class:`NotFoundError` when there is none."""
+        for c in self.candidates:
+            if c.id == candidate_id:
+                return c
+        raise NotFoundError(
+            f"no candidate {candidate_id!r} in the report for {self.model}",
+            hint="use one of: " + ", ".join(c.id for c in self.candidates) if self.candidates else None,
+        )
+
+    @property
+    def failed(self) -> list[Candidate]:
+        """The candidates that did not produce metrics."""
+        return [c for c in self.candidates if not c.ok]
+
+
+def build_report(
+    model: str,
+    baseline: Metrics,
+    candidates: Sequence[Candidate],
+    goal: Goal | None,
+    *,
+    evaluations: int,
+    grid_size: int,
+    skipped: Sequence[str] = (),
+    skipped_reasons: dict[str, str] | None = None,
+    sensitivity: SensitivityReport | None = None,
+    wall_seconds: float | None = None,
+) -> ParetoReport:
+    """Compute the front and the recommendation for ``candidates``; bundle them into a :class:`ParetoReport`.
+
+    The front is taken over the objectives at least one successful candidate measured (so a sweep run without
+    latency still has a size/accuracy front); a candidate missing one of those values is left off it.
+    Raises pydantic's ``ValidationError`` only on inconsistent input (e.g. negative ``evaluations``).
+    """
+    rec = recommend(candidates, baseline, goal)
+    return ParetoReport(
+        model=model,
+        baseline=baseline,
+        candidates=list(candidates),
+        front=pareto_front(candidates, _measured_objectives(candidates)),
+        recommended=rec.recommended,
+        goal=goal,
+        reason=rec.reason,
+        nearest=rec.nearest,
+        evaluations=evaluations,
+        grid_size=grid_size,
+        skipped=list(skipped),
+        skipped_reasons=dict(skipped_reasons or {}),
+        sensitivity=sensitivity,
+        wall_seconds=wall_seconds,
+    )
