@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,10 @@ from optimizer.data import Dataset
 from optimizer.evaluate import CUDA
 from optimizer.trial import TrialSpec, run_trial
 from optimizer.types import Candidate, ErrorInfo
+
+TrialFn = Callable[
+    [TrialSpec, bytes, Dataset, "Dataset | None", "list[np.ndarray] | None"], "tuple[Candidate, bytes | None]"
+]
 
 
 class Executor:
@@ -34,21 +38,29 @@ class Shared:
 
 
 class SerialExecutor(Executor):
-    def __init__(self, shared: Shared, cancelled: threading.Event):
+    def __init__(self, shared: Shared, cancelled: threading.Event, trial_fn: TrialFn = run_trial):
         self.s = shared
+        self.trial_fn = trial_fn
         self.cancelled = cancelled
 
     def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
         for spec in specs:
             if self.cancelled.is_set():
                 return
-            yield run_trial(spec, self.s.model_bytes, self.s.data, self.s.calib, self.s.reference)
+            yield self.trial_fn(spec, self.s.model_bytes, self.s.data, self.s.calib, self.s.reference)
 
 
 class RayExecutor(Executor):
     """Trials as Ray tasks; the model and data go to the object store once per sweep."""
 
-    def __init__(self, shared: Shared, cancelled: threading.Event, workers: int | None, gpus: float):
+    def __init__(
+        self,
+        shared: Shared,
+        cancelled: threading.Event,
+        workers: int | None,
+        gpus: float,
+        trial_fn: TrialFn = run_trial,
+    ):
         from optimizer.runtime import ensure_ray
 
         self.ray = ensure_ray()
@@ -57,7 +69,7 @@ class RayExecutor(Executor):
         cpus = self.ray.cluster_resources().get("CPU", 1.0)
         self.slots = max(1, int(workers or cpus))
         self.gpus = gpus
-        self._task = self.ray.remote(num_cpus=1, max_retries=0)(run_trial)
+        self._task = self.ray.remote(num_cpus=1, max_retries=0)(trial_fn)
         self._pending: list[Any] = []
 
     def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
@@ -91,7 +103,15 @@ class RayExecutor(Executor):
 
 
 
-def make_executor(kind: str, shared: Shared, cancelled: threading.Event, workers: int | None, gpus: float) -> Executor:
+def make_executor(
+    kind: str,
+    shared: Shared,
+    cancelled: threading.Event,
+    workers: int | None,
+    gpus: float,
+    trial_fn: TrialFn = run_trial,
+) -> Executor:
+    """A Ray executor (``kind="ray"``) or an in-process one; ``trial_fn`` replaces the trial (tests, extensions)."""
     if kind == "ray":
-        return RayExecutor(shared, cancelled, workers, gpus)
-    return SerialExecutor(shared, cancelled)
+        return RayExecutor(shared, cancelled, workers, gpus, trial_fn)
+    return SerialExecutor(shared, cancelled, trial_fn)

@@ -44,6 +44,8 @@ def ensure_ray(num_cpus: int | None = None) -> Any:
         for key in ("QUANTTAAS_HOME", "QUANTTAAS_THREADS"):
             if key in os.environ:
                 env_vars[key] = os.environ[key]
+        # Ray warns at every start that token auth is on; it is on on purpose (STACK.md), so keep the log quiet
+        logging.getLogger("ray").setLevel(logging.ERROR)
         address = os.environ.get("RAY_ADDRESS")
         if address:
             import optimizer

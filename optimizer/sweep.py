@@ -33,13 +33,13 @@ import numpy as np
 from optimizer.data import Dataset
 from optimizer.errors import GoalError
 from optimizer.evaluate import CUDA, evaluate_model, make_session, measure_latency
-from optimizer.executors import Executor, Shared, make_executor
+from optimizer.executors import Executor, Shared, TrialFn, make_executor
 from optimizer.goal import Goal
 from optimizer.inspect import inspect_model
 from optimizer.pareto import ParetoReport, allowed, build_report, check_goal, size_limit_bytes
 from optimizer.preprocess import QDQ_MIN_OPSET, prepare_model
 from optimizer.profile import profile_layers
-from optimizer.trial import TrialSpec
+from optimizer.trial import TrialSpec, run_trial
 from optimizer.types import (
     Candidate,
     DynamicInt8Recipe,
@@ -182,10 +182,12 @@ def run_sweep(
     sensitivity: SensitivityReport | None = None,
     model_name: str | None = None,
     extra_candidates: Sequence[Candidate] = (),
+    trial_fn: TrialFn = run_trial,
 ) -> ParetoReport:
     """Search for the candidates that best meet ``goal`` and write them to ``out_dir/candidates``.
 
     ``extra_candidates`` are finished trials from an earlier, interrupted run: they are kept and not run again.
+    ``trial_fn`` replaces the trial function (tests use it to crash a worker on purpose).
 
     Raises:
         ModelLoadError / DataError: the model or data is invalid (nothing is run).
@@ -246,7 +248,7 @@ def run_sweep(
         )
 
     shared = Shared(prepared.read_bytes(), data, calib, reference)
-    executor = make_executor(opts.executor, shared, cancelled, opts.workers, gpus)
+    executor = make_executor(opts.executor, shared, cancelled, opts.workers, gpus, trial_fn)
     limit = size_limit_bytes(goal, base_metrics)
     scale = [1.0]  # measured / predicted size of the full int8 candidate, once known
 
