@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from optimizer.errors import ModelLoadError
@@ -37,6 +38,11 @@ def convert_pt2_to_onnx(src: str | Path, dst: str | Path) -> Path:
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise ModelLoadError(f"model file not found: {src}")
+    if not zipfile.is_zipfile(src):  # every torch.export.save archive is a zip: refuse others without a child
+        raise ModelLoadError(
+            f"{src.name} is not a torch.export archive (not a zip file)",
+            hint="save it with torch.export.save(torch.export.export(model, args), 'model.pt2')",
+        )
     dst.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1", "PYTHONWARNINGS": "ignore"}
     code = "import sys; from optimizer.convert import _child; _child(sys.argv[1], sys.argv[2])"

@@ -69,6 +69,11 @@ class Dataset:
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DataError(f"data file not found: {path}", hint="give the path of an existing .npz file")
+    if not zipfile.is_zipfile(path):  # np.load would return a bare ndarray for a .npy file, not an archive
+        raise DataError(
+            f"{path.name} is not a .npz archive",
+            hint="write it with numpy.savez(path, input_name=array, labels=array), not numpy.save",
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

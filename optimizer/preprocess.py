@@ -8,7 +8,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
@@ -20,6 +25,21 @@ from optimizer.inspect import _INDEX_TYPES, default_opset, load_onnx
 log = logging.getLogger(__name__)
 
 QDQ_MIN_OPSET = 13
+_cwd_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _in_folder(folder: Path) -> Iterator[None]:
+    """Run with ``folder`` as the working directory. onnxruntime's symbolic shape inference dumps
+    ``sym_shape_infer_temp.onnx`` (+ a data file) into the working directory when it gives up; this keeps those
+    dumps in a private folder. The lock serialises the (process-wide) directory change between threads."""
+    with _cwd_lock:
+        old = os.getcwd()
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            os.chdir(old)
 
 
 def constants_to_initializers(model: onnx.ModelProto, min_elements: int = 2) -> int:
@@ -80,7 +100,7 @@ def prepare_model(src: str | Path, dst: str | Path, *, min_opset: int = 0, optim
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    dst = Path(dst)
+    dst = Path(dst).resolve()
     dst.parent.mkdir(parents=True, exist_ok=True)
     model = load_onnx(src)
     moved = constants_to_initializers(model)
@@ -91,9 +111,16 @@ def prepare_model(src: str | Path, dst: str | Path, *, min_opset: int = 0, optim
     staged = dst.with_name(dst.stem + ".staged.onnx")
     onnx.save(model, str(staged))
     try:
-        quant_pre_process(str(staged), str(dst), skip_optimization=not optimize)
-    except Exception as e:  # symbolic shape inference fails on some graphs; plain inference is enough then
-        log.warning("quant_pre_process failed (%s); falling back to ONNX shape inference", e)
+        try:
+            with tempfile.TemporaryDirectory(prefix="quanttaas-pre-") as scratch, _in_folder(Path(scratch)):
+                quant_pre_process(str(staged), str(dst), skip_optimization=not optimize)
+        except Exception as e:
+            # symbolic shape inference gives up on some graphs (PP-OCR); ONNX shape inference plus onnxruntime's
+            # graph optimisation (which folds BatchNorm and constants) is what quantization needs most
+            log.info("symbolic shape inference failed (%s); retrying without it", e)
+            quant_pre_process(str(staged), str(dst), skip_optimization=not optimize, skip_symbolic_shape=True)
+    except Exception as e:
+        log.warning("quant_pre_process failed (%s); falling back to plain ONNX shape inference", e)
         try:
             onnx.save(onnx.shape_inference.infer_shapes(model), str(dst))
         except Exception as e2:

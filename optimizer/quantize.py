@@ -214,8 +214,15 @@ def _static_int8(src: Path, recipe: StaticInt8Recipe, out: Path, calib: Dataset 
 def _dynamic_int8(src: Path, recipe: DynamicInt8Recipe, out: Path, calib: Dataset | None) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    # onnxruntime's dynamic quantizer first rewrites every Gemm NAME as a MatMul named NAME_MatMul (+ Add), and
+    # then quantizes only the op types it is given: without this, op_types=("Gemm",) quantized nothing and
+    # keep_fp32 of a Gemm was ignored.
+    op_types = set(recipe.op_types)
+    if op_types & {"MatMul", "Gemm"}:
+        op_types |= {"MatMul", "Gemm"}
+    exclude = [*recipe.keep_fp32, *(f"{name}_MatMul" for name in recipe.keep_fp32)]
     present = set(inspect_model(src).op_counts)
-    if not present & set(recipe.op_types):
+    if not present & op_types:
         raise RecipeError(
             f"dynamic int8 on {list(recipe.op_types)}: the model has none of these op types",
             hint=f"choose op types the model has (it has {sorted(present)[:12]})",
@@ -223,11 +230,11 @@ def _dynamic_int8(src: Path, recipe: DynamicInt8Recipe, out: Path, calib: Datase
     quantize_dynamic(
         str(src),
         str(out),
-        op_types_to_quantize=list(recipe.op_types),
+        op_types_to_quantize=sorted(op_types),
         per_channel=recipe.per_channel,
         # onnxruntime's CPU ConvInteger has no int8-weight kernel: Conv needs uint8 weights to load at all
         weight_type=QuantType.QUInt8 if "Conv" in recipe.op_types else QuantType.QInt8,
-        nodes_to_exclude=list(recipe.keep_fp32),
+        nodes_to_exclude=exclude,
     )
 
 

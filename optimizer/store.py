@@ -56,9 +56,12 @@ class ModelStore:
             staged = tmp / "model.onnx"
             if src.suffix.lower() in PT2_SUFFIXES:
                 convert_pt2_to_onnx(src, staged)
+                info = inspect_model(staged)  # raises ModelLoadError before anything is stored
             else:
+                # inspected where it lies: a staged copy has no external data files beside it, so a model that
+                # keeps its weights in one looked weight-free and was stored without them
+                info = inspect_model(src)
                 shutil.copyfile(src, staged)
-            info = inspect_model(staged)  # raises ModelLoadError before anything is stored
             if info.external_data_bytes:
                 raise ModelLoadError(
                     "models with external data files are not accepted by the store yet",

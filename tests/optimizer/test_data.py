@@ -1,0 +1,175 @@
+""".npz data files checked against a model's inputs: every mismatch is a DataError that names the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from optimizer.data import load_data, save_data
+from optimizer.errors import DataError
+from optimizer.types import TensorInfo
+
+INPUTS = [
+    TensorInfo(name="x", dtype="float32", shape=["N", 4]),
+    TensorInfo(name="ids", dtype="int64", shape=["N", 6]),
+]
+
+
+def _good(n: int = 5) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "x": rng.standard_normal((n, 4)).astype(np.float32),
+        "ids": rng.integers(0, 100, (n, 6)).astype(np.int64),
+    }
+
+
+def _npz(tmp_path: Path, **arrays: Any) -> Path:
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def test_load_data_returns_dataset_when_file_matches(tmp_path: Path) -> None:
+    arrays = _good()
+    labels = np.array([0, 1, 2, 1, 0])
+    path = _npz(tmp_path, **arrays, labels=labels)
+
+    data = load_data(path, INPUTS)
+
+    assert data.samples == 5
+    assert data.metric == "top1"
+    np.testing.assert_array_equal(data.inputs["x"], arrays["x"])
+    np.testing.assert_array_equal(data.inputs["ids"], arrays["ids"])
+    np.testing.assert_array_equal(data.labels, labels)
+    summary = data.summary()
+    assert summary.samples == 5 and summary.has_labels and summary.metric == "top1"
+    assert [t.name for t in summary.inputs] == ["x", "ids"]
+
+
+def test_load_data_defaults_to_agreement_when_no_labels(tmp_path: Path) -> None:
+    data = load_data(_npz(tmp_path, **_good()), INPUTS)
+
+    assert data.labels is None
+    assert data.metric == "agreement"
+
+
+def test_load_data_casts_same_kind_dtypes(tmp_path: Path) -> None:
+    arrays = _good()
+    path = _npz(tmp_path, x=arrays["x"].astype(np.float64), ids=arrays["ids"].astype(np.int32))
+
+    data = load_data(path, INPUTS)
+
+    assert data.inputs["x"].dtype == np.float32
+    assert data.inputs["ids"].dtype == np.int64
+
+
+def test_load_data_metric_argument_overrides_file(tmp_path: Path) -> None:
+    path = _npz(tmp_path, **_good(), labels=np.zeros(5, np.int64), metric=np.asarray("top1"))
+
+    assert load_data(path, INPUTS).metric == "top1"
+    assert load_data(path, INPUTS, metric="agreement").metric == "agreement"
+
+
+def test_load_data_head_keeps_first_samples(tmp_path: Path) -> None:
+    data = load_data(_npz(tmp_path, **_good()), INPUTS)
+
+    head = data.head(2)
+
+    assert head.samples == 2
+    np.testing.assert_array_equal(head.inputs["x"], data.inputs["x"][:2])
+
+
+def _bad_cases() -> list[Any]:
+    g = _good()
+    return [
+        pytest.param({"x": g["x"]}, "'ids'", id="missing_input"),
+        pytest.param({**g, "extra": g["x"]}, "extra", id="extra_array"),
+        pytest.param({**g, "x": g["x"][:, :, None]}, "rank", id="wrong_rank"),
+        pytest.param({**g, "x": np.zeros((5, 5), np.float32)}, "axis 1 is 5", id="wrong_fixed_dim"),
+        pytest.param({**g, "x": g["ids"][:, :4]}, "dtype int64", id="int_for_float"),
+        pytest.param({**g, "ids": g["ids"].astype(np.float32)}, "dtype float32", id="float_for_int"),
+        pytest.param({**g, "ids": g["ids"][:3]}, "3 samples", id="sample_counts_differ"),
+        pytest.param({"x": g["x"][:0], "ids": g["ids"][:0]}, "no samples", id="zero_samples"),
+        pytest.param({**g, "metric": np.asarray("bleu")}, "unknown metric 'bleu'", id="unknown_metric"),
+        pytest.param({**g, "metric": np.asarray("top1")}, "needs a `labels` array", id="metric_needs_labels"),
+        pytest.param({**g, "labels": np.zeros(3, np.int64)}, "3 labels for 5 samples", id="label_count"),
+    ]
+
+
+@pytest.mark.parametrize(("arrays", "needle"), _bad_cases())
+def test_load_data_raises_data_invalid_when_file_does_not_match(
+    tmp_path: Path, arrays: dict[str, np.ndarray], needle: str
+) -> None:
+    path = _npz(tmp_path, **arrays)
+
+    with pytest.raises(DataError) as exc:
+        load_data(path, INPUTS)
+
+    assert exc.value.code == "data_invalid"
+    assert needle in exc.value.message
+
+
+def test_load_data_raises_data_invalid_when_metric_argument_unknown(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="unknown metric"):
+        load_data(_npz(tmp_path, **_good()), INPUTS, metric="nope")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"x,ids\n1,2\n", b"PK\x03\x04 not really a zip"],
+    ids=["text", "broken_zip"],
+)
+def test_load_data_raises_data_invalid_when_file_is_not_npz(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "data.npz"
+    path.write_bytes(content)
+
+    with pytest.raises(DataError) as exc:
+        load_data(path, INPUTS)
+
+    assert exc.value.code == "data_invalid"
+    assert "data.npz" in exc.value.message
+
+
+def test_load_data_raises_data_invalid_when_file_is_single_npy_array(tmp_path: Path) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, _good()["x"])
+
+    with pytest.raises(DataError, match=r"x\.npy"):
+        load_data(path, INPUTS)
+
+
+def test_load_data_raises_data_invalid_when_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        load_data(tmp_path / "nope.npz", INPUTS)
+
+
+def test_load_data_refuses_pickled_object_array(tmp_path: Path) -> None:
+    g = _good()
+    objects = np.empty(5, dtype=object)
+    objects[:] = [{"evil": i} for i in range(5)]
+    path = _npz(tmp_path, **g, labels=objects)
+
+    with pytest.raises(DataError, match="allow_pickle"):
+        load_data(path, INPUTS)
+
+
+def test_save_data_round_trips_inputs_labels_metric_and_meta(tmp_path: Path) -> None:
+    g = _good()
+    labels = np.array(["ab", "c", "", "d", "ee"])
+    charset = np.array(["-", "a", "b"])
+    path = save_data(
+        tmp_path / "sub" / "d.npz", g, labels, metric="ctc_exact_match", meta={"charset": charset}
+    )
+
+    data = load_data(path, INPUTS)
+
+    assert path.is_file()
+    assert not list(path.parent.glob("*.tmp.npz"))
+    assert data.metric == "ctc_exact_match"
+    np.testing.assert_array_equal(data.labels, labels)
+    np.testing.assert_array_equal(data.meta["charset"], charset)
+    np.testing.assert_array_equal(data.inputs["x"], g["x"])
+    np.testing.assert_array_equal(data.inputs["ids"], g["ids"])

@@ -1,0 +1,205 @@
+"""Task metrics are pure functions: checked against hand-computed values and scipy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from optimizer.errors import DataError, EvaluationError
+from optimizer.metrics import (
+    MetricInput,
+    ctc_exact_match,
+    ctc_greedy_decode,
+    get_metric,
+    mean_pooled_embeddings,
+    metric_names,
+    spearman,
+    spearman_pairs,
+    top1_accuracy,
+    top1_agreement,
+)
+
+
+def _m(outputs: list[np.ndarray], labels: np.ndarray | None = None, **kw: object) -> MetricInput:
+    return MetricInput(
+        outputs=outputs,
+        labels=labels,
+        meta=kw.pop("meta", {}),  # type: ignore[arg-type]
+        inputs=kw.pop("inputs", {}),  # type: ignore[arg-type]
+        reference_outputs=kw.pop("reference_outputs", None),  # type: ignore[arg-type]
+    )
+
+
+def test_metric_names_lists_builtin_metrics() -> None:
+    assert {"top1", "agreement", "ctc_exact_match", "spearman_pairs"} <= set(metric_names())
+    assert get_metric("top1").needs_labels and not get_metric("top1").needs_reference
+    assert get_metric("agreement").needs_reference and not get_metric("agreement").needs_labels
+
+
+def test_get_metric_raises_data_invalid_when_unknown() -> None:
+    with pytest.raises(DataError) as exc:
+        get_metric("bleu")
+    assert exc.value.code == "data_invalid"
+    assert "top1" in exc.value.hint
+
+
+def test_top1_accuracy_counts_argmax_matches() -> None:
+    logits = np.array([[0.1, 0.9, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 5.0, 0.0]], np.float32)
+    labels = np.array([1, 0, 1, 0])
+
+    assert top1_accuracy(_m([logits], labels)) == 0.5
+
+
+def test_top1_accuracy_flattens_extra_axes_and_thresholds_1d_outputs() -> None:
+    logits = np.zeros((2, 2, 2), np.float32)
+    logits[0, 1, 1] = 1.0  # flat class 3
+    logits[1, 0, 0] = 1.0  # flat class 0
+    assert top1_accuracy(_m([logits], np.array([3, 0]))) == 1.0
+    assert top1_accuracy(_m([np.array([0.5, -0.5, 2.0])], np.array([1, 0, 0]))) == pytest.approx(2 / 3)
+
+
+def test_top1_accuracy_raises_when_label_count_differs() -> None:
+    with pytest.raises(DataError, match="2 labels for 3 samples"):
+        top1_accuracy(_m([np.eye(3)], np.array([0, 1])))
+
+
+def test_top1_agreement_compares_with_reference_argmax() -> None:
+    out = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    ref = np.array([[9.0, 0.0], [0.0, 9.0], [0.0, 9.0], [9.0, 0.0]])
+
+    assert top1_agreement(_m([out], reference_outputs=[ref])) == 0.5
+    assert top1_agreement(_m([out], reference_outputs=[out])) == 1.0
+
+
+def test_top1_agreement_raises_evaluation_failed_without_reference() -> None:
+    with pytest.raises(EvaluationError) as exc:
+        top1_agreement(_m([np.eye(2)]))
+    assert exc.value.code == "evaluation_failed"
+
+
+def _one_hot(seq: list[int], classes: int) -> np.ndarray:
+    return np.eye(classes, dtype=np.float32)[seq]
+
+
+def test_ctc_greedy_decode_merges_repeats_and_drops_blanks() -> None:
+    charset = ["_", "a", "b", "c"]
+    logits = np.stack(
+        [
+            _one_hot([1, 1, 0, 1, 2, 2, 0, 0], 4),  # a a _ a b b _ _ -> "aab"
+            _one_hot([0, 0, 0, 0, 0, 0, 0, 0], 4),  # only blanks -> ""
+            _one_hot([3, 3, 3, 2, 1, 0, 1, 1], 4),  # c c c b a _ a a -> "cbaa"
+        ]
+    )
+
+    assert ctc_greedy_decode(logits, charset) == ["aab", "", "cbaa"]
+
+
+def test_ctc_greedy_decode_honours_blank_index() -> None:
+    logits = _one_hot([0, 0, 2, 1, 1, 2, 0], 3)[None]
+    assert ctc_greedy_decode(logits, ["x", "y", "#"], blank=2) == ["xyx"]
+
+
+def test_ctc_exact_match_scores_whole_lines() -> None:
+    charset = np.array(["_", "a", "b"])
+    logits = np.stack([_one_hot([1, 0, 1, 2], 3), _one_hot([2, 2, 0, 1], 3)])
+
+    score = ctc_exact_match(_m([logits], np.array(["aab", "bb"]), meta={"charset": charset}))
+
+    assert score == 0.5  # decodes to "aab" and "ba"
+
+
+def test_ctc_exact_match_raises_data_invalid_without_charset() -> None:
+    with pytest.raises(DataError, match="charset"):
+        ctc_exact_match(_m([np.zeros((1, 2, 3))], np.array(["a"])))
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]),
+        ([1, 1, 2, 2, 3, 3, 3], [3, 1, 2, 2, 5, 4, 4]),  # ties on both sides
+        ([0.3, -1.2, 0.3, 7.0, 2.2, 2.2], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+        ([4, 3, 2, 1], [1, 2, 3, 4]),
+    ],
+)
+def test_spearman_matches_scipy(a: list[float], b: list[float]) -> None:
+    expected = stats.spearmanr(a, b).statistic
+    assert spearman(np.array(a), np.array(b)) == pytest.approx(expected, abs=1e-12)
+
+
+def test_spearman_matches_scipy_on_random_data_with_many_ties() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 5, 200).astype(np.float64)
+    b = a + rng.integers(0, 3, 200)
+
+    assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, abs=1e-12)
+
+
+def test_spearman_returns_zero_for_constant_input() -> None:
+    assert spearman(np.ones(4), np.arange(4.0)) == 0.0
+
+
+def test_mean_pooled_embeddings_ignores_masked_tokens() -> None:
+    hidden = np.array([[[1.0, 0.0], [3.0, 0.0], [100.0, 100.0]]])  # [1, 3 tokens, 2]
+    mask = np.array([[1, 1, 0]])
+
+    emb = mean_pooled_embeddings(hidden, mask)
+
+    np.testing.assert_allclose(emb, [[1.0, 0.0]])  # mean (2, 0), normalised
+    unmasked = mean_pooled_embeddings(hidden, None)
+    np.testing.assert_allclose(unmasked, [[104 / np.hypot(104, 100), 100 / np.hypot(104, 100)]])
+
+
+def test_mean_pooled_embeddings_normalises_2d_outputs() -> None:
+    emb = mean_pooled_embeddings(np.array([[3.0, 4.0], [0.0, 0.0]]), None)
+    np.testing.assert_allclose(emb, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def _pairs_case() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    hidden = rng.standard_normal((8, 5, 4))
+    mask = np.ones((8, 5), np.int64)
+    mask[:, 3:] = 0
+    pairs = np.array([[0, 1], [2, 3], [4, 5], [6, 7], [0, 7], [1, 6]])
+    scores = np.array([0.1, 0.5, 0.2, 0.9, 0.4, 0.3])
+    return hidden, mask, pairs, scores
+
+
+def _cosines(hidden: np.ndarray, mask: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    return np.asarray((pooled[pairs[:, 0]] * pooled[pairs[:, 1]]).sum(1))
+
+
+def test_spearman_pairs_correlates_cosine_with_scores() -> None:
+    hidden, mask, pairs, scores = _pairs_case()
+    cos = _cosines(hidden, mask, pairs)
+
+    got = spearman_pairs(_m([hidden], scores, meta={"pair_index": pairs}, inputs={"attention_mask": mask}))
+
+    assert got == pytest.approx(stats.spearmanr(cos, scores).statistic, abs=1e-12)
+
+
+def test_spearman_pairs_averages_over_groups() -> None:
+    hidden, mask, pairs, scores = _pairs_case()
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    cos = _cosines(hidden, mask, pairs)
+    expected = np.mean([stats.spearmanr(cos[groups == g], scores[groups == g]).statistic for g in (0, 1)])
+
+    got = spearman_pairs(
+        _m(
+            [hidden],
+            scores,
+            meta={"pair_index": pairs, "pair_group": groups},
+            inputs={"attention_mask": mask},
+        )
+    )
+
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert got != pytest.approx(stats.spearmanr(cos, scores).statistic)
+
+
+def test_spearman_pairs_raises_data_invalid_without_pair_index() -> None:
+    with pytest.raises(DataError, match="pair_index"):
+        spearman_pairs(_m([np.zeros((2, 3))], np.array([0.5])))

@@ -1,0 +1,243 @@
+"""The sweep on real zoo models through a real Ray runtime, and its goal-directed search."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optimizer import zoo
+from optimizer.data import Dataset, load_data
+from optimizer.errors import GoalError
+from optimizer.evaluate import evaluate_model
+from optimizer.goal import Goal, parse_goal
+from optimizer.inspect import inspect_model
+from optimizer.optimize import optimize
+from optimizer.sweep import SweepEvent, SweepOptions, build_grid, run_sweep
+from optimizer.trial import TrialSpec, run_trial
+from optimizer.types import Candidate, StaticInt8Recipe
+
+
+@pytest.fixture(scope="module")
+def digits() -> zoo.ZooCase:
+    return zoo.get_zoo_case("digits-cnn")
+
+
+@pytest.fixture(scope="module")
+def digits_data(digits: zoo.ZooCase) -> tuple[Dataset, Dataset]:
+    inputs = inspect_model(digits.model_path).inputs
+    return load_data(digits.eval_path, inputs), load_data(digits.calib_path, inputs, metric="agreement")
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    from optimizer.runtime import ensure_ray, shutdown_ray
+
+    ray = ensure_ray(num_cpus=2)
+    yield ray
+    shutdown_ray()
+
+
+def test_build_grid_holds_base_and_selective_recipes_when_profiled(digits: zoo.ZooCase, digits_data) -> None:
+    from optimizer.profile import profile_layers
+
+    info = inspect_model(digits.model_path)
+    sens = profile_layers(digits.model_path, digits_data[1])
+    grid = build_grid(info, sens, has_calib=True)
+    kinds = {g.recipe.kind for g in grid}
+    assert {"static_int8", "fp16"} <= kinds
+    selective = [g for g in grid if g.family == "selective"]
+    assert selective, "a profiled model must get selective candidates"
+    # keep-k lists are prefixes of the sensitivity ranking, growing with k
+    ranked = [la.name for la in sens.layers]
+    for g in selective:
+        assert list(g.recipe.keep_fp32) == ranked[: g.k]
+    assert len({g.id for g in grid}) == len(grid)
+
+
+def test_predicted_size_matches_measured_size_of_full_int8(digits: zoo.ZooCase, tmp_path: Path, digits_data) -> None:
+    from optimizer.quantize import quantize_model
+
+    info = inspect_model(digits.model_path)
+    item = next(g for g in build_grid(info, None, has_calib=True) if g.family == "anchor" and g.recipe.kind == "static_int8")
+    out = quantize_model(digits.model_path, item.recipe, tmp_path / "q.onnx", calib=digits_data[1])
+    actual = out.stat().st_size
+    assert abs(item.predicted_size - actual) / actual < 0.25
+
+
+def test_run_sweep_meets_a_reachable_goal_through_ray(digits: zoo.ZooCase, digits_data, ray_runtime, tmp_path: Path) -> None:
+    data, calib = digits_data
+    events: list[SweepEvent] = []
+    goal = parse_goal("under 40 KB with less than 1% accuracy loss")
+    report = run_sweep(digits.model_path, data, calib=calib, goal=goal, out_dir=tmp_path,
+                       options=SweepOptions(executor="ray", workers=2), progress=events.append)
+    assert report.recommended is not None
+    best = report.candidate(report.recommended)
+    assert best.metrics is not None and best.metrics.size_bytes <= 40_000
+    assert best.metrics.accuracy_drop_pct is not None and best.metrics.accuracy_drop_pct <= 1.0
+    assert report.evaluations == len(report.candidates) <= report.grid_size
+    assert set(report.skipped) == set(report.skipped_reasons)
+    assert [e for e in events if e.kind == "trial"], "results must stream in as trials finish"
+    assert events[-1].kind == "finished"
+    # latency of the finalists was re-measured side by side
+    assert best.detail.get("latency_remeasured") is True
+
+
+def test_report_numbers_are_re_measurable_from_the_files_they_name(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+    data, _ = digits_data
+    report = optimize("digits-cnn", None, goal="as small as possible with at most 2% accuracy loss", out_dir=tmp_path,
+                      options=SweepOptions(executor="serial"))
+    stored = json.loads((tmp_path / "report.json").read_text())
+    assert stored["recommended"] == report.recommended
+    rec = next(c for c in stored["candidates"] if c["id"] == stored["recommended"])
+    path = Path(rec["model_path"])
+    assert path.stat().st_size == rec["metrics"]["size_bytes"]
+    assert (tmp_path / "best.onnx").read_bytes() == path.read_bytes()
+    again, _ = evaluate_model(tmp_path / "best.onnx", data, baseline_metric=stored["baseline"]["metric"], latency_runs=3)
+    assert again.metric == pytest.approx(rec["metrics"]["metric"], abs=1e-9)
+    assert again.accuracy_drop_pct == pytest.approx(rec["metrics"]["accuracy_drop_pct"], abs=1e-6)
+    base_again, _ = evaluate_model(digits.model_path, data, latency_runs=3)
+    assert base_again.metric == pytest.approx(stored["baseline"]["metric"], abs=1e-9)
+    assert set(stored) >= {"baseline", "candidates", "front", "recommended", "goal", "reason", "evaluations"}
+
+
+def test_run_sweep_says_plainly_when_no_candidate_meets_the_goal(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+    data, calib = digits_data
+    report = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("under 2 KB"), out_dir=tmp_path,
+                       options=SweepOptions(executor="serial"))
+    assert report.recommended is None
+    assert report.nearest, "an infeasible goal must name the nearest candidates"
+    miss = report.nearest[0].misses[0]
+    assert miss.constraint == "max_size_mb" and miss.over_by and miss.over_by > 0
+    assert any(c.ok for c in report.candidates), "the nearest candidate must have been measured"
+
+
+def test_run_sweep_records_a_crashed_trial_and_goes_on(digits: zoo.ZooCase, digits_data, ray_runtime, tmp_path: Path) -> None:
+    data, calib = digits_data
+
+    def crash_one(spec, model_bytes, data, calib, reference):  # defined here so Ray ships it by value
+        import os as _os
+
+        from optimizer.trial import run_trial as _run
+
+        if spec.recipe.kind == "fp16":
+            _os._exit(17)
+        return _run(spec, model_bytes, data, calib, reference)
+
+    report = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("as small as possible"),
+                       out_dir=tmp_path, options=SweepOptions(executor="ray", workers=2, profile=False),
+                       trial_fn=crash_one)
+    crashed = [c for c in report.candidates if c.recipe.kind == "fp16"]
+    assert crashed and crashed[0].error is not None and crashed[0].error.code == "technique_failed"
+    assert any(c.ok for c in report.candidates), "the other trials must finish"
+    assert report.recommended is not None
+
+
+def test_run_sweep_keeps_failed_trials_as_data(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+    data, calib = digits_data
+
+    def fail_static(spec, model_bytes, data, calib, reference):
+        if spec.recipe.kind == "static_int8":
+            raise RuntimeError("backend exploded")
+        return run_trial(spec, model_bytes, data, calib, reference)
+
+    report = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("as small as possible"),
+                       out_dir=tmp_path, options=SweepOptions(executor="serial", profile=False),
+                       trial_fn=lambda *a: _safe(fail_static, *a))
+    failed = [c for c in report.candidates if c.error]
+    assert failed and all(c.recipe.kind == "static_int8" for c in failed)
+    assert "backend exploded" in failed[0].error.message
+    assert report.recommended is not None and report.candidate(report.recommended).ok
+
+
+def _safe(fn, spec, *rest):
+    """What the real trial does with exceptions: record them as the candidate's error."""
+    from optimizer.types import ErrorInfo
+
+    try:
+        return fn(spec, *rest)
+    except Exception as e:
+        return Candidate(id=spec.id, recipe=spec.recipe, error=ErrorInfo(code="technique_failed", message=str(e), hint="")), None
+
+
+def test_run_sweep_stops_when_cancelled(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+    data, calib = digits_data
+    cancel = threading.Event()
+
+    def on_event(e: SweepEvent) -> None:
+        if e.kind == "trial":
+            cancel.set()
+
+    report = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("as fast as possible"), out_dir=tmp_path,
+                       options=SweepOptions(executor="serial", profile=False), progress=on_event, cancel=cancel)
+    assert report.evaluations == 1
+    assert any("cancelled" in r for r in report.skipped_reasons.values())
+
+
+def test_run_sweep_resumes_without_rerunning_finished_trials(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+    data, calib = digits_data
+    first = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("as small as possible"), out_dir=tmp_path,
+                      options=SweepOptions(executor="serial", profile=False))
+    done = [c for c in first.candidates if c.ok]
+    ran: list[str] = []
+
+    def counting(spec, *rest):
+        ran.append(spec.id)
+        return run_trial(spec, *rest)
+
+    second = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("as small as possible"), out_dir=tmp_path,
+                       options=SweepOptions(executor="serial", profile=False), extra_candidates=done, trial_fn=counting)
+    assert not set(ran) & {c.id for c in done}
+    assert {c.id for c in done} <= {c.id for c in second.candidates}
+
+
+def test_run_sweep_refuses_a_goal_that_excludes_every_recipe(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+    data, calib = digits_data
+    goal = Goal(max_size_mb=1.0, methods_forbidden=["quantize"])
+    with pytest.raises(GoalError) as err:
+        run_sweep(digits.model_path, data, calib=calib, goal=goal, out_dir=tmp_path,
+                  options=SweepOptions(executor="serial", profile=False))
+    assert err.value.code == "goal_invalid"
+
+
+def test_run_sweep_respects_the_goal_precision(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+    data, calib = digits_data
+    report = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("fp16 only, as small as possible"),
+                       out_dir=tmp_path, options=SweepOptions(executor="serial", profile=False))
+    assert {c.recipe.kind for c in report.candidates} == {"fp16"}
+
+
+def test_directed_search_uses_fewer_evaluations_than_the_grid(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+    data, calib = digits_data
+    goal = parse_goal("under 40 KB with less than 1% accuracy loss")
+    directed = run_sweep(digits.model_path, data, calib=calib, goal=goal, out_dir=tmp_path / "d",
+                         options=SweepOptions(executor="serial"))
+    full = run_sweep(digits.model_path, data, calib=calib, goal=goal, out_dir=tmp_path / "f",
+                     options=SweepOptions(executor="serial", exhaustive=True))
+    assert full.evaluations == full.grid_size
+    assert directed.evaluations < full.evaluations
+    # the directed search must not miss a better answer the grid had on the goal's objective (size here, balanced)
+    assert directed.recommended is not None and full.recommended is not None
+
+
+def test_ppocr_sweep_through_ray_recovers_what_full_int8_loses(ray_runtime, tmp_path: Path) -> None:
+    """The real case for selective precision: static int8 of every Conv wrecks the OCR model."""
+    case = zoo.get_zoo_case("ppocr-rec")
+    inputs = inspect_model(case.model_path).inputs
+    full = load_data(case.eval_path, inputs)
+    n = 60  # a slice keeps the test short; the benchmark runs all lines
+    data = Dataset(full.path, {k: v[:n] for k, v in full.inputs.items()}, full.labels[:n], full.metric, full.meta)
+    calib = load_data(case.calib_path, inputs, metric="agreement").head(32)
+    report = run_sweep(case.model_path, data, calib=calib, goal=parse_goal("at most 3% accuracy loss, as small as possible"),
+                       out_dir=tmp_path, options=SweepOptions(executor="ray", workers=2, latency_runs=5, remeasure_runs=10))
+    full_int8 = next(c for c in report.candidates if c.recipe == StaticInt8Recipe())
+    assert full_int8.metrics is not None and full_int8.metrics.accuracy_drop_pct > 20, "full int8 should break OCR"
+    assert report.recommended is not None, report.reason
+    best = report.candidate(report.recommended)
+    assert best.metrics.accuracy_drop_pct <= 3.0
+    assert best.metrics.size_bytes < report.baseline.size_bytes * 0.8
+    assert np.isfinite(best.metrics.latency_ms_p50)
