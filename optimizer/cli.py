@@ -276,6 +276,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if rc in (0, EXIT_GOAL_UNMET) else rc
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """Serve the tools over MCP on stdin/stdout (what IDE assistants launch); logs go to stderr."""
+    from mcp_server.mcp_app import run_stdio
+    from mcp_server.settings import ServerSettings
+
+    run_stdio(ServerSettings())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the HTTP API, its docs and MCP over streamable HTTP (at /mcp/) with uvicorn."""
+    import uvicorn
+
+    from mcp_server.http_app import create_app
+    from mcp_server.security import check_bind
+    from mcp_server.settings import ServerSettings
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = ServerSettings(**overrides)
+    check_bind(settings)
+    print(f"QuantTaaS: http://{settings.host}:{settings.port}/docs (MCP at /mcp/)", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -354,6 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    m = sub.add_parser("mcp", help="serve the tools over MCP on stdio (for IDE assistants)")
+    m.set_defaults(func=cmd_mcp)
+
+    sv = sub.add_parser("serve", help="serve the HTTP API and MCP (streamable HTTP at /mcp/)")
+    sv.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1; others need QUANTTAAS_TOKEN)")
+    sv.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    sv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    sv.set_defaults(func=cmd_serve)
     return p
 
 

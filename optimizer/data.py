@@ -54,13 +54,17 @@ class Dataset:
 
     def head(self, n: int) -> Dataset:
         """The first ``n`` samples (calibration uses a bounded slice). Meta and labels are kept whole."""
-        return Dataset(self.path, {k: v[:n] for k, v in self.inputs.items()}, self.labels, self.metric, self.meta)
+        return Dataset(
+            self.path, {k: v[:n] for k, v in self.inputs.items()}, self.labels, self.metric, self.meta
+        )
 
     def summary(self) -> DataSummary:
         return DataSummary(
             path=self.path,
             samples=self.samples,
-            inputs=[TensorInfo(name=k, dtype=str(v.dtype), shape=list(v.shape)) for k, v in self.inputs.items()],
+            inputs=[
+                TensorInfo(name=k, dtype=str(v.dtype), shape=list(v.shape)) for k, v in self.inputs.items()
+            ],
             has_labels=self.labels is not None,
             metric=self.metric,
         )
@@ -129,7 +133,9 @@ def load_data(path: str | Path, model_inputs: list[TensorInfo], *, metric: str |
         raise DataError(f"{p.name} holds no samples", hint="the first axis of every input counts the samples")
 
     labels = arrays.get("labels")
-    metric_name = metric or (str(arrays["metric"]) if "metric" in arrays else ("top1" if labels is not None else "agreement"))
+    metric_name = metric or (
+        str(arrays["metric"]) if "metric" in arrays else ("top1" if labels is not None else "agreement")
+    )
     spec = get_metric(metric_name)
     if spec.needs_labels and labels is None:
         raise DataError(f"metric {metric_name!r} needs a `labels` array and {p.name} has none")
@@ -153,8 +159,14 @@ def _check_shape(name: str, got: tuple[int, ...], want: list[int | str | None]) 
             )
 
 
-def save_data(path: str | Path, inputs: Mapping[str, np.ndarray], labels: np.ndarray | None = None, *,
-              metric: str | None = None, meta: Mapping[str, np.ndarray] | None = None) -> Path:
+def save_data(
+    path: str | Path,
+    inputs: Mapping[str, np.ndarray],
+    labels: np.ndarray | None = None,
+    *,
+    metric: str | None = None,
+    meta: Mapping[str, np.ndarray] | None = None,
+) -> Path:
     """Write a data file in the layout above (atomically: a half-written file never replaces a good one)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

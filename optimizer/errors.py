@@ -86,7 +86,9 @@ class NotFoundError(InputError):
 
 class TechniqueError(QuantTaaSError):
     code = "technique_failed"
-    default_hint = "The backend could not apply this recipe to this model; try another recipe or keep the layer in fp32."
+    default_hint = (
+        "The backend could not apply this recipe to this model; try another recipe or keep the layer in fp32."
+    )
 
 
 class EvaluationError(QuantTaaSError):

@@ -16,7 +16,7 @@ import numpy as np
 
 from optimizer.data import Dataset, load_data
 from optimizer.errors import DataError, EvaluationError, QuantTaaSError
-from optimizer.inspect import inspect_model, model_inputs, load_onnx
+from optimizer.inspect import inspect_model, load_onnx, model_inputs
 from optimizer.metrics import MetricInput, get_metric
 from optimizer.settings import get_settings
 from optimizer.types import Metrics
@@ -82,7 +82,9 @@ def run_model(session: Any, data: Dataset, *, batch_size: int = 64) -> list[np.n
     return [np.concatenate([c[i] for c in chunks], axis=0) for i in range(len(chunks[0]))]
 
 
-def measure_latency(session: Any, data: Dataset, *, batch_size: int = 1, runs: int = 50, warmup: int = 5) -> list[float]:
+def measure_latency(
+    session: Any, data: Dataset, *, batch_size: int = 1, runs: int = 50, warmup: int = 5
+) -> list[float]:
     """Milliseconds of ``runs`` timed runs of the first ``batch_size`` samples, after ``warmup`` untimed runs."""
     names = [i.name for i in session.get_inputs()]
     bs = _batch_size_for(session, batch_size)
@@ -97,7 +99,9 @@ def measure_latency(session: Any, data: Dataset, *, batch_size: int = 1, runs: i
     return times
 
 
-def score(outputs: list[np.ndarray], data: Dataset, reference_outputs: list[np.ndarray] | None = None) -> float:
+def score(
+    outputs: list[np.ndarray], data: Dataset, reference_outputs: list[np.ndarray] | None = None
+) -> float:
     """The data's metric on ``outputs``.
 
     Raises:
@@ -228,8 +232,12 @@ def evaluate_path(
     if baseline_path is not None:
         base = load_onnx(baseline_path, load_external_data=False)
         if [t.name for t in model_inputs(base)] != [t.name for t in model_inputs(model)]:
-            raise DataError("the baseline's inputs differ from the model's", hint="compare a model with its own original")
-        base_metrics, reference = evaluate_model(baseline_path, data, keep_outputs=True, as_reference=True, **kwargs)
+            raise DataError(
+                "the baseline's inputs differ from the model's", hint="compare a model with its own original"
+            )
+        base_metrics, reference = evaluate_model(
+            baseline_path, data, keep_outputs=True, as_reference=True, **kwargs
+        )
     metrics, _ = evaluate_model(
         model_path,
         data,

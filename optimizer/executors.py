@@ -65,7 +65,9 @@ class RayExecutor(Executor):
 
         self.ray = ensure_ray()
         self.cancelled = cancelled
-        self.refs = [self.ray.put(x) for x in (shared.model_bytes, shared.data, shared.calib, shared.reference)]
+        self.refs = [
+            self.ray.put(x) for x in (shared.model_bytes, shared.data, shared.calib, shared.reference)
+        ]
         cpus = self.ray.cluster_resources().get("CPU", 1.0)
         self.slots = max(1, int(workers or cpus))
         self.gpus = gpus
@@ -91,16 +93,23 @@ class RayExecutor(Executor):
                     yield self.ray.get(ref)
                 except Exception as e:  # the worker died (segfault, OOM): the trial failed, the sweep goes on
                     msg = f"the trial's worker failed: {e.__class__.__name__}: {str(e)[:300]}"
-                    yield Candidate(id=spec.id, recipe=spec.recipe,
-                                    error=ErrorInfo(code="technique_failed", message=msg,
-                                                    hint="the backend crashed on this recipe")), None
+                    yield (
+                        Candidate(
+                            id=spec.id,
+                            recipe=spec.recipe,
+                            error=ErrorInfo(
+                                code="technique_failed",
+                                message=msg,
+                                hint="the backend crashed on this recipe",
+                            ),
+                        ),
+                        None,
+                    )
         self._pending = []
 
     def cancel(self) -> None:
         for ref in self._pending:
             self.ray.cancel(ref, force=True)
-
-
 
 
 def make_executor(

@@ -48,7 +48,9 @@ def load_onnx(path: str | Path, *, load_external_data: bool = True) -> onnx.Mode
     if not p.is_file():
         raise ModelLoadError(f"model file not found: {p}", hint="give the path of an existing .onnx file")
     if p.stat().st_size == 0:
-        raise ModelLoadError(f"{p.name} is empty (0 bytes)", hint="the file was not written completely; export it again")
+        raise ModelLoadError(
+            f"{p.name} is empty (0 bytes)", hint="the file was not written completely; export it again"
+        )
     try:
         model = onnx.load(str(p), load_external_data=load_external_data)
     except Exception as e:  # protobuf raises DecodeError, RuntimeWarning-derived errors and others
@@ -63,7 +65,9 @@ def load_onnx(path: str | Path, *, load_external_data: bool = True) -> onnx.Mode
         )
     opset = default_opset(model)
     if opset is None:
-        raise ModelLoadError(f"{p.name} declares no default-domain opset", hint="re-export with opset 13 or later")
+        raise ModelLoadError(
+            f"{p.name} declares no default-domain opset", hint="re-export with opset 13 or later"
+        )
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ModelLoadError(
             f"{p.name} uses opset {opset}; supported are {MIN_OPSET} to {MAX_OPSET}",
@@ -143,7 +147,9 @@ def inspect_model(path: str | Path) -> ModelInspection:
     weights = {**inits, **consts}
     # a weight seen through DequantizeLinear (QDQ models) still belongs to the layer that consumes it
     dq_source = {
-        n.output[0]: n.input[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in weights
+        n.output[0]: n.input[0]
+        for n in graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in weights
     }
     layers: list[LayerInfo] = []
     for i, node in enumerate(graph.node):
@@ -151,7 +157,9 @@ def inspect_model(path: str | Path) -> ModelInspection:
             continue
         count = sum(weights.get(dq_source.get(x, x), 0) for x in node.input if x)
         if count > 1:
-            layers.append(LayerInfo(name=node.name or f"{node.op_type}_{i}", op_type=node.op_type, param_count=count))
+            layers.append(
+                LayerInfo(name=node.name or f"{node.op_type}_{i}", op_type=node.op_type, param_count=count)
+            )
     op_counts = dict(Counter(n.op_type for n in graph.node).most_common())
     markers = {op: c for op, c in op_counts.items() if op in QUANT_OPS}
     ext = _external_data_bytes(model, p.parent)

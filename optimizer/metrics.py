@@ -46,7 +46,9 @@ def register_metric(
     """Register ``fn`` as the metric ``name`` (a model brings its own task metric this way)."""
 
     def wrap(fn: MetricFn) -> MetricFn:
-        _METRICS[name] = MetricSpec(name, fn, needs_labels, needs_reference, description or (fn.__doc__ or ""))
+        _METRICS[name] = MetricSpec(
+            name, fn, needs_labels, needs_reference, description or (fn.__doc__ or "")
+        )
         return fn
 
     return wrap
@@ -163,7 +165,9 @@ def mean_pooled_embeddings(hidden: np.ndarray, mask: np.ndarray | None) -> np.nd
 )
 def spearman_pairs(m: MetricInput) -> float:
     if "pair_index" not in m.meta or m.labels is None:
-        raise DataError("spearman_pairs needs `meta__pair_index` ([P,2] sample indices) and `labels` ([P] scores)")
+        raise DataError(
+            "spearman_pairs needs `meta__pair_index` ([P,2] sample indices) and `labels` ([P] scores)"
+        )
     emb = mean_pooled_embeddings(m.outputs[0], m.inputs.get("attention_mask"))
     pairs = np.asarray(m.meta["pair_index"], dtype=np.int64)
     cos = (emb[pairs[:, 0]] * emb[pairs[:, 1]]).sum(axis=1)

@@ -32,8 +32,9 @@ def write_json_atomic(path: Path, payload: str) -> None:
     tmp.replace(path)
 
 
-def load_case_data(model_path: Path, data_path: str | Path, calib_path: str | Path | None,
-                   metric: str | None = None) -> tuple[Dataset, Dataset]:
+def load_case_data(
+    model_path: Path, data_path: str | Path, calib_path: str | Path | None, metric: str | None = None
+) -> tuple[Dataset, Dataset]:
     """Evaluation data, and calibration data (the first samples of the evaluation data when none is given).
 
     Raises:
@@ -44,8 +45,10 @@ def load_case_data(model_path: Path, data_path: str | Path, calib_path: str | Pa
     if calib_path:
         calib = load_data(calib_path, inputs, metric="agreement")
     else:
-        log.warning("no calibration data given: calibrating on the first %d evaluation samples",
-                    CALIB_FALLBACK_SAMPLES)
+        log.warning(
+            "no calibration data given: calibrating on the first %d evaluation samples",
+            CALIB_FALLBACK_SAMPLES,
+        )
         calib = data.head(CALIB_FALLBACK_SAMPLES)
     return data, calib
 
@@ -60,7 +63,7 @@ def optimize(
     options: SweepOptions | None = None,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
-    chart_writer: Callable[[ParetoReport, Path], None] | None = None,
+    chart_writer: Callable[[ParetoReport, Path], object] | None = None,
 ) -> ParetoReport:
     """Run the whole job and write its files. ``model`` may be a path or a zoo name (whose data is then the
     default).
@@ -82,13 +85,24 @@ def optimize(
         case = zoo.get_zoo_case(model)
         data_path, calib_path = case.eval_path, calib_path or case.calib_path
     if data_path is None:
-        raise GoalError("no evaluation data given", hint="pass --data EVAL.npz (inputs named after the model's)")
+        raise GoalError(
+            "no evaluation data given", hint="pass --data EVAL.npz (inputs named after the model's)"
+        )
     model_path = resolve_model(model)
     data, calib = load_case_data(model_path, data_path, calib_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = run_sweep(model_path, data, calib=calib, goal=g, out_dir=out, options=options, progress=progress,
-                       cancel=cancel, model_name=model)
+    report = run_sweep(
+        model_path,
+        data,
+        calib=calib,
+        goal=g,
+        out_dir=out,
+        options=options,
+        progress=progress,
+        cancel=cancel,
+        model_name=model,
+    )
     best = out / "best.onnx"
     best.unlink(missing_ok=True)
     if report.recommended:

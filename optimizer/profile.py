@@ -73,8 +73,14 @@ def _reader(data: Dataset, batch: int) -> Any:
 
 def _layer_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     inits = {i.name for i in model.graph.initializer}
-    return [n for n in model.graph.node if n.op_type in QUANTIZABLE_OPS and n.name and n.output and
-            (n.op_type in ("MatMul",) or any(x in inits for x in n.input[1:]))]
+    return [
+        n
+        for n in model.graph.node
+        if n.op_type in QUANTIZABLE_OPS
+        and n.name
+        and n.output
+        and (n.op_type in ("MatMul",) or any(x in inits for x in n.input[1:]))
+    ]
 
 
 def profile_layers(
@@ -133,14 +139,17 @@ def profile_layers(
         if out is None:
             continue
         # the error already present at the layer's inputs (graph inputs and weights carry none)
-        noise_in = max((_noise(cumulative.get(self_or_upstream(x, producer, cumulative))) for x in node.input if x),
-                       default=0.0)
+        noise_in = max(
+            (_noise(cumulative.get(self_or_upstream(x, producer, cumulative))) for x in node.input if x),
+            default=0.0,
+        )
         added = max(_noise(cumulative[out]) - noise_in, 0.0)
         rows.append((node, _db(added), cumulative[out]))
     rows.sort(key=lambda r: (r[1], r[0].name))
     layers = [
-        LayerSensitivity(name=n.name, op_type=n.op_type, sqnr_db=round(s, 3), cumulative_sqnr_db=round(c, 3),
-                         rank=i + 1)
+        LayerSensitivity(
+            name=n.name, op_type=n.op_type, sqnr_db=round(s, 3), cumulative_sqnr_db=round(c, 3), rank=i + 1
+        )
         for i, (n, s, c) in enumerate(rows)
     ]
     return SensitivityReport(
@@ -154,7 +163,9 @@ def profile_layers(
     )
 
 
-def downstream_measured(tensor: str, consumers: dict[str, list[onnx.NodeProto]], known: dict[str, float]) -> str | None:
+def downstream_measured(
+    tensor: str, consumers: dict[str, list[onnx.NodeProto]], known: dict[str, float]
+) -> str | None:
     """``tensor`` if its error was measured, else the first measured tensor down a chain of single consumers with
     a single output (activations, reshapes), else None."""
     for _ in range(8):
@@ -213,25 +224,41 @@ def profile_layers_exact(
         top = sqnr.layers[:top_k]
         specs = [TrialSpec(id="full", recipe=recipe, baseline_metric=base.metric or 0.0, latency_runs=0)]
         specs += [
-            TrialSpec(id=la.name, recipe=recipe.model_copy(update={"keep_fp32": (la.name,)}),
-                      baseline_metric=base.metric or 0.0, latency_runs=0)
+            TrialSpec(
+                id=la.name,
+                recipe=recipe.model_copy(update={"keep_fp32": (la.name,)}),
+                baseline_metric=base.metric or 0.0,
+                latency_runs=0,
+            )
             for la in top
         ]
         shared = Shared(fp32.read_bytes(), data, calib, reference)
-        results = {c.id: c for c, _ in make_executor(executor, shared, threading.Event(), workers, 0.0).run(specs)}
+        results = {
+            c.id: c for c, _ in make_executor(executor, shared, threading.Event(), workers, 0.0).run(specs)
+        }
     full = results["full"].metrics
     full_drop = full.accuracy_drop_pct if full else None
     scored = []
     for la in top:
         m = results[la.name].metrics
-        gain = None if m is None or full_drop is None or m.accuracy_drop_pct is None else full_drop - m.accuracy_drop_pct
+        gain = (
+            None
+            if m is None or full_drop is None or m.accuracy_drop_pct is None
+            else full_drop - m.accuracy_drop_pct
+        )
         scored.append((la, gain))
     scored.sort(key=lambda x: (-(x[1] if x[1] is not None else float("-inf")), x[0].rank))
-    layers = [la.model_copy(update={"exact_drop_pct": None if g is None else round(g, 4), "rank": i + 1})
-              for i, (la, g) in enumerate(scored)]
+    layers = [
+        la.model_copy(update={"exact_drop_pct": None if g is None else round(g, 4), "rank": i + 1})
+        for i, (la, g) in enumerate(scored)
+    ]
     rest = [la.model_copy(update={"rank": len(layers) + i + 1}) for i, la in enumerate(sqnr.layers[top_k:])]
     return SensitivityReport(
-        model_path=str(model_path), method="exact", recipe=recipe.label, layers=layers + rest,
-        calib_samples=sqnr.calib_samples, seconds=round(time.perf_counter() - t0, 3),
+        model_path=str(model_path),
+        method="exact",
+        recipe=recipe.label,
+        layers=layers + rest,
+        calib_samples=sqnr.calib_samples,
+        seconds=round(time.perf_counter() - t0, 3),
         model_passes=sqnr.model_passes + len(specs) * 2,
     )

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import onnx
+from pydantic import BaseModel
 
 from optimizer.data import Dataset
 from optimizer.errors import QuantTaaSError, RecipeError, TechniqueError
@@ -105,7 +106,9 @@ def quantize_model(
             ) from e
         check_loads(staged)
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staged), out)  # staged in the temp dir, so a failed run never leaves a half-written file
+        shutil.move(
+            str(staged), out
+        )  # staged in the temp dir, so a failed run never leaves a half-written file
     return out
 
 
@@ -176,10 +179,11 @@ def _static_int8(src: Path, recipe: StaticInt8Recipe, out: Path, calib: Dataset 
 
     if calib is None:
         raise RecipeError("static int8 needs calibration data", hint="pass --calib DATA.npz")
+    batches = _CalibrationReader(calib, recipe.calib_samples, _calibration_batch(src))
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter(_CalibrationReader(calib, recipe.calib_samples, _calibration_batch(src)))
+            self._it = iter(batches)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
@@ -190,7 +194,9 @@ def _static_int8(src: Path, recipe: StaticInt8Recipe, out: Path, calib: Dataset 
         "percentile": CalibrationMethod.Percentile,
     }[recipe.calibration]
     if recipe.per_channel and (default_opset(load_onnx(src, load_external_data=False)) or 0) < QDQ_MIN_OPSET:
-        raise RecipeError("per-channel static quantization needs opset 13 or later", hint="use per_channel=false")
+        raise RecipeError(
+            "per-channel static quantization needs opset 13 or later", hint="use per_channel=false"
+        )
     quantize_static(
         str(src),
         str(out),
@@ -272,4 +278,4 @@ def _int4_weight_only(src: Path, recipe: Int4WeightOnlyRecipe, out: Path, calib:
 
 
 def registered_kinds() -> list[str]:
-    return sorted(t.model_fields["kind"].default for t in _TECHNIQUES)
+    return sorted(str(t.model_fields["kind"].default) for t in _TECHNIQUES if issubclass(t, BaseModel))

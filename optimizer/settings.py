@@ -17,7 +17,9 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="QUANTTAAS_", env_file=".env", extra="ignore")
 
-    home: Path = Field(default_factory=_default_home, description="where the zoo cache, jobs and artifacts live")
+    home: Path = Field(
+        default_factory=_default_home, description="where the zoo cache, jobs and artifacts live"
+    )
     threads: int = Field(default=1, ge=1, description="onnxruntime intra-op threads used for measurements")
     latency_runs: int = Field(default=50, ge=3)
     warmup_runs: int = Field(default=5, ge=0)

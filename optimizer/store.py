@@ -87,10 +87,14 @@ class ModelStore:
     def get(self, model_id: str) -> ModelRef:
         """Raises NotFoundError for an unknown or malformed id (ids never reach the file system unchecked)."""
         if not _ID_RE.match(model_id) or ".." in model_id:
-            raise NotFoundError(f"no stored model {model_id!r}", hint="list the stored models to get a valid id")
+            raise NotFoundError(
+                f"no stored model {model_id!r}", hint="list the stored models to get a valid id"
+            )
         ref_file = self.root / model_id / "ref.json"
         if not ref_file.is_file():
-            raise NotFoundError(f"no stored model {model_id!r}", hint="list the stored models to get a valid id")
+            raise NotFoundError(
+                f"no stored model {model_id!r}", hint="list the stored models to get a valid id"
+            )
         return ModelRef.model_validate_json(ref_file.read_text())
 
     def list(self) -> list[ModelRef]:

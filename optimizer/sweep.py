@@ -56,7 +56,9 @@ from optimizer.types import (
 log = logging.getLogger(__name__)
 
 SELECTIVE_KS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
-SIZE_MARGIN = 1.05  # a predicted size this much over the limit is skipped; predictions are within a few percent
+SIZE_MARGIN = (
+    1.05  # a predicted size this much over the limit is skipped; predictions are within a few percent
+)
 
 
 class SweepOptions(Frozen):
@@ -147,7 +149,10 @@ def build_grid(
             for k in ks:
                 add(StaticInt8Recipe(keep_fp32=tuple(ranked[:k])), "selective", k)
     if "Conv" in ops:
-        add(DynamicInt8Recipe(op_types=tuple(o for o in ("Conv", "MatMul", "Gemm") if o in ops)), "dynamic_conv")
+        add(
+            DynamicInt8Recipe(op_types=tuple(o for o in ("Conv", "MatMul", "Gemm") if o in ops)),
+            "dynamic_conv",
+        )
     return items
 
 
@@ -218,12 +223,19 @@ def run_sweep(
     provider = CUDA if gpus else None
 
     base_metrics, reference = evaluate_model(
-        model_path, data, keep_outputs=True, as_reference=True, threads=opts.threads,
-        latency_runs=opts.latency_runs, provider=provider,
+        model_path,
+        data,
+        keep_outputs=True,
+        as_reference=True,
+        threads=opts.threads,
+        latency_runs=opts.latency_runs,
+        provider=provider,
     )
     base_metrics = base_metrics.model_copy(update={"accuracy_drop_pct": 0.0})
     state = _State(goal, base_metrics)
-    emit(SweepEvent("baseline", 0, 0, message=f"baseline {base_metrics.metric_name} {base_metrics.metric:.4f}"))
+    emit(
+        SweepEvent("baseline", 0, 0, message=f"baseline {base_metrics.metric_name} {base_metrics.metric:.4f}")
+    )
 
     if sensitivity is None and opts.profile and calib is not None:
         try:
@@ -257,8 +269,17 @@ def run_sweep(
 
     def run(items: Sequence[GridItem]) -> None:
         todo = [i for i in items if i.id not in state.results and i.id not in state.skipped]
-        specs = [TrialSpec(id=i.id, recipe=i.recipe, baseline_metric=float(base_metrics.metric or 0.0),
-                           threads=opts.threads, latency_runs=opts.latency_runs, provider=provider) for i in todo]
+        specs = [
+            TrialSpec(
+                id=i.id,
+                recipe=i.recipe,
+                baseline_metric=float(base_metrics.metric or 0.0),
+                threads=opts.threads,
+                latency_runs=opts.latency_runs,
+                provider=provider,
+            )
+            for i in todo
+        ]
         for cand, blob in executor.run(specs):
             if blob is not None:
                 path = out / "candidates" / f"{cand.id}.onnx"
@@ -270,11 +291,20 @@ def run_sweep(
     def skip(item: GridItem, reason: str) -> None:
         if item.id not in state.results and item.id not in state.skipped:
             state.skipped[item.id] = reason
-            emit(SweepEvent("skipped", len(state.results), len(grid) - len(state.skipped), message=f"{item.id}: {reason}"))
+            emit(
+                SweepEvent(
+                    "skipped",
+                    len(state.results),
+                    len(grid) - len(state.skipped),
+                    message=f"{item.id}: {reason}",
+                )
+            )
 
     def too_big(item: GridItem) -> bool:
         if limit is not None and predicted(item) > limit * SIZE_MARGIN:
-            skip(item, f"predicted size {predicted(item) / 1e6:.3f} MB exceeds the {limit / 1e6:.3f} MB limit")
+            skip(
+                item, f"predicted size {predicted(item) / 1e6:.3f} MB exceeds the {limit / 1e6:.3f} MB limit"
+            )
             return True
         return False
 
@@ -299,9 +329,17 @@ def run_sweep(
     candidates = [state.results[i.id] for i in grid if i.id in state.results]
     candidates += [c for c in extra_candidates if c.id not in {x.id for x in candidates}]
     evaluations = len(candidates)
-    report = build_report(model_name or str(model_path), base_metrics, candidates, goal,
-                          evaluations=evaluations, grid_size=len(grid), skipped=list(state.skipped),
-                          skipped_reasons=state.skipped, sensitivity=sensitivity)
+    report = build_report(
+        model_name or str(model_path),
+        base_metrics,
+        candidates,
+        goal,
+        evaluations=evaluations,
+        grid_size=len(grid),
+        skipped=list(state.skipped),
+        skipped_reasons=state.skipped,
+        sensitivity=sensitivity,
+    )
     if not cancelled.is_set():
         report = _remeasure_finalists(report, model_path, data, goal, opts, provider, emit)
     report = report.model_copy(update={"wall_seconds": round(time.perf_counter() - t0, 3)})
@@ -348,25 +386,35 @@ def _directed_search(
             if not too_big(it):
                 run([it])
         else:
-            skip(it, "per-tensor and dynamic-Conv int8 are rarely more accurate or smaller than per-channel "
-                     "static int8, which was measured; not needed for this goal")
+            skip(
+                it,
+                "per-tensor and dynamic-Conv int8 are rarely more accurate or smaller than per-channel "
+                "static int8, which was measured; not needed for this goal",
+            )
 
     needs_repair = full_c is not None and (full_misses_accuracy or (not feasible and has_limits))
     if feasible and objective == "size" and not needs_repair:
         smallest = min(c.metrics.size_bytes for c in feasible if c.metrics)
         for it in calib_items + selective:
-            skip(it, f"cannot be smaller than the feasible {smallest / 1e6:.3f} MB candidate (same size or larger "
-                     "by construction)")
+            skip(
+                it,
+                f"cannot be smaller than the feasible {smallest / 1e6:.3f} MB candidate (same size or larger "
+                "by construction)",
+            )
         return
     if full_c is not None and not needs_repair and has_limits:
         # one selective point within the size limit shows what a little more size buys in accuracy
         fitting = [it for it in selective if predicted(it) <= (limit_of(goal, state) or float("inf"))]
         probe = fitting[len(fitting) // 2] if fitting and objective in ("accuracy", "balanced") else None
         for it in calib_items:
-            skip(it, "full int8 (min-max) already meets the limits; another calibration only changes accuracy")
+            skip(
+                it, "full int8 (min-max) already meets the limits; another calibration only changes accuracy"
+            )
         for it in selective:
             if it is not probe:
-                skip(it, "full int8 already meets the limits; keeping more layers in fp32 only makes it larger")
+                skip(
+                    it, "full int8 already meets the limits; keeping more layers in fp32 only makes it larger"
+                )
         if probe is not None:
             run([probe])
         return
@@ -389,8 +437,15 @@ def _directed_search(
         span = hi - lo + 1
         probes = sorted({lo + (span * (j + 1)) // (width + 1) for j in range(min(width, span))})
         run([cands[p] for p in probes])
-        ok = [p for p in probes if (c := state.results.get(cands[p].id)) is not None and c.ok and c.metrics
-              and c.metrics.accuracy_drop_pct is not None and c.metrics.accuracy_drop_pct <= drop_limit]
+        ok = [
+            p
+            for p in probes
+            if (c := state.results.get(cands[p].id)) is not None
+            and c.ok
+            and c.metrics
+            and c.metrics.accuracy_drop_pct is not None
+            and c.metrics.accuracy_drop_pct <= drop_limit
+        ]
         if ok:
             best = min(ok) if best is None else min(best, min(ok))
             hi = min(ok) - 1
@@ -399,8 +454,11 @@ def _directed_search(
             lo = max(probes) + 1
     for i, it in enumerate(cands):
         if best is not None and i > best:
-            skip(it, f"keeps more layers in fp32 than {cands[best].id}, which meets the accuracy limit: larger by "
-                     "construction")
+            skip(
+                it,
+                f"keeps more layers in fp32 than {cands[best].id}, which meets the accuracy limit: larger by "
+                "construction",
+            )
         else:
             skip(it, "bisection over k showed a smaller k misses the accuracy limit (monotone in k)")
 
@@ -434,17 +492,38 @@ def _remeasure_finalists(
             times[k] += measure_latency(sess, data, runs=per_round, warmup=2)
 
     def stat(k: str) -> dict[str, float]:
-        return {"latency_ms_p50": float(np.percentile(times[k], 50)), "latency_ms_p95": float(np.percentile(times[k], 95))}
+        return {
+            "latency_ms_p50": float(np.percentile(times[k], 50)),
+            "latency_ms_p95": float(np.percentile(times[k], 95)),
+        }
 
     baseline = report.baseline.model_copy(update=stat("__baseline__"))
     updated = []
     for c in report.candidates:
         if c.id in sessions and c.metrics:
-            detail = {**c.detail, "trial_latency_ms_p50": c.metrics.latency_ms_p50, "latency_remeasured": True}
+            detail = {
+                **c.detail,
+                "trial_latency_ms_p50": c.metrics.latency_ms_p50,
+                "latency_remeasured": True,
+            }
             c = c.model_copy(update={"metrics": c.metrics.model_copy(update=stat(c.id)), "detail": detail})
         updated.append(c)
-    emit(SweepEvent("remeasured", report.evaluations, report.evaluations,
-                    message=f"re-measured latency of {len(finalists)} finalists and the original side by side"))
-    return build_report(report.model, baseline, updated, goal, evaluations=report.evaluations,
-                        grid_size=report.grid_size, skipped=report.skipped, skipped_reasons=report.skipped_reasons,
-                        sensitivity=report.sensitivity)
+    emit(
+        SweepEvent(
+            "remeasured",
+            report.evaluations,
+            report.evaluations,
+            message=f"re-measured latency of {len(finalists)} finalists and the original side by side",
+        )
+    )
+    return build_report(
+        report.model,
+        baseline,
+        updated,
+        goal,
+        evaluations=report.evaluations,
+        grid_size=report.grid_size,
+        skipped=report.skipped,
+        skipped_reasons=report.skipped_reasons,
+        sensitivity=report.sensitivity,
+    )

@@ -54,11 +54,15 @@ def run_trial(
                 provider=spec.provider,
             )
             blob = out.read_bytes()
-        cand = Candidate(id=spec.id, recipe=spec.recipe, metrics=metrics, seconds=round(time.perf_counter() - t0, 3))
+        cand = Candidate(
+            id=spec.id, recipe=spec.recipe, metrics=metrics, seconds=round(time.perf_counter() - t0, 3)
+        )
         return cand, blob
     except QuantTaaSError as e:
         err = ErrorInfo(code=e.code, message=e.message, hint=e.hint)
     except Exception as e:  # a trial must never take the sweep down; the error is kept as data
         last = traceback.format_exception_only(type(e), e)[-1].strip()
         err = ErrorInfo(code="technique_failed", message=last[:500], hint="this recipe failed on this model")
-    return Candidate(id=spec.id, recipe=spec.recipe, error=err, seconds=round(time.perf_counter() - t0, 3)), None
+    return Candidate(
+        id=spec.id, recipe=spec.recipe, error=err, seconds=round(time.perf_counter() - t0, 3)
+    ), None

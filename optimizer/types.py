@@ -32,7 +32,9 @@ class ModelRef(Frozen):
 class TensorInfo(Frozen):
     name: str
     dtype: str
-    shape: list[int | str | None] = Field(description="ints are fixed dims, strings are symbolic, null unknown")
+    shape: list[int | str | None] = Field(
+        description="ints are fixed dims, strings are symbolic, null unknown"
+    )
 
 
 class LayerInfo(Frozen):
@@ -55,7 +57,9 @@ class ModelInspection(Frozen):
     size_bytes: int
     external_data_bytes: int = 0
     param_count: int
-    constant_param_count: int = Field(0, description="parameters held in Constant nodes rather than initializers")
+    constant_param_count: int = Field(
+        0, description="parameters held in Constant nodes rather than initializers"
+    )
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     op_counts: dict[str, int]
@@ -173,7 +177,8 @@ class Metrics(Frozen):
     metric_name: str
     metric: float | None = None
     accuracy_drop_pct: float | None = Field(
-        default=None, description="percentage points of the metric lost against the baseline (negative = gained)"
+        default=None,
+        description="percentage points of the metric lost against the baseline (negative = gained)",
     )
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None
@@ -218,13 +223,16 @@ class LayerSensitivity(Frozen):
     name: str
     op_type: str
     sqnr_db: float | None = Field(
-        default=None, description="SQNR (dB) of the noise this layer adds: its output's error minus its input's"
+        default=None,
+        description="SQNR (dB) of the noise this layer adds: its output's error minus its input's",
     )
     cumulative_sqnr_db: float | None = Field(
-        default=None, description="SQNR (dB) of the layer's output in the quantized model against the fp32 model"
+        default=None,
+        description="SQNR (dB) of the layer's output in the quantized model against the fp32 model",
     )
     exact_drop_pct: float | None = Field(
-        default=None, description="exact mode: metric drop of full int8 minus the drop with this layer kept fp32"
+        default=None,
+        description="exact mode: metric drop of full int8 minus the drop with this layer kept fp32",
     )
     rank: int = Field(description="1 = most sensitive")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from optimizer.goal import Goal, parse_goal
 from optimizer.inspect import inspect_model
 from optimizer.optimize import optimize
 from optimizer.sweep import SweepEvent, SweepOptions, build_grid, run_sweep
-from optimizer.trial import TrialSpec, run_trial
+from optimizer.trial import run_trial
 from optimizer.types import Candidate, StaticInt8Recipe
 
 
@@ -59,22 +58,37 @@ def test_build_grid_holds_base_and_selective_recipes_when_profiled(digits: zoo.Z
     assert len({g.id for g in grid}) == len(grid)
 
 
-def test_predicted_size_matches_measured_size_of_full_int8(digits: zoo.ZooCase, tmp_path: Path, digits_data) -> None:
+def test_predicted_size_matches_measured_size_of_full_int8(
+    digits: zoo.ZooCase, tmp_path: Path, digits_data
+) -> None:
     from optimizer.quantize import quantize_model
 
     info = inspect_model(digits.model_path)
-    item = next(g for g in build_grid(info, None, has_calib=True) if g.family == "anchor" and g.recipe.kind == "static_int8")
+    item = next(
+        g
+        for g in build_grid(info, None, has_calib=True)
+        if g.family == "anchor" and g.recipe.kind == "static_int8"
+    )
     out = quantize_model(digits.model_path, item.recipe, tmp_path / "q.onnx", calib=digits_data[1])
     actual = out.stat().st_size
     assert abs(item.predicted_size - actual) / actual < 0.25
 
 
-def test_run_sweep_meets_a_reachable_goal_through_ray(digits: zoo.ZooCase, digits_data, ray_runtime, tmp_path: Path) -> None:
+def test_run_sweep_meets_a_reachable_goal_through_ray(
+    digits: zoo.ZooCase, digits_data, ray_runtime, tmp_path: Path
+) -> None:
     data, calib = digits_data
     events: list[SweepEvent] = []
     goal = parse_goal("under 40 KB with less than 1% accuracy loss")
-    report = run_sweep(digits.model_path, data, calib=calib, goal=goal, out_dir=tmp_path,
-                       options=SweepOptions(executor="ray", workers=2), progress=events.append)
+    report = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path,
+        options=SweepOptions(executor="ray", workers=2),
+        progress=events.append,
+    )
     assert report.recommended is not None
     best = report.candidate(report.recommended)
     assert best.metrics is not None and best.metrics.size_bytes <= 40_000
@@ -87,17 +101,26 @@ def test_run_sweep_meets_a_reachable_goal_through_ray(digits: zoo.ZooCase, digit
     assert best.detail.get("latency_remeasured") is True
 
 
-def test_report_numbers_are_re_measurable_from_the_files_they_name(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+def test_report_numbers_are_re_measurable_from_the_files_they_name(
+    digits: zoo.ZooCase, digits_data, tmp_path: Path
+) -> None:
     data, _ = digits_data
-    report = optimize("digits-cnn", None, goal="as small as possible with at most 2% accuracy loss", out_dir=tmp_path,
-                      options=SweepOptions(executor="serial"))
+    report = optimize(
+        "digits-cnn",
+        None,
+        goal="as small as possible with at most 2% accuracy loss",
+        out_dir=tmp_path,
+        options=SweepOptions(executor="serial"),
+    )
     stored = json.loads((tmp_path / "report.json").read_text())
     assert stored["recommended"] == report.recommended
     rec = next(c for c in stored["candidates"] if c["id"] == stored["recommended"])
     path = Path(rec["model_path"])
     assert path.stat().st_size == rec["metrics"]["size_bytes"]
     assert (tmp_path / "best.onnx").read_bytes() == path.read_bytes()
-    again, _ = evaluate_model(tmp_path / "best.onnx", data, baseline_metric=stored["baseline"]["metric"], latency_runs=3)
+    again, _ = evaluate_model(
+        tmp_path / "best.onnx", data, baseline_metric=stored["baseline"]["metric"], latency_runs=3
+    )
     assert again.metric == pytest.approx(rec["metrics"]["metric"], abs=1e-9)
     assert again.accuracy_drop_pct == pytest.approx(rec["metrics"]["accuracy_drop_pct"], abs=1e-6)
     base_again, _ = evaluate_model(digits.model_path, data, latency_runs=3)
@@ -105,10 +128,18 @@ def test_report_numbers_are_re_measurable_from_the_files_they_name(digits: zoo.Z
     assert set(stored) >= {"baseline", "candidates", "front", "recommended", "goal", "reason", "evaluations"}
 
 
-def test_run_sweep_says_plainly_when_no_candidate_meets_the_goal(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+def test_run_sweep_says_plainly_when_no_candidate_meets_the_goal(
+    digits: zoo.ZooCase, digits_data, tmp_path: Path
+) -> None:
     data, calib = digits_data
-    report = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("under 2 KB"), out_dir=tmp_path,
-                       options=SweepOptions(executor="serial"))
+    report = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=parse_goal("under 2 KB"),
+        out_dir=tmp_path,
+        options=SweepOptions(executor="serial"),
+    )
     assert report.recommended is None
     assert report.nearest, "an infeasible goal must name the nearest candidates"
     miss = report.nearest[0].misses[0]
@@ -116,7 +147,9 @@ def test_run_sweep_says_plainly_when_no_candidate_meets_the_goal(digits: zoo.Zoo
     assert any(c.ok for c in report.candidates), "the nearest candidate must have been measured"
 
 
-def test_run_sweep_records_a_crashed_trial_and_goes_on(digits: zoo.ZooCase, digits_data, ray_runtime, tmp_path: Path) -> None:
+def test_run_sweep_records_a_crashed_trial_and_goes_on(
+    digits: zoo.ZooCase, digits_data, ray_runtime, tmp_path: Path
+) -> None:
     data, calib = digits_data
 
     def crash_one(spec, model_bytes, data, calib, reference):  # defined here so Ray ships it by value
@@ -128,9 +161,15 @@ def test_run_sweep_records_a_crashed_trial_and_goes_on(digits: zoo.ZooCase, digi
             _os._exit(17)
         return _run(spec, model_bytes, data, calib, reference)
 
-    report = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("as small as possible"),
-                       out_dir=tmp_path, options=SweepOptions(executor="ray", workers=2, profile=False),
-                       trial_fn=crash_one)
+    report = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=parse_goal("as small as possible"),
+        out_dir=tmp_path,
+        options=SweepOptions(executor="ray", workers=2, profile=False),
+        trial_fn=crash_one,
+    )
     crashed = [c for c in report.candidates if c.recipe.kind == "fp16"]
     assert crashed and crashed[0].error is not None and crashed[0].error.code == "technique_failed"
     assert any(c.ok for c in report.candidates), "the other trials must finish"
@@ -145,9 +184,15 @@ def test_run_sweep_keeps_failed_trials_as_data(digits: zoo.ZooCase, digits_data,
             raise RuntimeError("backend exploded")
         return run_trial(spec, model_bytes, data, calib, reference)
 
-    report = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("as small as possible"),
-                       out_dir=tmp_path, options=SweepOptions(executor="serial", profile=False),
-                       trial_fn=lambda *a: _safe(fail_static, *a))
+    report = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=parse_goal("as small as possible"),
+        out_dir=tmp_path,
+        options=SweepOptions(executor="serial", profile=False),
+        trial_fn=lambda *a: _safe(fail_static, *a),
+    )
     failed = [c for c in report.candidates if c.error]
     assert failed and all(c.recipe.kind == "static_int8" for c in failed)
     assert "backend exploded" in failed[0].error.message
@@ -161,7 +206,9 @@ def _safe(fn, spec, *rest):
     try:
         return fn(spec, *rest)
     except Exception as e:
-        return Candidate(id=spec.id, recipe=spec.recipe, error=ErrorInfo(code="technique_failed", message=str(e), hint="")), None
+        return Candidate(
+            id=spec.id, recipe=spec.recipe, error=ErrorInfo(code="technique_failed", message=str(e), hint="")
+        ), None
 
 
 def test_run_sweep_stops_when_cancelled(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
@@ -172,16 +219,32 @@ def test_run_sweep_stops_when_cancelled(digits: zoo.ZooCase, digits_data, tmp_pa
         if e.kind == "trial":
             cancel.set()
 
-    report = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("as fast as possible"), out_dir=tmp_path,
-                       options=SweepOptions(executor="serial", profile=False), progress=on_event, cancel=cancel)
+    report = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=parse_goal("as fast as possible"),
+        out_dir=tmp_path,
+        options=SweepOptions(executor="serial", profile=False),
+        progress=on_event,
+        cancel=cancel,
+    )
     assert report.evaluations == 1
     assert any("cancelled" in r for r in report.skipped_reasons.values())
 
 
-def test_run_sweep_resumes_without_rerunning_finished_trials(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+def test_run_sweep_resumes_without_rerunning_finished_trials(
+    digits: zoo.ZooCase, digits_data, tmp_path: Path
+) -> None:
     data, calib = digits_data
-    first = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("as small as possible"), out_dir=tmp_path,
-                      options=SweepOptions(executor="serial", profile=False))
+    first = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=parse_goal("as small as possible"),
+        out_dir=tmp_path,
+        options=SweepOptions(executor="serial", profile=False),
+    )
     done = [c for c in first.candidates if c.ok]
     ran: list[str] = []
 
@@ -189,35 +252,71 @@ def test_run_sweep_resumes_without_rerunning_finished_trials(digits: zoo.ZooCase
         ran.append(spec.id)
         return run_trial(spec, *rest)
 
-    second = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("as small as possible"), out_dir=tmp_path,
-                       options=SweepOptions(executor="serial", profile=False), extra_candidates=done, trial_fn=counting)
+    second = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=parse_goal("as small as possible"),
+        out_dir=tmp_path,
+        options=SweepOptions(executor="serial", profile=False),
+        extra_candidates=done,
+        trial_fn=counting,
+    )
     assert not set(ran) & {c.id for c in done}
     assert {c.id for c in done} <= {c.id for c in second.candidates}
 
 
-def test_run_sweep_refuses_a_goal_that_excludes_every_recipe(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+def test_run_sweep_refuses_a_goal_that_excludes_every_recipe(
+    digits: zoo.ZooCase, digits_data, tmp_path: Path
+) -> None:
     data, calib = digits_data
     goal = Goal(max_size_mb=1.0, methods_forbidden=["quantize"])
     with pytest.raises(GoalError) as err:
-        run_sweep(digits.model_path, data, calib=calib, goal=goal, out_dir=tmp_path,
-                  options=SweepOptions(executor="serial", profile=False))
+        run_sweep(
+            digits.model_path,
+            data,
+            calib=calib,
+            goal=goal,
+            out_dir=tmp_path,
+            options=SweepOptions(executor="serial", profile=False),
+        )
     assert err.value.code == "goal_invalid"
 
 
 def test_run_sweep_respects_the_goal_precision(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
     data, calib = digits_data
-    report = run_sweep(digits.model_path, data, calib=calib, goal=parse_goal("fp16 only, as small as possible"),
-                       out_dir=tmp_path, options=SweepOptions(executor="serial", profile=False))
+    report = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=parse_goal("fp16 only, as small as possible"),
+        out_dir=tmp_path,
+        options=SweepOptions(executor="serial", profile=False),
+    )
     assert {c.recipe.kind for c in report.candidates} == {"fp16"}
 
 
-def test_directed_search_uses_fewer_evaluations_than_the_grid(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
+def test_directed_search_uses_fewer_evaluations_than_the_grid(
+    digits: zoo.ZooCase, digits_data, tmp_path: Path
+) -> None:
     data, calib = digits_data
     goal = parse_goal("under 40 KB with less than 1% accuracy loss")
-    directed = run_sweep(digits.model_path, data, calib=calib, goal=goal, out_dir=tmp_path / "d",
-                         options=SweepOptions(executor="serial"))
-    full = run_sweep(digits.model_path, data, calib=calib, goal=goal, out_dir=tmp_path / "f",
-                     options=SweepOptions(executor="serial", exhaustive=True))
+    directed = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path / "d",
+        options=SweepOptions(executor="serial"),
+    )
+    full = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path / "f",
+        options=SweepOptions(executor="serial", exhaustive=True),
+    )
     assert full.evaluations == full.grid_size
     assert directed.evaluations < full.evaluations
     # the directed search must not miss a better answer the grid had on the goal's objective (size here, balanced)
@@ -230,12 +329,22 @@ def test_ppocr_sweep_through_ray_recovers_what_full_int8_loses(ray_runtime, tmp_
     inputs = inspect_model(case.model_path).inputs
     full = load_data(case.eval_path, inputs)
     n = 60  # a slice keeps the test short; the benchmark runs all lines
-    data = Dataset(full.path, {k: v[:n] for k, v in full.inputs.items()}, full.labels[:n], full.metric, full.meta)
+    data = Dataset(
+        full.path, {k: v[:n] for k, v in full.inputs.items()}, full.labels[:n], full.metric, full.meta
+    )
     calib = load_data(case.calib_path, inputs, metric="agreement").head(32)
-    report = run_sweep(case.model_path, data, calib=calib, goal=parse_goal("at most 3% accuracy loss, as small as possible"),
-                       out_dir=tmp_path, options=SweepOptions(executor="ray", workers=2, latency_runs=5, remeasure_runs=10))
+    report = run_sweep(
+        case.model_path,
+        data,
+        calib=calib,
+        goal=parse_goal("at most 3% accuracy loss, as small as possible"),
+        out_dir=tmp_path,
+        options=SweepOptions(executor="ray", workers=2, latency_runs=5, remeasure_runs=10),
+    )
     full_int8 = next(c for c in report.candidates if c.recipe == StaticInt8Recipe())
-    assert full_int8.metrics is not None and full_int8.metrics.accuracy_drop_pct > 20, "full int8 should break OCR"
+    assert full_int8.metrics is not None and full_int8.metrics.accuracy_drop_pct > 20, (
+        "full int8 should break OCR"
+    )
     assert report.recommended is not None, report.reason
     best = report.candidate(report.recommended)
     assert best.metrics.accuracy_drop_pct <= 3.0
