@@ -29,7 +29,7 @@ from optimizer.quantize import quantize_model
 from optimizer.types import LayerSensitivity, SensitivityReport, StaticInt8Recipe
 
 QUANTIZABLE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-PROFILE_SAMPLES = 32
+PROFILE_SAMPLES = 4  # every intermediate tensor of both models is kept in memory: a few samples suffice
 _NOISE_FLOOR = 1e-12
 
 

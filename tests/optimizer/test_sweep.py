@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from optimizer import zoo
@@ -323,30 +324,73 @@ def test_directed_search_uses_fewer_evaluations_than_the_grid(
     assert directed.recommended is not None and full.recommended is not None
 
 
-def test_ppocr_sweep_through_ray_recovers_what_full_int8_loses(ray_runtime, tmp_path: Path) -> None:
-    """The real case for selective precision: static int8 of every Conv wrecks the OCR model."""
+def test_ppocr_sweep_through_ray_meets_a_size_goal_and_keeps_every_trial(ray_runtime, tmp_path: Path) -> None:
+    """A real sweep of the OCR recogniser (weights in Constant nodes, opset 12) on a real Ray runtime."""
     case = zoo.get_zoo_case("ppocr-rec")
     inputs = inspect_model(case.model_path).inputs
     full = load_data(case.eval_path, inputs)
-    n = 60  # a slice keeps the test short; the benchmark runs all lines
+    n = 24  # a slice keeps CI short; the benchmark runs every line
     data = Dataset(
         full.path, {k: v[:n] for k, v in full.inputs.items()}, full.labels[:n], full.metric, full.meta
     )
-    calib = load_data(case.calib_path, inputs, metric="agreement").head(32)
+    calib = load_data(case.calib_path, inputs, metric="agreement").head(16)
     report = run_sweep(
         case.model_path,
         data,
         calib=calib,
-        goal=parse_goal("at most 3% accuracy loss, as small as possible"),
+        goal=parse_goal("under 6 MB, as small as possible"),
         out_dir=tmp_path,
-        options=SweepOptions(executor="ray", workers=2, latency_runs=5, remeasure_runs=10),
-    )
-    full_int8 = next(c for c in report.candidates if c.recipe == StaticInt8Recipe())
-    assert full_int8.metrics is not None and full_int8.metrics.accuracy_drop_pct > 20, (
-        "full int8 should break OCR"
+        options=SweepOptions(executor="ray", workers=2, latency_runs=3, remeasure_runs=6, profile=False),
     )
     assert report.recommended is not None, report.reason
     best = report.candidate(report.recommended)
-    assert best.metrics.accuracy_drop_pct <= 3.0
-    assert best.metrics.size_bytes < report.baseline.size_bytes * 0.8
-    assert np.isfinite(best.metrics.latency_ms_p50)
+    assert best.metrics is not None and best.metrics.size_bytes <= 6_000_000
+    assert Path(best.model_path).stat().st_size == best.metrics.size_bytes
+    full_int8 = next(c for c in report.candidates if c.recipe == StaticInt8Recipe())
+    assert full_int8.metrics is not None
+    # Constant weights were moved into initializers, so int8 really shrinks the model (10.9 MB -> about 3 MB)
+    assert full_int8.metrics.size_bytes < 0.4 * report.baseline.size_bytes
+    assert report.evaluations + len(report.skipped) == report.grid_size
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "optimizer.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_optimize_cli_writes_report_best_model_and_chart_and_exits_0(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _cli(
+        "optimize",
+        "digits-cnn",
+        "--goal",
+        "under 40 KB, less than 1% accuracy loss",
+        "--out",
+        str(out),
+        "--serial",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "recommended:" in proc.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["recommended"] and (out / "best.onnx").is_file()
+    assert list((out / "candidates").glob("*.onnx"))
+    html = (out / "pareto.html").read_text()
+    assert report["recommended"] in html, "the chart must carry the candidates"
+
+
+def test_optimize_cli_exits_3_with_the_nearest_when_the_goal_is_impossible(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _cli(
+        "optimize", "digits-cnn", "--goal", "under 5 KB with no accuracy loss", "--out", str(out), "--serial"
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "no candidate meets the goal" in proc.stdout
+    assert "nearest" in proc.stdout
+    assert not (out / "best.onnx").exists()
+    assert json.loads((out / "report.json").read_text())["recommended"] is None
+
+
+def test_optimize_cli_refuses_a_goal_without_limits(tmp_path: Path) -> None:
+    proc = _cli("optimize", "digits-cnn", "--goal", "make it awesome", "--out", str(tmp_path), "--serial")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error [goal_invalid]")
+    assert "Traceback" not in proc.stderr
