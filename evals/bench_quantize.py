@@ -34,7 +34,7 @@ def recipes_for(model_path: str) -> list[Recipe]:
     if "Conv" in ops and mm:
         rs.append(StaticInt8Recipe(op_types=mm))
     if mm:
-        rs.append(DynamicInt8Recipe(op_types=mm))
+        rs.append(DynamicInt8Recipe(op_types=tuple(o for o in ("MatMul", "Gemm", "Gather") if o in ops)))
     if "Conv" in ops:
         rs.append(DynamicInt8Recipe(op_types=("Conv", *mm)))
     rs.append(Fp16Recipe())

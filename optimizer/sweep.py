@@ -101,6 +101,9 @@ def _weight_params(info: ModelInspection, op_types: Sequence[str] | None) -> int
 
 
 QUANT_LAYER_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+# what full static int8 quantizes among the weight-carrying ops (embeddings too)
+STATIC_WEIGHT_OPS = (*QUANT_LAYER_OPS, "Gather")
+DYNAMIC_OPS = ("MatMul", "Gemm", "Gather")
 
 
 def predict_size(recipe: Recipe, info: ModelInspection, layer_params: dict[str, int]) -> float:
@@ -109,7 +112,7 @@ def predict_size(recipe: Recipe, info: ModelInspection, layer_params: dict[str, 
     overhead = max(info.size_bytes - total, 0.0)
     kept = sum(layer_params.get(n, 0) for n in recipe.keep_fp32)
     if isinstance(recipe, StaticInt8Recipe):
-        q = _weight_params(info, recipe.op_types or QUANT_LAYER_OPS) - kept
+        q = _weight_params(info, recipe.op_types or STATIC_WEIGHT_OPS) - kept
         return overhead + total - 3.0 * q
     if isinstance(recipe, DynamicInt8Recipe):
         q = _weight_params(info, recipe.op_types) - kept
@@ -135,7 +138,7 @@ def build_grid(
     if has_calib and ops & set(QUANT_LAYER_OPS):
         add(StaticInt8Recipe(), "anchor")
     if ops & {"MatMul", "Gemm"}:
-        add(DynamicInt8Recipe(op_types=tuple(o for o in ("MatMul", "Gemm") if o in ops)), "anchor")
+        add(DynamicInt8Recipe(op_types=tuple(o for o in DYNAMIC_OPS if o in ops)), "anchor")
     add(Fp16Recipe(), "anchor")
     if "MatMul" in ops and _weight_params(info, ("MatMul",)) > 0:
         add(Int4WeightOnlyRecipe(), "anchor")
@@ -150,7 +153,7 @@ def build_grid(
                 add(StaticInt8Recipe(keep_fp32=tuple(ranked[:k])), "selective", k)
     if "Conv" in ops:
         add(
-            DynamicInt8Recipe(op_types=tuple(o for o in ("Conv", "MatMul", "Gemm") if o in ops)),
+            DynamicInt8Recipe(op_types=tuple(o for o in ("Conv", *DYNAMIC_OPS) if o in ops)),
             "dynamic_conv",
         )
     return items

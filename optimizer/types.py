@@ -118,7 +118,9 @@ class DynamicInt8Recipe(_RecipeBase):
     """Dynamic int8: weights int8 offline, activations quantized at run time (the transformer default)."""
 
     kind: Literal["dynamic_int8"] = "dynamic_int8"
-    op_types: tuple[str, ...] = ("MatMul", "Gemm")
+    # Gather holds the embedding tables of transformers (half of MiniLM's weights); Conv is left out on purpose:
+    # onnxruntime's ConvInteger is often slower than fp32 and can wreck accuracy (STACK.md)
+    op_types: tuple[str, ...] = ("MatMul", "Gemm", "Gather")
     per_channel: bool = False
 
     @property

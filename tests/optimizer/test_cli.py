@@ -101,7 +101,7 @@ def test_cli_quantize_prints_summary_for_dynamic_int8(
 
     out = capsys.readouterr().out
     assert rc == 0
-    assert out.startswith("dynamic_int8[MatMul,Gemm]: wrote")
+    assert out.startswith("dynamic_int8[MatMul,Gemm,Gather]: wrote")
     assert "x smaller" in out
     assert inspect_model(out_path).op_counts.get("MatMulInteger") == 2
 
