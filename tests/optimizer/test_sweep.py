@@ -354,7 +354,9 @@ def test_ppocr_sweep_through_ray_meets_a_size_goal_and_keeps_every_trial(ray_run
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "optimizer.cli", *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "optimizer.cli", *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_optimize_cli_writes_report_best_model_and_chart_and_exits_0(tmp_path: Path) -> None:
@@ -394,3 +396,28 @@ def test_optimize_cli_refuses_a_goal_without_limits(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("error [goal_invalid]")
     assert "Traceback" not in proc.stderr
+
+
+def _cuda_available() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.mark.skipif(not _cuda_available(), reason="no CUDA execution provider here (CI has no GPU)")
+def test_run_sweep_measures_trials_on_cuda_when_the_cluster_has_a_gpu(
+    digits: zoo.ZooCase, digits_data, ray_runtime, tmp_path: Path
+) -> None:
+    data, calib = digits_data
+    if not ray_runtime.cluster_resources().get("GPU"):
+        pytest.skip("the Ray runtime sees no GPU")
+    report = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=parse_goal("as fast as possible"),
+        out_dir=tmp_path,
+        options=SweepOptions(executor="ray", profile=False),
+    )
+    measured = [c for c in report.candidates if c.metrics]
+    assert measured and all(c.metrics.backend == "CUDAExecutionProvider" for c in measured)
