@@ -95,8 +95,33 @@ def build_recipe(args: argparse.Namespace) -> Any:
     from optimizer.errors import RecipeError
     from optimizer.types import RECIPE_ALIASES, Recipe
 
+    if getattr(args, "recipe_json", None):
+        try:
+            fields = json.loads(args.recipe_json)
+        except ValueError as e:
+            raise RecipeError(f"--recipe-json is not JSON: {e}") from None
+        try:
+            return TypeAdapter(Recipe).validate_python(fields)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise RecipeError(f"invalid recipe: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    if not args.recipe:
+        raise RecipeError("give --recipe NAME or --recipe-json JSON")
     kind = RECIPE_ALIASES.get(args.recipe, args.recipe)
-    fields: dict[str, Any] = {"kind": kind, "keep_fp32": tuple(args.keep_fp32 or ())}
+    fields = {"kind": kind, "keep_fp32": tuple(args.keep_fp32 or ())}
+    training: dict[str, Any] = {"finetune_epochs": args.finetune_epochs}
+    if args.lr:
+        training["lr"] = args.lr
+    if kind == "prune_magnitude":
+        fields.update(sparsity=args.sparsity, scope=args.scope, **training)
+    elif kind == "prune_channels":
+        fields.update(amount=args.amount, target=args.target, **training)
+    elif kind == "qat_int8":
+        fields.update(epochs=args.epochs, per_channel=not args.per_tensor, **({"lr": args.lr} if args.lr else {}))
+    elif kind == "inc_autotune":
+        fields.update(tolerable_loss=args.tolerable_loss)
+    if kind in ("prune_magnitude", "prune_channels", "qat_int8", "inc_autotune") and not fields["keep_fp32"]:
+        del fields["keep_fp32"]
     if kind == "static_int8":
         fields.update(per_channel=not args.per_tensor, calibration=args.calibration)
         if args.op_types:
@@ -114,7 +139,68 @@ def build_recipe(args: argparse.Namespace) -> Any:
         raise RecipeError(f"invalid recipe: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
 
 
+def _torch_source(args: argparse.Namespace) -> Any:
+    """The PyTorch source of ``--torch-source FILE.json``, or the zoo case's when the model is a zoo name."""
+    from optimizer.chain import zoo_torch_source
+    from optimizer.errors import RecipeError
+    from optimizer.types import TorchSource
+
+    if args.torch_source:
+        try:
+            return TorchSource.model_validate_json(Path(args.torch_source).read_text())
+        except (OSError, ValueError) as e:
+            raise RecipeError(
+                f"--torch-source {args.torch_source}: {str(e)[:300]}",
+                hint='a JSON TorchSource: {"module": "pkg.mod:Class", "state_dict_path": ..., "input_names": [...], '
+                '"input_shapes": [[...]], "output_names": [...], "train_path": ...}',
+            ) from None
+    return zoo_torch_source(args.model)
+
+
+def _quantize_extended(args: argparse.Namespace, recipe: Any, model: Path, calib: Any) -> int:
+    """Pruning, QAT, INC and chains: applied step by step; each step's size is printed."""
+    from optimizer.chain import apply_recipe, needs_torch
+    from optimizer.inspect import inspect_model
+
+    src = _torch_source(args)
+    if src is None and needs_torch(recipe):
+        from optimizer.errors import RecipeError
+
+        raise RecipeError(
+            f"{recipe.kind} needs the PyTorch model this ONNX model was exported from",
+            hint="pass --torch-source SOURCE.json (or use a zoo model built from PyTorch, e.g. digits-cnn)",
+        )
+    applied = apply_recipe(model, recipe, args.output, calib=calib, torch_source=src)
+    before, after = inspect_model(model).size_bytes, inspect_model(applied.path).size_bytes
+    if args.json:
+        _print_json(
+            {
+                "output": str(applied.path),
+                "recipe": recipe.model_dump(mode="json"),
+                "size_bytes_before": before,
+                "size_bytes_after": after,
+                "steps": applied.steps,
+                "finetuned": applied.detail["finetuned"],
+            }
+        )
+        return 0
+    print(
+        f"{recipe.label}: wrote {applied.path} ({fmt_bytes(before)} -> {fmt_bytes(after)}, "
+        f"{before / after:.2f}x smaller)"
+    )
+    for step in applied.steps:
+        print(
+            f"  step {step['step']} {step['label']}: {fmt_bytes(step['size_bytes'])} "
+            f"(gzip {fmt_bytes(step['compressed_size_bytes'])}); fine-tune: {step.get('finetune', 'none')}"
+        )
+    for key in ("note", "limits"):
+        if key in applied.detail:
+            print(f"  {key}: {applied.detail[key]}")
+    return 0
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
+    from optimizer.chain import is_extended
     from optimizer.data import load_data
     from optimizer.inspect import inspect_model
     from optimizer.quantize import quantize_model
@@ -123,6 +209,14 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     recipe = build_recipe(args)
     model = resolve_model(args.model)
     calib = load_data(args.calib, inspect_model(model).inputs, metric="agreement") if args.calib else None
+    if calib is None and is_extended(recipe):
+        from optimizer import zoo
+
+        if zoo.is_zoo_name(args.model):
+            case = zoo.get_zoo_case(args.model)
+            calib = load_data(case.calib_path, inspect_model(model).inputs, metric="agreement")
+    if is_extended(recipe):
+        return _quantize_extended(args, recipe, model, calib)
     out = quantize_model(model, recipe, args.output, calib=calib)
     before, after = inspect_model(model).size_bytes, inspect_model(out).size_bytes
     if args.json:
@@ -130,6 +224,22 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                      "size_bytes_after": after})
     else:
         print(f"{recipe.label}: wrote {out} ({fmt_bytes(before)} -> {fmt_bytes(after)}, {before / after:.2f}x smaller)")
+    return 0
+
+
+def cmd_package(args: argparse.Namespace) -> int:
+    """Write a deployable folder for one sweep candidate (model, run.py, contract, metrics, recipe)."""
+    from optimizer.package import package_candidate, resolve_candidate
+
+    report_path, candidate_id = resolve_candidate(args.candidate)
+    result = package_candidate(
+        report_path, candidate_id, args.output, sample_data=args.sample_data, overwrite=args.force
+    )
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"packaged {result.candidate_id} ({result.recipe}) into {result.out_dir}: {', '.join(result.files)}")
+        print(f"  try it: python {Path(result.out_dir) / 'run.py'}")
     return 0
 
 
@@ -301,6 +411,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    """One message to the assistant (offline planner unless QUANTTAAS_LLM is set); the answer on stdout."""
+    from assistant.cli import run_ask
+
+    return run_ask(args)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """A conversation with the assistant in the terminal."""
+    from assistant.cli import run_chat
+
+    return run_chat(args)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -325,8 +449,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quantize", help="apply one recipe")
     q.add_argument("model")
-    q.add_argument("--recipe", required=True, choices=["static-int8", "dynamic-int8", "fp16", "int4"])
-    q.add_argument("--calib", help="calibration .npz (static int8)")
+    q.add_argument(
+        "--recipe",
+        choices=[
+            "static-int8",
+            "dynamic-int8",
+            "fp16",
+            "int4",
+            "prune-magnitude",
+            "prune-channels",
+            "qat-int8",
+            "inc-autotune",
+        ],
+        help="the recipe (or --recipe-json for any recipe, chains included)",
+    )
+    q.add_argument(
+        "--recipe-json",
+        metavar="JSON",
+        help='any recipe as JSON, e.g. \'{"kind": "chain", "steps": [{"kind": "prune_channels", "amount": 0.3}, '
+        '{"kind": "static_int8"}]}\'',
+    )
+    q.add_argument("--calib", help="calibration .npz (static int8; default for zoo models: their own)")
+    q.add_argument(
+        "--torch-source",
+        metavar="JSON_FILE",
+        help="the PyTorch model (TorchSource JSON) for pruning, QAT and INC; zoo models built in PyTorch have one",
+    )
+    q.add_argument("--sparsity", type=float, default=0.5, help="prune-magnitude: fraction of weights zeroed")
+    q.add_argument("--scope", default="global", choices=["global", "per_layer"], help="prune-magnitude threshold")
+    q.add_argument("--amount", type=float, default=0.3, help="prune-channels: fraction of --target removed")
+    q.add_argument("--target", default="params", choices=["params", "macs"], help="prune-channels: what to cut")
+    q.add_argument("--finetune-epochs", type=int, default=0, help="pruning: fine-tune epochs (needs training data)")
+    q.add_argument("--epochs", type=int, default=2, help="qat-int8: training epochs")
+    q.add_argument("--lr", type=float, default=None, help="fine-tune / QAT learning rate")
+    q.add_argument("--tolerable-loss", type=float, default=0.01, help="inc-autotune: relative loss INC accepts")
     q.add_argument("--keep-fp32", nargs="*", metavar="NODE", help="node names to leave in float32")
     q.add_argument("--per-tensor", action="store_true", help="static int8: one scale per tensor (default per channel)")
     q.add_argument("--per-channel", action="store_true", help="dynamic int8: per-channel weights")
@@ -336,6 +492,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-o", "--output", required=True)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_quantize)
+
+    pk = sub.add_parser("package", help="write a deployable folder for one sweep candidate")
+    pk.add_argument(
+        "candidate",
+        help="RUN_DIR#CANDIDATE_ID, RUN_DIR/candidates/ID.onnx, or RUN_DIR (the recommended candidate)",
+    )
+    pk.add_argument("-o", "--output", required=True, help="the folder to write (new, or empty)")
+    pk.add_argument("--sample-data", metavar="DATA.npz", help="bundle its first samples as sample.npz for run.py")
+    pk.add_argument("--force", action="store_true", help="replace the output folder when it exists")
+    pk.add_argument("--json", action="store_true")
+    pk.set_defaults(func=cmd_package)
 
     e = sub.add_parser("evaluate", help="measure size, metric, latency and memory")
     e.add_argument("model")
@@ -384,10 +551,26 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_mcp)
 
     sv = sub.add_parser("serve", help="serve the HTTP API and MCP (streamable HTTP at /mcp/)")
-    sv.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1; others need QUANTTAAS_TOKEN)")
+    sv.add_argument(
+        "--host", default=None, help="interface to bind (default 127.0.0.1; others need QUANTTAAS_TOKEN)"
+    )
     sv.add_argument("--port", type=int, default=None, help="port (default 8000)")
     sv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     sv.set_defaults(func=cmd_serve)
+
+    for name, func, what in (
+        ("ask", cmd_ask, "ask the assistant once"),
+        ("chat", cmd_chat, "talk to the assistant"),
+    ):
+        a = sub.add_parser(name, help=f"{what} (offline planner unless QUANTTAAS_LLM names an LLM)")
+        if name == "ask":
+            a.add_argument("text", help='e.g. "make digits-cnn under 40 KB with less than 1%% accuracy loss"')
+            a.add_argument("--json", action="store_true", help="the whole reply (tool calls, checks) as JSON")
+        a.add_argument("--model", help="a zoo name, a stored model id, or an .onnx/.pt2 file")
+        a.add_argument("--data", help="evaluation .npz (inputs named after the model's, plus labels)")
+        a.add_argument("--out", help="download the recommended model and the report into this folder")
+        a.add_argument("-q", "--quiet", action="store_true", help="no tool calls or progress on stderr")
+        a.set_defaults(func=func)
     return p
 
 

@@ -1,0 +1,365 @@
+"""What the tools act on: the model and data stores, the zoo, the job manager and the artifact store.
+
+One :class:`Services` object per server process, shared by the MCP and the HTTP surfaces. Everything here speaks the
+optimizer's types and raises the optimizer's error tree; nothing here knows MCP or HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from mcp_server.artifacts import ArtifactStore
+from mcp_server.errors import JobStateError, PayloadTooLargeError, UnsupportedFileError
+from mcp_server.jobs import JobContext, JobManager, JobRecord, JobStore
+from mcp_server.settings import ServerSettings
+from optimizer.errors import DataError, ModelLoadError, NotFoundError
+from optimizer.goal import Goal
+from optimizer.store import ModelStore, sha256_file, slug
+from optimizer.types import Frozen, ModelRef
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,80}$")
+MODEL_SUFFIXES = (".onnx", ".pt2")
+DATA_SUFFIXES = (".npz",)
+# an archive may hold at most this many times its size once unpacked (zip bombs)
+MAX_UNPACK_RATIO = 20
+RESERVED_ARRAYS = ("labels", "metric")
+
+
+class DataRef(Frozen):
+    """A registered data file (.npz): inputs named after a model's inputs, optional labels."""
+
+    id: str
+    path: str
+    sha256: str
+    size_bytes: int = Field(ge=0)
+    samples: int = Field(ge=0, description="length of the first axis of the input arrays")
+    arrays: dict[str, list[int]] = Field(description="array name -> shape")
+    has_labels: bool
+    metric: str | None = Field(default=None, description="the metric the file names, if any")
+
+
+class ResolvedModel(Frozen):
+    """A model argument resolved to a file, and the data a zoo model brings with it."""
+
+    name: str
+    path: str
+    zoo: bool = False
+    eval_path: str | None = None
+    calib_path: str | None = None
+
+
+class SweepSpec(Frozen):
+    """What a sweep job stores as its arguments: the request, and everything resolved from it."""
+
+    model: str
+    model_path: str
+    data_path: str
+    calib_path: str | None
+    goal: Goal
+    exhaustive: bool = False
+
+
+def check_archive(path: Path, max_bytes: int, what: str) -> None:
+    """Refuse a zip archive that is not one, or that would unpack to far more than it weighs.
+
+    Raises:
+        DataError / ModelLoadError (per ``what``): not a zip archive, or a suspicious unpacked size.
+    """
+    error = DataError if what == "data" else ModelLoadError
+    if not zipfile.is_zipfile(path):
+        raise error(f"{path.name} is not a {'.npz' if what == 'data' else '.pt2'} archive (not a zip file)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            unpacked = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError) as e:
+        raise error(f"{path.name} is a damaged archive: {e}") from e
+    limit = max(max_bytes, path.stat().st_size * MAX_UNPACK_RATIO)
+    if unpacked > limit:
+        raise error(
+            f"{path.name} would unpack to {unpacked:,} bytes, more than the {limit:,} allowed",
+            hint="store arrays uncompressed (numpy.savez) and within the upload limit",
+        )
+
+
+class DataStore:
+    """Registered .npz files: ``<root>/<id>/data.npz`` plus ``ref.json``, content-addressed like the model store."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def add(self, path: Path, name: str | None = None, *, max_bytes: int) -> DataRef:
+        """Validate and store a .npz file; the same content twice returns the stored reference.
+
+        Raises:
+            DataError: not a readable .npz archive, object arrays, or no arrays.
+        """
+        check_archive(path, max_bytes, "data")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(
+                f"{path.name} is not a readable .npz file ({e.__class__.__name__}: {str(e)[:200]})",
+                hint="write it with numpy.savez(path, input_name=array, labels=array); object arrays are refused",
+            ) from e
+        inputs = {k: v for k, v in arrays.items() if k not in RESERVED_ARRAYS and not k.startswith("meta__")}
+        if not inputs:
+            raise DataError(
+                f"{path.name} holds no input arrays", hint="name one array after each model input"
+            )
+        if any(v.ndim == 0 for v in inputs.values()):
+            raise DataError(
+                f"{path.name} has 0-d input arrays", hint="the first axis of every input counts samples"
+            )
+        digest = sha256_file(path)
+        data_id = f"{slug(name or path.stem)}-{digest[:12]}"
+        metric = str(arrays["metric"]) if "metric" in arrays and arrays["metric"].ndim == 0 else None
+        ref = DataRef(
+            id=data_id,
+            path=str(self.root / data_id / "data.npz"),
+            sha256=digest,
+            size_bytes=path.stat().st_size,
+            samples=int(next(iter(inputs.values())).shape[0]),
+            arrays={k: [int(d) for d in v.shape] for k, v in arrays.items()},
+            has_labels="labels" in arrays,
+            metric=metric,
+        )
+        final = self.root / data_id
+        if (final / "ref.json").is_file():
+            return self.get(data_id)
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".add-", dir=self.root))
+        try:
+            shutil.copyfile(path, tmp / "data.npz")
+            (tmp / "ref.json").write_text(ref.model_dump_json(indent=2))
+            try:
+                tmp.rename(final)
+            except OSError:  # stored concurrently by another request
+                return self.get(data_id)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return ref
+
+    def get(self, data_id: str) -> DataRef:
+        """Raises NotFoundError for an unknown or malformed id."""
+        if not NAME_RE.match(data_id) or ".." in data_id or not (self.root / data_id / "ref.json").is_file():
+            raise NotFoundError(
+                f"no registered data {data_id[:100]!r}", hint="list_data shows the registered data"
+            )
+        return DataRef.model_validate_json((self.root / data_id / "ref.json").read_text())
+
+    def list(self) -> list[DataRef]:
+        if not self.root.is_dir():
+            return []
+        return [self.get(p.name) for p in sorted(self.root.iterdir()) if (p / "ref.json").is_file()]
+
+
+class Services:
+    """The server's state: stores, zoo, jobs, artifacts. Thread-safe; one per process."""
+
+    def __init__(self, settings: ServerSettings | None = None):
+        self.settings = settings or ServerSettings()
+        s = self.settings
+        for d in (s.state_dir, s.upload_dir, s.work_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.models = ModelStore(s.models_dir)
+        self.data = DataStore(s.data_dir)
+        self.artifacts = ArtifactStore(s.artifact_root, s.work_dir)
+        self.job_store = JobStore(s.db_path)
+        self.jobs = JobManager(self.job_store, s.work_dir, max_concurrent=s.max_concurrent_jobs)
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop the running jobs (they become interrupted) and close the database."""
+        if self._closed:
+            return
+        self._closed = True
+        self.jobs.shutdown()
+        self.job_store.close()
+
+    # ------------------------------------------------------------------ models and data
+
+    def resolve_model(self, model: str) -> ResolvedModel:
+        """A zoo name or a stored model id as a file (a zoo model is built on first use).
+
+        Raises:
+            NotFoundError: neither a zoo name nor a stored id. TechniqueError: building the zoo case failed.
+        """
+        from optimizer import zoo
+
+        if zoo.is_zoo_name(model):
+            case = zoo.get_zoo_case(model, root=self.settings.zoo_root)
+            return ResolvedModel(
+                name=model,
+                path=case.model_path,
+                zoo=True,
+                eval_path=case.eval_path,
+                calib_path=case.calib_path,
+            )
+        if NAME_RE.match(model):
+            try:
+                return ResolvedModel(name=model, path=self.models.get(model).path)
+            except NotFoundError:
+                pass
+        raise NotFoundError(
+            f"no model {model[:100]!r}: it is neither a stored model id nor a zoo name",
+            hint="list_models shows the stored ids and the zoo names; register_model stores a new file",
+        )
+
+    def resolve_data(self, data_id: str | None, model: ResolvedModel, *, calib: bool = False) -> str:
+        """The file of a data argument; a zoo model's own eval (or calibration) data when none is given.
+
+        Raises:
+            NotFoundError: unknown data id. DataError: none given for a model that is not from the zoo.
+        """
+        if data_id is not None:
+            return self.data.get(data_id).path
+        own = model.calib_path if calib else model.eval_path
+        if own is None:
+            raise DataError(
+                f"{model.name} is not a zoo model, so it has no data of its own",
+                hint="register a .npz with register_data (inputs named after the model's, plus `labels`) "
+                "and pass its id as `data`",
+            )
+        return own
+
+    def check_source(self, path: Path, suffixes: tuple[str, ...], what: str) -> Path:
+        """A server-side file given by path: it must exist, be a regular file of the right type and size.
+
+        Raises:
+            NotFoundError: no such file. UnsupportedFileError: wrong type. PayloadTooLargeError: too big.
+        """
+        try:
+            p = path.expanduser().resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise NotFoundError(
+                f"no file {str(path)[:300]!r} on the server", hint="give an absolute path"
+            ) from None
+        if not p.is_file():
+            raise NotFoundError(f"{str(p)[:300]} is not a regular file")
+        self.check_type(p.name, suffixes, what)
+        size = p.stat().st_size
+        if size > self.settings.max_upload_bytes:
+            raise PayloadTooLargeError(
+                f"{p.name} is {size:,} bytes; the limit is {self.settings.max_upload_bytes:,}",
+            )
+        return p
+
+    @staticmethod
+    def check_type(filename: str, suffixes: tuple[str, ...], what: str) -> str:
+        suffix = Path(filename).suffix.lower()
+        if suffix not in suffixes:
+            raise UnsupportedFileError(
+                f"{filename[:200]!r} is not a {what} file this server takes ({', '.join(suffixes)})",
+            )
+        return suffix
+
+    def new_upload_path(self, suffix: str) -> Path:
+        return self.settings.upload_dir / f"{uuid.uuid4().hex}{suffix}"
+
+    def register_model_file(self, path: Path, name: str | None) -> ModelRef:
+        """Validate (and convert a .pt2) and store a model; nothing is stored when it is not a valid model.
+
+        Raises:
+            ModelLoadError: not a valid ONNX model or .pt2 program. UnsupportedFileError: wrong type.
+        """
+        suffix = self.check_type(path.name, MODEL_SUFFIXES, "model")
+        if path.stat().st_size == 0:
+            raise ModelLoadError(f"{name or path.name} is empty (0 bytes)")
+        if suffix == ".pt2":
+            check_archive(path, self.settings.max_upload_bytes, "model")
+        return self.models.add(path, name=name or None)
+
+    def register_data_file(self, path: Path, name: str | None) -> DataRef:
+        """Raises DataError / UnsupportedFileError."""
+        self.check_type(path.name, DATA_SUFFIXES, "data")
+        return self.data.add(path, name, max_bytes=self.settings.max_upload_bytes)
+
+    # ------------------------------------------------------------------ sweeps
+
+    def start_sweep(self, spec: SweepSpec) -> JobRecord:
+        return self.jobs.submit("sweep", spec.model_dump(mode="json"), self.run_sweep_job)
+
+    def resume_sweep(self, job_id: str) -> JobRecord:
+        record = self.jobs.store.get(job_id)
+        if record.kind != "sweep":
+            raise JobStateError(
+                f"job {job_id} is a {record.kind} job, not a sweep", hint="resume sweeps only"
+            )
+        return self.jobs.resume(job_id, self.run_sweep_job)
+
+    def run_sweep_job(self, ctx: JobContext) -> str:
+        """The body of a sweep job (runs in its thread): the sweep, then report.json, best.onnx and the chart."""
+        from optimizer.optimize import load_case_data, write_json_atomic
+        from optimizer.sweep import SweepEvent, SweepOptions, run_sweep
+
+        spec = SweepSpec.model_validate(ctx.args)
+        model_path = Path(spec.model_path)
+        data, calib = load_case_data(model_path, spec.data_path, spec.calib_path)
+        # finished trials of an earlier run are kept (failed ones too: failures are data) when their files remain
+        kept = [c for c in ctx.stored_trials() if c.model_path is None or Path(c.model_path).is_file()]
+        base: dict[str, Any] = {"resumed_trials": len(kept)}
+        ctx.set_progress(
+            {**base, "phase": "baseline", "done": len(kept), "planned": 0, "message": "starting"}
+        )
+
+        def on_event(e: SweepEvent) -> None:
+            progress = {
+                **base,
+                "phase": e.kind,
+                "done": e.done,
+                "planned": e.planned,
+                "message": e.message[:300],
+            }
+            if e.kind == "trial" and e.candidate is not None:
+                ctx.add_trial(e.candidate, progress)
+            else:
+                ctx.set_progress(progress)
+
+        s = self.settings
+        options = SweepOptions(executor=s.sweep_executor, exhaustive=spec.exhaustive, threads=s.sweep_threads)
+        report = run_sweep(
+            model_path,
+            data,
+            calib=calib,
+            goal=spec.goal,
+            out_dir=ctx.work_dir,
+            options=options,
+            progress=on_event,
+            cancel=ctx.cancel,
+            model_name=spec.model,
+            extra_candidates=kept,
+        )
+        best = ctx.work_dir / "best.onnx"
+        best.unlink(missing_ok=True)
+        if report.recommended:
+            src = report.candidate(report.recommended).model_path
+            if src and Path(src).is_file():
+                shutil.copyfile(src, best)
+        payload = report.model_dump_json(indent=2)
+        write_json_atomic(ctx.work_dir / "report.json", payload)
+        write_chart(report, ctx.work_dir / "pareto.html")
+        self.artifacts.publish(ctx.job_id)
+        return payload
+
+
+def write_chart(report: Any, path: Path) -> None:
+    """The interactive Pareto chart (ui.charts, a pure function module); a chart never costs a finished sweep."""
+    try:
+        from ui.charts import save_charts_html
+
+        save_charts_html(report, path)
+    except Exception as e:
+        log.warning("could not write the chart %s: %s", path, e)
