@@ -421,3 +421,28 @@ def test_run_sweep_measures_trials_on_cuda_when_the_cluster_has_a_gpu(
     )
     measured = [c for c in report.candidates if c.metrics]
     assert measured and all(c.metrics.backend == "CUDAExecutionProvider" for c in measured)
+
+
+def test_layer_blocks_keeps_a_layer_with_the_activation_chain_it_feeds() -> None:
+    from onnx import TensorProto, helper
+
+    from optimizer.profile import layer_blocks
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1"),
+        helper.make_node("Add", ["a", "three"], ["b"], name="add"),
+        helper.make_node("Clip", ["b"], ["c"], name="clip"),
+        helper.make_node("Mul", ["a", "c"], ["d"], name="mul"),
+        helper.make_node("Conv", ["d", "w2"], ["y"], name="conv2"),
+        helper.make_node("Relu", ["y"], ["z"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph)
+    assert set(layer_blocks(model, ["conv1"])) == {"conv1", "add", "clip", "mul"}
+    assert set(layer_blocks(model, ["conv2"])) == {"conv2", "relu"}
+    assert layer_blocks(model, ["missing"]) == ()
