@@ -22,7 +22,14 @@ from optimizer.errors import QuantTaaSError
 from optimizer.evaluate import evaluate_model, make_session, measure_latency
 from optimizer.inspect import inspect_model
 from optimizer.quantize import quantize_model
-from optimizer.types import DynamicInt8Recipe, Fp16Recipe, Int4WeightOnlyRecipe, Recipe, StaticInt8Recipe
+from optimizer.types import (
+    DynamicInt8Recipe,
+    Fp16Recipe,
+    Int4WeightOnlyRecipe,
+    Metrics,
+    Recipe,
+    StaticInt8Recipe,
+)
 
 OUT = Path("out/bench")
 
@@ -58,7 +65,7 @@ def bench_model(name: str, runs: int = 100) -> str:
     calib = load_data(case.calib_path, inputs, metric="agreement")
     base, ref = evaluate_model(case.model_path, data, keep_outputs=True, as_reference=True, latency_runs=runs)
     base_big = big_batch_p50(case.model_path, data, runs // 3)
-    rows = []
+    rows: list[tuple[str, Metrics | None, float, str | None]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for recipe in recipes_for(case.model_path):
             try:
@@ -82,14 +89,14 @@ def bench_model(name: str, runs: int = 100) -> str:
         f"| fp32 (original) | {base.size_bytes / 1e6:.3f} MB | 1.00x | {base.metric:.4f} | 0.00 | {fp32_p50:.3f} | "
         f"{base.latency_ms_p95:.3f} | 1.00x | {fp32_big:.3f} | 1.00x |",
     ]
-    for label, m, big, err in rows:
-        if m is None:
+    for label, met, big, err in rows:
+        if met is None:
             lines.append(f"| {label} | failed: {err} | - | - | - | - | - | - | - | - |")
             continue
         lines.append(
-            f"| {label} | {m.size_bytes / 1e6:.3f} MB | {base.size_bytes / m.size_bytes:.2f}x smaller | "
-            f"{m.metric:.4f} | {m.accuracy_drop_pct:+.2f} | {m.latency_ms_p50:.3f} | {m.latency_ms_p95:.3f} | "
-            f"{fp32_p50 / m.latency_ms_p50:.2f}x | {big:.3f} | {fp32_big / big:.2f}x |"
+            f"| {label} | {met.size_bytes / 1e6:.3f} MB | {base.size_bytes / met.size_bytes:.2f}x smaller | "
+            f"{met.metric:.4f} | {met.accuracy_drop_pct:+.2f} | {met.latency_ms_p50:.3f} | {met.latency_ms_p95:.3f} | "
+            f"{fp32_p50 / (met.latency_ms_p50 or float('nan')):.2f}x | {big:.3f} | {fp32_big / big:.2f}x |"
         )
     return "\n".join(lines) + "\n"
 

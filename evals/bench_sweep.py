@@ -68,16 +68,37 @@ def main(argv: list[str]) -> int:
         prof_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        directed = run_sweep(case.model_path, data, calib=calib, goal=goal, out_dir=work / "directed",
-                             options=SweepOptions(executor="ray", workers=2), sensitivity=sens)
+        directed = run_sweep(
+            case.model_path,
+            data,
+            calib=calib,
+            goal=goal,
+            out_dir=work / "directed",
+            options=SweepOptions(executor="ray", workers=2),
+            sensitivity=sens,
+        )
         directed_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        grid_ray = run_sweep(case.model_path, data, calib=calib, goal=goal, out_dir=work / "grid_ray",
-                             options=SweepOptions(executor="ray", workers=2, exhaustive=True), sensitivity=sens)
+        run_sweep(
+            case.model_path,
+            data,
+            calib=calib,
+            goal=goal,
+            out_dir=work / "grid_ray",
+            options=SweepOptions(executor="ray", workers=2, exhaustive=True),
+            sensitivity=sens,
+        )
         ray_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        grid_serial = run_sweep(case.model_path, data, calib=calib, goal=goal, out_dir=work / "grid_serial",
-                                options=SweepOptions(executor="serial", exhaustive=True), sensitivity=sens)
+        grid_serial = run_sweep(
+            case.model_path,
+            data,
+            calib=calib,
+            goal=goal,
+            out_dir=work / "grid_serial",
+            options=SweepOptions(executor="serial", exhaustive=True),
+            sensitivity=sens,
+        )
         serial_s = time.perf_counter() - t0
         lines += recovery_lines(directed, grid_serial)
         lines += [
@@ -111,11 +132,13 @@ def recovery_lines(directed: ParetoReport, grid: ParetoReport) -> list[str]:
     rows = ["| candidate | size MB | metric | drop pt | on front |", "|---|---|---|---|---|"]
     for c in grid.candidates:
         if c.metrics:
-            rows.append(f"| {c.id} | {c.metrics.size_bytes / 1e6:.2f} | {c.metrics.metric:.4f} | "
-                        f"{c.metrics.accuracy_drop_pct:+.2f} | {'yes' if c.id in grid.front else ''} |")
+            rows.append(
+                f"| {c.id} | {c.metrics.size_bytes / 1e6:.2f} | {c.metrics.metric:.4f} | "
+                f"{c.metrics.accuracy_drop_pct:+.2f} | {'yes' if c.id in grid.front else ''} |"
+            )
         else:
             rows.append(f"| {c.id} | failed: {c.error.message[:60] if c.error else '?'} | | | |")
-    out += rows + [""]
+    out += [*rows, ""]
     if directed.recommended is None or full is None or full.metrics is None:
         out.append(f"directed sweep recommended nothing: {directed.reason}")
         return out
