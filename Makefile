@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: venv run test lint typecheck bench clean
+.PHONY: venv run demo chromium test lint typecheck bench eval clean fashion-mnist
 
 venv: $(STAMP)
 
@@ -21,8 +21,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/uv pip install --python $(BIN)/python $(FIND_LINKS) "torch==2.13.0" -e ".[dev]"
 	@touch $(STAMP)
 
+# the chat page (Streamlit) on loopback; the assistant and the tools run inside it (offline planner unless
+# QUANTTAAS_LLM names a model; QUANTTAAS_MCP_URL drives a running `quanttaas serve` instead)
+UI_PORT ?= 8501
 run: $(STAMP)
+	@echo "QuantTaaS chat: http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops it)"
+	$(BIN)/streamlit run ui/app.py --server.headless true --browser.gatherUsageStats false \
+		--server.address 127.0.0.1 --server.port $(UI_PORT) \
+		--client.showErrorDetails none --client.toolbarMode minimal
+
+# the headless end-to-end demo (no browser): sweeps the zoo and writes reports under out/demo
+demo: $(STAMP)
 	$(BIN)/quanttaas demo --out out/demo
+
+# best effort: Debian's chromium for the real-browser test (skipped with a message when it is missing);
+# installed only when running as root with apt, never fails the build
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's chromium for the browser test (best effort) ..."; \
+			apt-get install -y chromium >/dev/null 2>&1 || \
+			{ apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; } || \
+			echo "could not install chromium: the browser test will be skipped"; \
+		else echo "no chromium (and not root with apt): the browser test will be skipped"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check optimizer mcp_server assistant ui evals tests
@@ -31,13 +52,32 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Fashion-MNIST (Debian package dataset-fashion-mnist) for the pruning tests: installed when apt-get can (root,
+# a reachable mirror); never fails the build, and the tests that need it skip cleanly without it
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+fashion-mnist:
+	@test -f $(FASHION_MNIST) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; }; }; } || \
+	  echo "note: Fashion-MNIST not installed (apt-get unavailable); its tests will skip"
+
 # tests share one zoo cache inside the checkout (built on first use, ignored by git)
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck fashion-mnist chromium
 	QUANTTAAS_HOME=$(CURDIR)/.quanttaas $(BIN)/python -m pytest -q
+
+# the agent eval (evals/agent): every scenario with the offline planner, a table per scenario and in total;
+# EVAL_ARGS="--skip-slow" leaves out the transformer scenarios, EVAL_ARGS="--llm openai/gpt-4o-mini" scores an LLM
+eval: $(STAMP)
+	QUANTTAAS_ZOO_DIR=$${QUANTTAAS_ZOO_DIR:-$(CURDIR)/.quanttaas/zoo} $(BIN)/python -m evals.agent.run \
+		--json out/eval-agent.json --markdown out/eval-agent.md $(EVAL_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m evals.bench_quantize
 	$(BIN)/python -m evals.bench_sweep
+	$(BIN)/python -m evals.bench_prune_qat
+	$(BIN)/python -m evals.bench_server
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -339,7 +339,7 @@ def sensitivity_chart(sens: SensitivityReport, top: int = 20) -> alt.Chart:
     chart = alt.Chart(_data(rows), name="sensitivity").mark_bar()
     return chart.encode(
         x=alt.X(f"{field}:Q", title=title),
-        y=alt.Y("name:N", title="layer", sort=[str(r["name"]) for r in rows]),
+        y=alt.Y("name:N", title="layer", sort=[str(r["name"]) for r in rows], axis=alt.Axis(labelLimit=280)),
         color=alt.Color("op_type:N", title="op type"),
         tooltip=[
             alt.Tooltip("rank:Q", title="rank"),
@@ -351,7 +351,7 @@ def sensitivity_chart(sens: SensitivityReport, top: int = 20) -> alt.Chart:
     ).properties(
         title=alt.TitleParams(text="Most sensitive layers", subtitle=subtitle, anchor="start"),
         width=WIDTH,
-        height=max(18 * len(rows), 60),
+        height=alt.Step(24),  # a band per layer: a fixed height collapses under Streamlit's autosize "fit"
     )
 
 

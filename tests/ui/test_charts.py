@@ -282,6 +282,13 @@ def test_sensitivity_chart_plots_the_exact_drop_when_no_sqnr_was_measured() -> N
     assert [r["exact_drop_pct"] for r in values(spec, spec)] == pytest.approx([0.5, 0.25, 0.5 / 3])
 
 
+def test_sensitivity_chart_sizes_its_height_per_layer_so_streamlit_cannot_collapse_it() -> None:
+    # Streamlit lays charts out with autosize "fit": a fixed height that small squeezes the bars to nothing
+    spec = sensitivity_chart(sensitivity(4)).to_dict()
+    assert spec["height"] == {"step": 24}
+    assert spec["encoding"]["y"]["axis"]["labelLimit"] >= 200
+
+
 # --------------------------------------------------------------------------- before_after_rows
 
 
