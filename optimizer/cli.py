@@ -74,8 +74,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         _print_json(info)
         return 0
     print(f"{info.path}: ONNX opset {info.opset}, IR {info.ir_version}, producer {info.producer or '?'}")
-    print(f"  size {fmt_bytes(info.size_bytes)}, {info.param_count:,} parameters"
-          + (f" ({info.constant_param_count:,} in Constant nodes)" if info.constant_param_count else ""))
+    print(
+        f"  size {fmt_bytes(info.size_bytes)}, {info.param_count:,} parameters"
+        + (f" ({info.constant_param_count:,} in Constant nodes)" if info.constant_param_count else "")
+    )
     for t in info.inputs:
         print(f"  input  {t.name}: {t.dtype} {t.shape}")
     for t in info.outputs:
@@ -117,7 +119,9 @@ def build_recipe(args: argparse.Namespace) -> Any:
     elif kind == "prune_channels":
         fields.update(amount=args.amount, target=args.target, **training)
     elif kind == "qat_int8":
-        fields.update(epochs=args.epochs, per_channel=not args.per_tensor, **({"lr": args.lr} if args.lr else {}))
+        fields.update(
+            epochs=args.epochs, per_channel=not args.per_tensor, **({"lr": args.lr} if args.lr else {})
+        )
     elif kind == "inc_autotune":
         fields.update(tolerable_loss=args.tolerable_loss)
     if kind in ("prune_magnitude", "prune_channels", "qat_int8", "inc_autotune") and not fields["keep_fp32"]:
@@ -220,10 +224,18 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     out = quantize_model(model, recipe, args.output, calib=calib)
     before, after = inspect_model(model).size_bytes, inspect_model(out).size_bytes
     if args.json:
-        _print_json({"output": str(out), "recipe": recipe.model_dump(mode="json"), "size_bytes_before": before,
-                     "size_bytes_after": after})
+        _print_json(
+            {
+                "output": str(out),
+                "recipe": recipe.model_dump(mode="json"),
+                "size_bytes_before": before,
+                "size_bytes_after": after,
+            }
+        )
     else:
-        print(f"{recipe.label}: wrote {out} ({fmt_bytes(before)} -> {fmt_bytes(after)}, {before / after:.2f}x smaller)")
+        print(
+            f"{recipe.label}: wrote {out} ({fmt_bytes(before)} -> {fmt_bytes(after)}, {before / after:.2f}x smaller)"
+        )
     return 0
 
 
@@ -238,7 +250,9 @@ def cmd_package(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
     else:
-        print(f"packaged {result.candidate_id} ({result.recipe}) into {result.out_dir}: {', '.join(result.files)}")
+        print(
+            f"packaged {result.candidate_id} ({result.recipe}) into {result.out_dir}: {', '.join(result.files)}"
+        )
         print(f"  try it: python {Path(result.out_dir) / 'run.py'}")
     return 0
 
@@ -250,18 +264,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = resolve_model(args.model)
     baseline = resolve_model(args.baseline) if args.baseline else None
     metrics, base = evaluate_path(
-        model, args.data, baseline_path=baseline, metric=args.metric, threads=args.threads,
-        batch_size=args.batch_size, latency_runs=args.runs,
+        model,
+        args.data,
+        baseline_path=baseline,
+        metric=args.metric,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        latency_runs=args.runs,
     )
     if args.json:
-        _print_json({"model": str(model), "metrics": metrics.model_dump(mode="json"),
-                     "baseline": base.model_dump(mode="json") if base else None})
+        _print_json(
+            {
+                "model": str(model),
+                "metrics": metrics.model_dump(mode="json"),
+                "baseline": base.model_dump(mode="json") if base else None,
+            }
+        )
         return 0
-    print(f"{model}: {metrics.metric_name} {_fmt(metrics.metric)} on {metrics.samples} samples"
-          + (f", drop {metrics.accuracy_drop_pct:+.2f} pt vs baseline {_fmt(base.metric)}" if base else ""))
-    print(f"  size {fmt_bytes(metrics.size_bytes)}; latency p50 {_fmt(metrics.latency_ms_p50, '.3f')} ms, "
-          f"p95 {_fmt(metrics.latency_ms_p95, '.3f')} ms (batch {metrics.batch_size}, {metrics.threads} thread(s), "
-          f"{metrics.backend}); peak memory +{fmt_bytes(metrics.peak_memory_bytes)}")
+    print(
+        f"{model}: {metrics.metric_name} {_fmt(metrics.metric)} on {metrics.samples} samples"
+        + (f", drop {metrics.accuracy_drop_pct:+.2f} pt vs baseline {_fmt(base.metric)}" if base else "")
+    )
+    print(
+        f"  size {fmt_bytes(metrics.size_bytes)}; latency p50 {_fmt(metrics.latency_ms_p50, '.3f')} ms, "
+        f"p95 {_fmt(metrics.latency_ms_p95, '.3f')} ms (batch {metrics.batch_size}, {metrics.threads} thread(s), "
+        f"{metrics.backend}); peak memory +{fmt_bytes(metrics.peak_memory_bytes)}"
+    )
     return 0
 
 
@@ -298,11 +326,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report)
         return 0
-    print(f"{len(report.layers)} layers, {report.method} mode, {report.model_passes} passes over "
-          f"{report.calib_samples} samples, {report.seconds:.1f} s (most sensitive first):")
+    print(
+        f"{len(report.layers)} layers, {report.method} mode, {report.model_passes} passes over "
+        f"{report.calib_samples} samples, {report.seconds:.1f} s (most sensitive first):"
+    )
     for la in report.layers[: args.top_k if args.exact else 20]:
-        extra = f", keeping it fp32 recovers {la.exact_drop_pct:+.2f} pt" if la.exact_drop_pct is not None else ""
-        print(f"  {la.rank:>3}. {la.name} ({la.op_type}): {_fmt(la.sqnr_db, '.1f')} dB added noise SQNR{extra}")
+        extra = (
+            f", keeping it fp32 recovers {la.exact_drop_pct:+.2f} pt" if la.exact_drop_pct is not None else ""
+        )
+        print(
+            f"  {la.rank:>3}. {la.name} ({la.op_type}): {_fmt(la.sqnr_db, '.1f')} dB added noise SQNR{extra}"
+        )
     return 0
 
 
@@ -319,7 +353,13 @@ class _ProgressBar:
         self.bar.n = event.done
         if event.candidate is not None:
             c = event.candidate
-            state = "failed" if c.error else f"{c.metrics.metric:.4f}" if c.metrics and c.metrics.metric is not None else ""
+            state = (
+                "failed"
+                if c.error
+                else f"{c.metrics.metric:.4f}"
+                if c.metrics and c.metrics.metric is not None
+                else ""
+            )
             self.bar.set_postfix_str(f"{c.id}: {state}"[:60])
         elif event.message:
             self.bar.set_postfix_str(event.message[:60])
@@ -333,16 +373,22 @@ def print_report(report: Any) -> None:
     from optimizer.pareto import format_bytes
 
     b = report.baseline
-    print(f"original: {format_bytes(b.size_bytes)}, {b.metric_name} {_fmt(b.metric)}, p50 {_fmt(b.latency_ms_p50, '.3f')} ms")
-    print(f"{report.evaluations} of {report.grid_size} candidates evaluated ({len(report.skipped)} skipped as unable "
-          f"to win, {len(report.failed)} failed); front: {len(report.front)}")
+    print(
+        f"original: {format_bytes(b.size_bytes)}, {b.metric_name} {_fmt(b.metric)}, p50 {_fmt(b.latency_ms_p50, '.3f')} ms"
+    )
+    print(
+        f"{report.evaluations} of {report.grid_size} candidates evaluated ({len(report.skipped)} skipped as unable "
+        f"to win, {len(report.failed)} failed); front: {len(report.front)}"
+    )
     print(f"  {'candidate':<44} {'size':>10} {'metric':>8} {'drop pt':>8} {'p50 ms':>8}")
     for c in report.candidates:
         mark = "*" if c.id == report.recommended else ("f" if c.id in report.front else " ")
         if c.metrics:
             m = c.metrics
-            print(f"{mark} {c.id:<44} {format_bytes(m.size_bytes):>10} {_fmt(m.metric):>8} "
-                  f"{_fmt(m.accuracy_drop_pct, '+.2f'):>8} {_fmt(m.latency_ms_p50, '.3f'):>8}")
+            print(
+                f"{mark} {c.id:<44} {format_bytes(m.size_bytes):>10} {_fmt(m.metric):>8} "
+                f"{_fmt(m.accuracy_drop_pct, '+.2f'):>8} {_fmt(m.latency_ms_p50, '.3f'):>8}"
+            )
         else:
             print(f"{mark} {c.id:<44} failed: [{c.error.code}] {c.error.message[:60]}")
     print(("recommended: " if report.recommended else "no candidate meets the goal: ") + report.reason)
@@ -358,12 +404,24 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         from ui.charts import save_charts_html
     except ImportError:  # the chart is a bonus; the report is the result
         save_charts_html = None  # type: ignore[assignment]
-    opts = SweepOptions(executor="serial" if args.serial else "ray", workers=args.workers,
-                        exhaustive=args.exhaustive, threads=args.threads)
+    opts = SweepOptions(
+        executor="serial" if args.serial else "ray",
+        workers=args.workers,
+        exhaustive=args.exhaustive,
+        threads=args.threads,
+    )
     bar = _ProgressBar(enabled=not args.json and sys.stderr.isatty())
     try:
-        report = optimize(args.model, args.data, goal=args.goal, out_dir=args.out, calib_path=args.calib,
-                          options=opts, progress=bar, chart_writer=save_charts_html)
+        report = optimize(
+            args.model,
+            args.data,
+            goal=args.goal,
+            out_dir=args.out,
+            calib_path=args.calib,
+            options=opts,
+            progress=bar,
+            chart_writer=save_charts_html,
+        )
     finally:
         bar.close()
     out = Path(args.out)
@@ -371,16 +429,28 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         _print_json(report)
     else:
         print_report(report)
-        print(f"wrote {out / 'report.json'}" + (f", {out / 'best.onnx'}" if report.recommended else "")
-              + (f", {out / 'pareto.html'}" if (out / "pareto.html").exists() else ""))
+        print(
+            f"wrote {out / 'report.json'}"
+            + (f", {out / 'best.onnx'}" if report.recommended else "")
+            + (f", {out / 'pareto.html'}" if (out / "pareto.html").exists() else "")
+        )
     return 0 if report.recommended else EXIT_GOAL_UNMET
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The headless demo: the zoo's digits CNN, a realistic goal, the whole sweep."""
-    ns = argparse.Namespace(model="digits-cnn", data=None, calib=None, out=args.out, json=args.json, serial=False,
-                            workers=None, exhaustive=False, threads=1,
-                            goal="make it under 40 KB with less than 1% accuracy loss")
+    ns = argparse.Namespace(
+        model="digits-cnn",
+        data=None,
+        calib=None,
+        out=args.out,
+        json=args.json,
+        serial=False,
+        workers=None,
+        exhaustive=False,
+        threads=1,
+        goal="make it under 40 KB with less than 1% accuracy loss",
+    )
     print(f"QuantTaaS demo: optimizing the built-in digits-cnn for: {ns.goal!r}", file=sys.stderr)
     rc = cmd_optimize(ns)
     return 0 if rc in (0, EXIT_GOAL_UNMET) else rc
@@ -429,7 +499,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="quanttaas", description="Compress neural networks and measure the trade-off.")
+    p = argparse.ArgumentParser(
+        prog="quanttaas", description="Compress neural networks and measure the trade-off."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     z = sub.add_parser("zoo", help="built-in demo models with their data")
@@ -476,15 +548,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="the PyTorch model (TorchSource JSON) for pruning, QAT and INC; zoo models built in PyTorch have one",
     )
     q.add_argument("--sparsity", type=float, default=0.5, help="prune-magnitude: fraction of weights zeroed")
-    q.add_argument("--scope", default="global", choices=["global", "per_layer"], help="prune-magnitude threshold")
+    q.add_argument(
+        "--scope", default="global", choices=["global", "per_layer"], help="prune-magnitude threshold"
+    )
     q.add_argument("--amount", type=float, default=0.3, help="prune-channels: fraction of --target removed")
-    q.add_argument("--target", default="params", choices=["params", "macs"], help="prune-channels: what to cut")
-    q.add_argument("--finetune-epochs", type=int, default=0, help="pruning: fine-tune epochs (needs training data)")
+    q.add_argument(
+        "--target", default="params", choices=["params", "macs"], help="prune-channels: what to cut"
+    )
+    q.add_argument(
+        "--finetune-epochs", type=int, default=0, help="pruning: fine-tune epochs (needs training data)"
+    )
     q.add_argument("--epochs", type=int, default=2, help="qat-int8: training epochs")
     q.add_argument("--lr", type=float, default=None, help="fine-tune / QAT learning rate")
-    q.add_argument("--tolerable-loss", type=float, default=0.01, help="inc-autotune: relative loss INC accepts")
+    q.add_argument(
+        "--tolerable-loss", type=float, default=0.01, help="inc-autotune: relative loss INC accepts"
+    )
     q.add_argument("--keep-fp32", nargs="*", metavar="NODE", help="node names to leave in float32")
-    q.add_argument("--per-tensor", action="store_true", help="static int8: one scale per tensor (default per channel)")
+    q.add_argument(
+        "--per-tensor", action="store_true", help="static int8: one scale per tensor (default per channel)"
+    )
     q.add_argument("--per-channel", action="store_true", help="dynamic int8: per-channel weights")
     q.add_argument("--calibration", default="minmax", choices=["minmax", "entropy", "percentile"])
     q.add_argument("--op-types", nargs="*", metavar="OP", help="op types to quantize (e.g. MatMul Gemm Conv)")
@@ -499,7 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="RUN_DIR#CANDIDATE_ID, RUN_DIR/candidates/ID.onnx, or RUN_DIR (the recommended candidate)",
     )
     pk.add_argument("-o", "--output", required=True, help="the folder to write (new, or empty)")
-    pk.add_argument("--sample-data", metavar="DATA.npz", help="bundle its first samples as sample.npz for run.py")
+    pk.add_argument(
+        "--sample-data", metavar="DATA.npz", help="bundle its first samples as sample.npz for run.py"
+    )
     pk.add_argument("--force", action="store_true", help="replace the output folder when it exists")
     pk.add_argument("--json", action="store_true")
     pk.set_defaults(func=cmd_package)
@@ -523,13 +607,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("profile", help="rank layers by sensitivity to int8 quantization")
     pr.add_argument("model")
     pr.add_argument("--data", required=True, help="calibration .npz")
-    pr.add_argument("--exact", action="store_true", help="also measure the metric with each top-k layer kept fp32")
+    pr.add_argument(
+        "--exact", action="store_true", help="also measure the metric with each top-k layer kept fp32"
+    )
     pr.add_argument("--eval", help="evaluation .npz with labels (for --exact)")
     pr.add_argument("--top-k", type=int, default=8)
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_profile)
 
-    o = sub.add_parser("optimize", help="sweep recipes for a goal; write report, candidates, best model, chart")
+    o = sub.add_parser(
+        "optimize", help="sweep recipes for a goal; write report, candidates, best model, chart"
+    )
     o.add_argument("model", help="an .onnx/.pt2 file or a zoo name")
     o.add_argument("--data", help="evaluation .npz (default for zoo models: their own)")
     o.add_argument("--calib", help="calibration .npz (default: the first evaluation samples)")
@@ -537,7 +625,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--serial", action="store_true", help="run trials in this process instead of on Ray")
     o.add_argument("--workers", type=int, default=None, help="parallel trials (default: CPUs Ray sees)")
-    o.add_argument("--exhaustive", action="store_true", help="evaluate the whole grid instead of a directed search")
+    o.add_argument(
+        "--exhaustive", action="store_true", help="evaluate the whole grid instead of a directed search"
+    )
     o.add_argument("--threads", type=int, default=1, help="onnxruntime threads per measurement")
     o.add_argument("--json", action="store_true")
     o.set_defaults(func=cmd_optimize)
@@ -598,9 +688,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if os.environ.get("QUANTTAAS_DEBUG"):
             traceback.print_exc()
-        print(f"error [internal_error]: {e.__class__.__name__}: {str(e)[:300]}\n"
-              "  hint: this is a bug in QuantTaaS; rerun with QUANTTAAS_DEBUG=1 and report the traceback",
-              file=sys.stderr)
+        print(
+            f"error [internal_error]: {e.__class__.__name__}: {str(e)[:300]}\n"
+            "  hint: this is a bug in QuantTaaS; rerun with QUANTTAAS_DEBUG=1 and report the traceback",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

@@ -1,0 +1,215 @@
+"""Plain-English answers built only from tool results (JSON), for the offline planner and for corrections.
+
+Every number written here is a value of a tool result, a unit conversion of one, or the ratio or difference of
+two, rounded the way :mod:`assistant.honesty` accepts: an answer built here always passes the checker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from assistant.events import ToolRecord
+
+__all__ = [
+    "candidate_line",
+    "describe_recipe",
+    "files_for",
+    "fmt_drop",
+    "fmt_metric",
+    "fmt_ms",
+    "fmt_size",
+    "label_of",
+]
+
+_ACCURACY_LIKE = ("top1", "top5", "acc", "match", "agreement", "f1")
+
+
+def _trim(text: str) -> str:
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def fmt_size(n: float | None) -> str:
+    """Bytes for people, decimal units and three significant digits: 36979 -> ``37 KB``."""
+    if n is None:
+        return "unknown size"
+    value = float(n)
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(value) >= scale:
+            v = value / scale
+            digits = 0 if abs(v) >= 100 else 1 if abs(v) >= 10 else 2
+            return f"{_trim(f'{v:.{digits}f}')} {unit}"
+    return f"{round(value)} B"
+
+
+def fmt_ms(v: float | None) -> str:
+    """A latency in ms with three significant digits."""
+    if v is None:
+        return "not measured"
+    if v >= 100:
+        return f"{v:.0f} ms"
+    if v >= 10:
+        return f"{v:.1f} ms"
+    if v >= 1:
+        return f"{v:.2f} ms"
+    return f"{float(f'{v:.3g}'):g} ms"
+
+
+def fmt_metric(name: str, v: float | None) -> str:
+    """``top1 98.33%`` for accuracy-like metrics, ``spearman_pairs 0.8123`` for the others."""
+    if v is None:
+        return f"{name} not measured"
+    if any(k in name.lower() for k in _ACCURACY_LIKE) and 0.0 <= v <= 1.0:
+        return f"{name} {v * 100:.2f}%"
+    return f"{name} {v:.4f}"
+
+
+def fmt_drop(d: float | None) -> str:
+    if d is None:
+        return "drop not measured"
+    if d < 0:
+        return f"gain {-d:.2f} pt"
+    return f"drop {d:.2f} pt"
+
+
+def fmt_ratio(a: float, b: float) -> str:
+    """How many times smaller ``a`` is than ``b`` (or larger), e.g. ``2.85x smaller``."""
+    if a <= 0 or b <= 0:
+        return ""
+    if a < b:
+        return f"{b / a:.2f}x smaller"
+    if a > b:
+        return f"{a / b:.2f}x larger"
+    return "same size"
+
+
+def label_of(candidate_id: str) -> str:
+    """The recipe label inside a candidate id: ``c00-static_int8-pc-minmax`` -> ``static_int8-pc-minmax``."""
+    head, _, rest = candidate_id.partition("-")
+    return rest if head[:1] == "c" and head[1:].isdigit() and rest else candidate_id
+
+
+def describe_recipe(recipe: dict[str, Any] | None) -> str:
+    """A recipe in words: ``static int8 (per-channel, minmax calibration)``."""
+    if not recipe:
+        return "unknown recipe"
+    kind = str(recipe.get("kind", ""))
+    keep = recipe.get("keep_fp32") or []
+    tail = ""
+    if keep:
+        tail = f", the {len(keep)} most sensitive layer{'s' if len(keep) != 1 else ''} kept in fp32"
+    if kind == "static_int8":
+        gran = "per-channel" if recipe.get("per_channel", True) else "per-tensor"
+        ops = recipe.get("op_types")
+        on = f", only {'/'.join(ops)}" if ops else ""
+        return f"static int8 ({gran}, {recipe.get('calibration', 'minmax')} calibration{on}{tail})"
+    if kind == "dynamic_int8":
+        return f"dynamic int8 ({'/'.join(recipe.get('op_types') or [])}{tail})"
+    if kind == "fp16":
+        return f"float16{tail.replace(', the', ' (the') + ')' if tail else ''}"
+    if kind == "int4_weight_only":
+        return "int4 weight-only (MatMul)"
+    if kind == "chain":
+        return " then ".join(describe_recipe(s) for s in recipe.get("steps") or [])
+    return kind.replace("_", " ")
+
+
+def candidate_line(c: dict[str, Any], baseline: dict[str, Any]) -> str:
+    """One candidate with its measured numbers, or the error that stopped it."""
+    cid = str(c.get("id", "?"))
+    m = c.get("metrics")
+    if not m:
+        err = c.get("error") or {}
+        return f"{cid}: failed ({err.get('code', 'error')}: {str(err.get('message', ''))[:160]})"
+    size = m.get("size_bytes")
+    ratio = fmt_ratio(float(size or 0), float(baseline.get("size_bytes") or 0))
+    parts = [f"{fmt_size(size)}" + (f" ({ratio})" if ratio else "")]
+    parts.append(
+        f"{fmt_metric(str(m.get('metric_name', 'metric')), m.get('metric'))} ({fmt_drop(m.get('accuracy_drop_pct'))})"
+    )
+    if m.get("latency_ms_p50") is not None:
+        parts.append(f"p50 {fmt_ms(m.get('latency_ms_p50'))}")
+    return f"{cid} [{describe_recipe(c.get('recipe'))}]: " + ", ".join(parts)
+
+
+def baseline_line(model: str, baseline: dict[str, Any]) -> str:
+    parts = [
+        fmt_size(baseline.get("size_bytes")),
+        fmt_metric(str(baseline.get("metric_name", "metric")), baseline.get("metric")),
+    ]
+    if baseline.get("latency_ms_p50") is not None:
+        parts.append(f"p50 {fmt_ms(baseline.get('latency_ms_p50'))}")
+    return f"the original {model}: " + ", ".join(parts)
+
+
+def _latest(records: Sequence[ToolRecord], name: str, **match: Any) -> ToolRecord | None:
+    for r in reversed(records):
+        if (
+            r.name == name
+            and r.ok
+            and r.result is not None
+            and all(r.result.get(k) == v for k, v in match.items())
+        ):
+            return r
+    return None
+
+
+def files_for(records: Sequence[ToolRecord], job_id: str | None, candidate_id: str | None) -> dict[str, str]:
+    """The files of a result, named from tool results: the model (path and artifact) and the report/chart."""
+    if not job_id:
+        return {}
+    files: dict[str, str] = {}
+    rep = _latest(records, "get_pareto_report", job_id=job_id)
+    if rep is not None and rep.result is not None:
+        report = rep.result.get("report", {})
+        if candidate_id:
+            for c in report.get("candidates", []):
+                if c.get("id") == candidate_id and c.get("model_path"):
+                    files["model"] = str(c["model_path"])
+            if candidate_id == report.get("recommended") and rep.result.get("best_artifact"):
+                files["model_artifact"] = str(rep.result["best_artifact"])
+            elif candidate_id in (rep.result.get("candidate_artifacts") or {}):
+                files["model_artifact"] = str(rep.result["candidate_artifacts"][candidate_id])
+        if rep.result.get("chart_artifact"):
+            files["chart_artifact"] = str(rep.result["chart_artifact"])
+    for r in records:
+        if r.name == "get_artifact" and r.ok and r.result is not None:
+            aid = str(r.result.get("artifact_id", ""))
+            if not aid.startswith(f"{job_id}/"):
+                continue
+            if aid.endswith("report.json"):
+                files["report_artifact"] = aid
+                files["report_download"] = str(r.result.get("download_path", ""))
+            elif aid == files.get("model_artifact"):
+                files["model_download"] = str(r.result.get("download_path", ""))
+    return files
+
+
+def files_text(files: dict[str, str], *, nearest: bool = False) -> str:
+    """The files as one line, or an empty string (``nearest``: the model is the nearest miss, not a result)."""
+    what = "nearest candidate's model" if nearest else "model"
+    parts: list[str] = []
+    if "saved_model" in files:
+        parts.append(f"{what} saved to {files['saved_model']}")
+    if "model" in files:
+        parts.append(f"{what} file {files['model']}")
+    if "model_artifact" in files:
+        dl = f", download {files['model_download']}" if files.get("model_download") else ""
+        parts.append(f"{what} artifact {files['model_artifact']}{dl}")
+    if "saved_report" in files:
+        parts.append(f"report saved to {files['saved_report']}")
+    if "report_artifact" in files:
+        dl = f", download {files['report_download']}" if files.get("report_download") else ""
+        parts.append(f"report artifact {files['report_artifact']}{dl}")
+    if "chart_artifact" in files:
+        parts.append(f"chart artifact {files['chart_artifact']}")
+    return ("Files: " + "; ".join(parts) + ".") if parts else ""
+
+
+def finite(v: Any) -> float | None:
+    """``v`` as a finite float, or None."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
