@@ -159,6 +159,9 @@ _PRECISION_OF_KIND: dict[str, str] = {
     "dynamic_int8": "int8",
     "int4_weight_only": "int4",
     "fp16": "fp16",
+    # quantization-aware training and neural-compressor's autotune both produce static int8
+    "qat_int8": "int8",
+    "inc_autotune": "int8",
 }
 
 

@@ -15,12 +15,28 @@ fp32. The sweep does not walk the whole grid:
 4. latency measured inside trials (which share the machine) is re-measured for the finalists, side by side and
    alone, before the recommendation is made.
 
+Pruning, quantization-aware training and chains join the grid when the model has a PyTorch source (a
+:class:`~optimizer.types.TorchSource`; the zoo's digits-cnn has one): channel pruning (30% and 50% of the
+parameters), magnitude pruning (50%), QAT, neural-compressor's autotune, and chains of pruning then int8 (when
+the goal allows both methods; ``methods_forbidden`` drops them like any recipe). Each costs seconds of training
+and export, so the directed search runs them only when they can answer the goal:
+
+5. QAT and INC autotune run when post-training int8 misses the accuracy limit (the case they exist for), or when
+   no candidate is feasible yet;
+6. pruning and chains run when the goal asks for pruning (:func:`asks_for_pruning`), or when quantization
+   alone meets no goal with limits; a candidate predicted to break the size limit is skipped as usual.
+
+An ONNX-only model gets magnitude pruning of its initializers only, and only when the goal asks for pruning; the
+report states the limits (the dense file and its latency do not shrink, only the compressed size; structured
+pruning and QAT need the PyTorch model).
+
 Every skipped candidate is kept in the report with the reason; ``evaluations`` counts what was really built.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import onnx
 
 from optimizer.data import Dataset
 from optimizer.errors import GoalError
@@ -38,19 +55,27 @@ from optimizer.goal import Goal
 from optimizer.inspect import inspect_model
 from optimizer.pareto import ParetoReport, allowed, build_report, check_goal, size_limit_bytes
 from optimizer.preprocess import QDQ_MIN_OPSET, prepare_model
-from optimizer.profile import profile_layers
+from optimizer.profile import layer_blocks, profile_layers
+from optimizer.prune import compressed_size_bytes
 from optimizer.trial import TrialSpec, run_trial
 from optimizer.types import (
+    QUANTIZING_KINDS,
     Candidate,
+    ChainRecipe,
     DynamicInt8Recipe,
     Fp16Recipe,
     Frozen,
+    IncAutotuneRecipe,
     Int4WeightOnlyRecipe,
     Metrics,
     ModelInspection,
+    PruneChannelsRecipe,
+    PruneMagnitudeRecipe,
+    QatInt8Recipe,
     Recipe,
     SensitivityReport,
     StaticInt8Recipe,
+    TorchSource,
 )
 
 log = logging.getLogger(__name__)
@@ -70,6 +95,10 @@ class SweepOptions(Frozen):
     exhaustive: bool = False  # evaluate the whole grid (for benchmarks and comparisons)
     profile: bool = True  # rank layers by sensitivity to build selective candidates
     max_selective: int = 12
+    torch_recipes: bool = (
+        True  # use the model's PyTorch source (given, or the zoo case's) for pruning and QAT
+    )
+    finetune_epochs: int = 1  # fine-tune after pruning (when the PyTorch source has training data)
 
 
 @dataclass
@@ -84,11 +113,36 @@ class SweepEvent:
 ProgressFn = Callable[[SweepEvent], None]
 
 
+Family = Literal[
+    "anchor",
+    "calibration",
+    "per_tensor",
+    "selective",
+    "dynamic_conv",
+    "prune",  # pruning on the PyTorch model
+    "prune_onnx",  # magnitude pruning of an ONNX-only model's initializers
+    "needs_torch",  # listed to state a limit: never run without a PyTorch source
+    "qat",
+    "inc",
+    "chain",
+]
+#: the families of the quantization grid (the others need training or a PyTorch model)
+QUANT_FAMILIES: frozenset[str] = frozenset(
+    {"anchor", "calibration", "per_tensor", "selective", "dynamic_conv"}
+)
+
+NEEDS_TORCH_REASON = (
+    "structured channel pruning and QAT need the PyTorch model (a TorchSource); this model is ONNX-only, so only "
+    "magnitude pruning of its initializers is offered: it shrinks the compressed (gzip) size, not the dense file "
+    "or its latency"
+)
+
+
 @dataclass
 class GridItem:
     id: str
     recipe: Recipe
-    family: Literal["anchor", "calibration", "per_tensor", "selective", "dynamic_conv"]
+    family: Family
     predicted_size: float
     k: int = 0
 
@@ -106,10 +160,34 @@ STATIC_WEIGHT_OPS = (*QUANT_LAYER_OPS, "Gather")
 DYNAMIC_OPS = ("MatMul", "Gemm", "Gather")
 
 
+def _kept_fraction(recipe: Recipe) -> float:
+    """The fraction of parameters channel pruning keeps (1 for every other recipe)."""
+    frac = 1.0
+    for step in recipe.steps if isinstance(recipe, ChainRecipe) else (recipe,):
+        if isinstance(step, PruneChannelsRecipe):
+            frac *= 1.0 - step.amount
+    return frac
+
+
 def predict_size(recipe: Recipe, info: ModelInspection, layer_params: dict[str, int]) -> float:
-    """Bytes the quantized file should take: float weights are 4 bytes, int8 1, fp16 2, int4 about 0.6."""
+    """Bytes the quantized file should take: float weights are 4 bytes, int8 1, fp16 2, int4 about 0.6.
+
+    Channel pruning keeps ``1 - amount`` of the weights (a MAC target is read as a parameter target); magnitude
+    pruning keeps the dense size; QAT and INC produce static int8; a chain is its quantizing step applied to
+    what its pruning keeps.
+    """
     total = 4.0 * info.param_count
     overhead = max(info.size_bytes - total, 0.0)
+    if isinstance(recipe, ChainRecipe):
+        last = next((st for st in recipe.steps if st.kind in QUANTIZING_KINDS), None)
+        full = predict_size(last, info, layer_params) if last is not None else overhead + total
+        return overhead + (full - overhead) * _kept_fraction(recipe)
+    if isinstance(recipe, PruneChannelsRecipe):
+        return overhead + total * _kept_fraction(recipe)
+    if isinstance(recipe, PruneMagnitudeRecipe):
+        return overhead + total
+    if isinstance(recipe, (QatInt8Recipe, IncAutotuneRecipe)):
+        recipe = StaticInt8Recipe()
     kept = sum(layer_params.get(n, 0) for n in recipe.keep_fp32)
     if isinstance(recipe, StaticInt8Recipe):
         q = _weight_params(info, recipe.op_types or STATIC_WEIGHT_OPS) - kept
@@ -123,16 +201,38 @@ def predict_size(recipe: Recipe, info: ModelInspection, layer_params: dict[str, 
     return overhead + total - 3.4 * q
 
 
+def candidate_id(index: int, recipe: Recipe) -> str:
+    """``c07-static_int8-pc-entropy``: the index and the recipe's label, safe as a file name and artifact id."""
+    rid = f"c{index:02d}-{recipe.label}".replace("[", "-").replace("]", "").replace(",", "-")
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", rid)[:150]
+
+
 def build_grid(
-    info: ModelInspection, sensitivity: SensitivityReport | None, *, has_calib: bool, max_selective: int = 12
+    info: ModelInspection,
+    sensitivity: SensitivityReport | None,
+    *,
+    has_calib: bool,
+    max_selective: int = 12,
+    torch_source: TorchSource | None = None,
+    onnx_pruning: bool = False,
+    finetune_epochs: int = 1,
+    graph: onnx.ModelProto | None = None,
 ) -> list[GridItem]:
-    """Every candidate the sweep could try on this model (before the goal prunes it)."""
+    """Every candidate the sweep could try on this model (before the goal prunes it).
+
+    With ``torch_source``, the grid also holds channel and magnitude pruning (fine-tuned for ``finetune_epochs``
+    when the source has training data), QAT (with training data), INC autotune (with calibration data) and
+    chains of pruning then int8. Without one, ``onnx_pruning`` adds magnitude pruning of the initializers (and a
+    chain of it with int8), plus a ``needs_torch`` item that is never run: it states what needs the PyTorch model.
+    With ``graph`` (the pre-processed model), a selective candidate keeps each of its k layers in fp32 together
+    with the activation chain the layer feeds (:func:`optimizer.profile.layer_blocks`).
+    """
     layer_params = {la.name: la.param_count for la in info.layers}
     ops = set(info.op_counts)
     items: list[GridItem] = []
 
     def add(recipe: Recipe, family: Any, k: int = 0) -> None:
-        rid = f"c{len(items):02d}-{recipe.label}".replace("[", "-").replace("]", "").replace(",", "-")
+        rid = candidate_id(len(items), recipe)
         items.append(GridItem(rid, recipe, family, predict_size(recipe, info, layer_params), k))
 
     if has_calib and ops & set(QUANT_LAYER_OPS):
@@ -150,12 +250,36 @@ def build_grid(
             ranked = [la.name for la in sensitivity.layers]
             ks = [k for k in SELECTIVE_KS if k < len(ranked)][:max_selective]
             for k in ks:
-                add(StaticInt8Recipe(keep_fp32=tuple(ranked[:k])), "selective", k)
+                keep = layer_blocks(graph, ranked[:k]) if graph is not None else tuple(ranked[:k])
+                add(StaticInt8Recipe(keep_fp32=keep), "selective", k)
     if "Conv" in ops:
         add(
             DynamicInt8Recipe(op_types=tuple(o for o in ("Conv", *DYNAMIC_OPS) if o in ops)),
             "dynamic_conv",
         )
+    quant_ops = bool(ops & set(QUANT_LAYER_OPS))
+    if torch_source is not None:
+        ft = finetune_epochs if torch_source.train_path is not None else 0
+        prune30 = PruneChannelsRecipe(amount=0.3, finetune_epochs=ft)
+        prune50 = PruneChannelsRecipe(amount=0.5, finetune_epochs=ft)
+        sparse50 = PruneMagnitudeRecipe(sparsity=0.5, finetune_epochs=ft)
+        for recipe in (prune30, prune50, sparse50):
+            add(recipe, "prune")
+        if torch_source.train_path is not None:
+            add(QatInt8Recipe(), "qat")
+        if has_calib:
+            add(IncAutotuneRecipe(), "inc")
+        if has_calib and quant_ops:
+            for first in (prune30, prune50, sparse50):
+                add(ChainRecipe(steps=(first, StaticInt8Recipe())), "chain")
+        if torch_source.train_path is not None:
+            add(ChainRecipe(steps=(prune30, QatInt8Recipe())), "chain")
+    elif onnx_pruning and quant_ops:
+        add(PruneMagnitudeRecipe(sparsity=0.5), "prune_onnx")
+        add(PruneMagnitudeRecipe(sparsity=0.75), "prune_onnx")
+        if has_calib:
+            add(ChainRecipe(steps=(PruneMagnitudeRecipe(sparsity=0.5), StaticInt8Recipe())), "chain")
+        add(PruneChannelsRecipe(amount=0.3), "needs_torch")
     return items
 
 
@@ -191,11 +315,15 @@ def run_sweep(
     model_name: str | None = None,
     extra_candidates: Sequence[Candidate] = (),
     trial_fn: TrialFn = run_trial,
+    torch_source: TorchSource | None = None,
 ) -> ParetoReport:
     """Search for the candidates that best meet ``goal`` and write them to ``out_dir/candidates``.
 
     ``extra_candidates`` are finished trials from an earlier, interrupted run: they are kept and not run again.
     ``trial_fn`` replaces the trial function (tests use it to crash a worker on purpose).
+    ``torch_source`` is the PyTorch model the ONNX file was exported from; it enables pruning, QAT, INC and
+    chains. When it is not given and ``model_name`` names a zoo case built from PyTorch (and ``model_path`` is
+    that case's model), the case's source is used; ``options.torch_recipes=False`` turns both off.
 
     Raises:
         ModelLoadError / DataError: the model or data is invalid (nothing is run).
@@ -234,7 +362,9 @@ def run_sweep(
         latency_runs=opts.latency_runs,
         provider=provider,
     )
-    base_metrics = base_metrics.model_copy(update={"accuracy_drop_pct": 0.0})
+    base_metrics = base_metrics.model_copy(
+        update={"accuracy_drop_pct": 0.0, "compressed_size_bytes": compressed_size_bytes(model_path)}
+    )
     state = _State(goal, base_metrics)
     emit(
         SweepEvent("baseline", 0, 0, message=f"baseline {base_metrics.metric_name} {base_metrics.metric:.4f}")
@@ -247,12 +377,28 @@ def run_sweep(
         except Exception as e:  # the sweep still has the base recipes without a ranking
             log.warning("profiling failed: %s", e)
 
-    grid = build_grid(info, sensitivity, has_calib=calib is not None, max_selective=opts.max_selective)
+    if not opts.torch_recipes:
+        torch_source = None
+    elif torch_source is None and model_name:
+        torch_source = _zoo_torch_source(model_name, model_path)
+    asks_prune = asks_for_pruning(goal)
+    grid = build_grid(
+        info,
+        sensitivity,
+        has_calib=calib is not None,
+        max_selective=opts.max_selective,
+        torch_source=torch_source,
+        onnx_pruning=asks_prune,
+        finetune_epochs=opts.finetune_epochs,
+        graph=onnx.load(str(prepared), load_external_data=False),
+    )
     for c in extra_candidates:
         state.results[c.id] = c
     allowed_items = []
     for item in grid:
-        if not _allowed_recipe(item.recipe, goal):
+        if item.family == "needs_torch":
+            state.skipped[item.id] = NEEDS_TORCH_REASON
+        elif not _allowed_recipe(item.recipe, goal):
             state.skipped[item.id] = "excluded by the goal's precision or methods"
         else:
             allowed_items.append(item)
@@ -280,6 +426,7 @@ def run_sweep(
                 threads=opts.threads,
                 latency_runs=opts.latency_runs,
                 provider=provider,
+                torch_source=torch_source,
             )
             for i in todo
         ]
@@ -314,7 +461,11 @@ def run_sweep(
     if opts.exhaustive:
         run(allowed_items)
     else:
-        _directed_search(allowed_items, state, run, skip, too_big, predicted, scale, goal, opts, executor)
+        quant_items = [i for i in allowed_items if i.family in QUANT_FAMILIES]
+        _directed_search(quant_items, state, run, skip, too_big, predicted, scale, goal, opts, executor)
+        _training_search(
+            [i for i in allowed_items if i.family not in QUANT_FAMILIES], state, run, skip, too_big, goal
+        )
 
     if not cancelled.is_set() and not any(c.ok for c in state.results.values()):
         # every candidate was predicted to miss: measure the smallest anyway, so "nearest" has real numbers
@@ -464,6 +615,92 @@ def _directed_search(
             )
         else:
             skip(it, "bisection over k showed a smaller k misses the accuracy limit (monotone in k)")
+
+
+_PRUNE_WORD = re.compile(r"\bprun", re.IGNORECASE)
+
+
+def asks_for_pruning(goal: Goal | None) -> bool:
+    """Whether the goal asks for pruning: ``methods_allowed`` names it, or its text mentions pruning and does not
+    forbid it. The goal parser reads "prune it" as no restriction at all (it sets no method), so the mention is
+    read here; "no pruning" sets ``methods_forbidden`` and wins."""
+    if goal is None or (goal.methods_forbidden and "prune" in goal.methods_forbidden):
+        return False
+    if goal.methods_allowed is not None:
+        return "prune" in goal.methods_allowed
+    return bool(_PRUNE_WORD.search(goal.text))
+
+
+def _training_search(
+    items: list[GridItem],
+    state: _State,
+    run: Callable[[Sequence[GridItem]], None],
+    skip: Callable[[GridItem, str], None],
+    too_big: Callable[[GridItem], bool],
+    goal: Goal | None,
+) -> None:
+    """Steps 5 and 6 of the search: QAT/INC as accuracy repairs, pruning and chains when asked for or needed."""
+    if not items:
+        return
+    has_limits = bool(goal and goal.has_constraints)
+    drop_limit = goal.max_accuracy_drop_pct if goal else None
+    asks_prune = asks_for_pruning(goal)
+
+    def none_feasible() -> bool:
+        return has_limits and not any(state.feasible(c) for c in state.results.values())
+
+    full = next((c for c in state.results.values() if c.recipe == StaticInt8Recipe() and c.ok), None)
+    full_drop = full.metrics.accuracy_drop_pct if full is not None and full.metrics is not None else None
+    int8_misses = drop_limit is not None and full_drop is not None and full_drop > drop_limit
+
+    repairs = [i for i in items if i.family in ("qat", "inc")]
+    if int8_misses or none_feasible():
+        run([i for i in repairs if not too_big(i)])
+    else:
+        reason = (
+            "post-training int8 meets the accuracy limit"
+            if drop_limit is not None and full_drop is not None
+            else "the goal sets no accuracy limit for post-training int8 to miss"
+            if drop_limit is None
+            else "a candidate already meets the goal"
+        )
+        for it in repairs:
+            skip(it, f"{reason}; QAT and INC autotune run when post-training int8 loses too much")
+
+    pruning = [i for i in items if i.family in ("prune", "prune_onnx", "chain")]
+    if asks_prune or none_feasible():
+        run([i for i in pruning if not too_big(i)])
+    else:
+        reason = (
+            "quantization alone meets the goal"
+            if has_limits
+            else "the goal sets no limit and does not ask for pruning"
+        )
+        for it in pruning:
+            skip(
+                it,
+                f"{reason}; pruning trades accuracy for size and runs when the goal asks for it or "
+                "quantization cannot meet the goal",
+            )
+
+
+def _zoo_torch_source(name: str, model_path: Path) -> TorchSource | None:
+    """The zoo case's PyTorch source when ``model_path`` is that case's model (None otherwise, or on failure)."""
+    import filecmp
+
+    from optimizer import zoo
+    from optimizer.chain import ZOO_TORCH_MODELS, zoo_torch_source
+
+    if name not in ZOO_TORCH_MODELS or not zoo.is_zoo_name(name):
+        return None
+    try:
+        case = zoo.get_zoo_case(name)
+        if not filecmp.cmp(case.model_path, model_path, shallow=False):
+            return None
+        return zoo_torch_source(name)
+    except Exception as e:  # the sweep still has every quantization recipe
+        log.warning("the PyTorch source of %s is not usable: %s", name, e)
+        return None
 
 
 def limit_of(goal: Goal | None, state: _State) -> float | None:
