@@ -72,11 +72,11 @@ class RayExecutor(Executor):
         self.slots = max(1, int(workers or cpus))
         self.gpus = gpus
         self._task = self.ray.remote(num_cpus=1, max_retries=0)(trial_fn)
-        self._pending: list[Any] = []
+        self._in_flight: dict[Any, TrialSpec] = {}
 
     def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
         queue = list(specs)
-        by_ref: dict[Any, TrialSpec] = {}
+        by_ref = self._in_flight  # shared with cancel(), which stops what is still running
         while queue or by_ref:
             if self.cancelled.is_set():
                 self.cancel()
@@ -105,11 +105,11 @@ class RayExecutor(Executor):
                         ),
                         None,
                     )
-        self._pending = []
 
     def cancel(self) -> None:
-        for ref in self._pending:
+        for ref in list(self._in_flight):
             self.ray.cancel(ref, force=True)
+        self._in_flight.clear()
 
 
 def make_executor(

@@ -176,7 +176,7 @@ def inspect_model(path: str | Path) -> ModelInspection:
         outputs=[_tensor_info(o) for o in graph.output],
         op_counts=op_counts,
         layers=layers,
-        quantized=bool(markers.keys() - {"Cast"}),
+        quantized=bool(markers),
         quantization_markers=markers,
     )
 

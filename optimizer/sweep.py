@@ -558,7 +558,11 @@ def _directed_search(
         return
     if full_c is not None and not needs_repair and has_limits:
         # one selective point within the size limit shows what a little more size buys in accuracy
-        fitting = [it for it in selective if predicted(it) <= (limit_of(goal, state) or float("inf"))]
+        fitting = [
+            it
+            for it in selective
+            if predicted(it) <= (size_limit_bytes(goal, state.baseline) or float("inf"))
+        ]
         probe = fitting[len(fitting) // 2] if fitting and objective in ("accuracy", "balanced") else None
         for it in calib_items:
             skip(
@@ -701,10 +705,6 @@ def _zoo_torch_source(name: str, model_path: Path) -> TorchSource | None:
     except Exception as e:  # the sweep still has every quantization recipe
         log.warning("the PyTorch source of %s is not usable: %s", name, e)
         return None
-
-
-def limit_of(goal: Goal | None, state: _State) -> float | None:
-    return size_limit_bytes(goal, state.baseline)
 
 
 def _remeasure_finalists(

@@ -446,3 +446,33 @@ def test_layer_blocks_keeps_a_layer_with_the_activation_chain_it_feeds() -> None
     assert set(layer_blocks(model, ["conv1"])) == {"conv1", "add", "clip", "mul"}
     assert set(layer_blocks(model, ["conv2"])) == {"conv2", "relu"}
     assert layer_blocks(model, ["missing"]) == ()
+
+
+def test_run_sweep_cancel_stops_trials_already_running_on_ray(
+    digits: zoo.ZooCase, digits_data, ray_runtime, tmp_path: Path
+) -> None:
+    data, calib = digits_data
+
+    def slow(spec, model_bytes, data, calib, reference):  # shipped by value to the workers
+        import time as _t
+
+        _t.sleep(120)
+        raise RuntimeError("a cancelled trial must never finish")
+
+    cancel = threading.Event()
+    threading.Timer(8.0, cancel.set).start()
+    report = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=parse_goal("as small as possible"),
+        out_dir=tmp_path,
+        options=SweepOptions(executor="ray", workers=2, profile=False),
+        cancel=cancel,
+        trial_fn=slow,
+    )
+    assert report.evaluations == 0, "in-flight trials must be cancelled, not awaited"
+    assert any("cancelled" in r for r in report.skipped_reasons.values())
+    # the cancelled trials must not keep holding the workers: a new task gets a CPU at once
+    probe = ray_runtime.remote(num_cpus=1)(lambda: 1)
+    assert ray_runtime.get(probe.remote(), timeout=30) == 1
