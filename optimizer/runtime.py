@@ -1,20 +1,87 @@
-"""One Ray runtime per process: local by default, an existing cluster when ``RAY_ADDRESS`` names one.
+"""One Ray runtime per process, owned at process level: local by default, an existing cluster when ``RAY_ADDRESS``
+names one.
 
 Ray costs about 5 s and 0.8 GB to start (STACK.md), so it is started lazily, once, and reused by every sweep and
 profile in the process. This is the only module that imports ray.
+
+Who owns it: on Linux the head processes a local runtime starts (gcs_server, raylet) die with the *thread* that
+called ``ray.init()`` (a parent-death signal), and about 60 s later the driver gives up on the GCS and terminates
+the whole process. A Streamlit script run and a server's job thread are such short-lived threads. So every
+``ray.init()`` and ``ray.shutdown()`` runs on one daemon thread, started once and alive as long as the process
+(:class:`_Owner`); callers on any thread hand it the work and wait.
+
+Which runtime (a decision stated in :func:`runtime_info`, never a crash):
+
+* ``RAY_ADDRESS`` set: join that cluster, with its own resources (no ``num_cpus``: Ray refuses both).
+* not set: start a private runtime (``address="local"``) even when ``ray start`` left a cluster (or its address
+  file) on this machine; joining one silently would put trials on a cluster nobody named. The decision and how
+  to join instead (``RAY_ADDRESS=auto``) are logged and reported.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
+import queue
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+from optimizer.types import Frozen
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+OBJECT_STORE_BYTES = 256 * 1024 * 1024
+
+
+class RuntimeInfo(Frozen):
+    """Which Ray runtime this process uses, and why."""
+
+    mode: Literal["private", "joined"]
+    address: str | None
+    reason: str
+
+
+class _Owner:
+    """A daemon thread that runs every ``ray.init``/``ray.shutdown`` of the process, so the processes a local
+    runtime starts are tied to a thread that never exits (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="quanttaas-ray-owner", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            fn, future = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as e:  # handed to the caller, who raises it on its own thread
+                future.set_exception(e)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        if threading.current_thread() is self._thread:
+            return fn()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put((fn, future))
+        return future.result()
+
+
 _lock = threading.Lock()
-_started_here = False
+_owner: _Owner | None = None
+_info: RuntimeInfo | None = None
+
+
+def _get_owner() -> _Owner:
+    global _owner
+    if _owner is None:
+        _owner = _Owner()
+    return _owner
 
 
 def ray_module() -> Any:
@@ -23,52 +90,86 @@ def ray_module() -> Any:
     return ray
 
 
-def ensure_ray(num_cpus: int | None = None) -> Any:
-    """Start (or join) Ray once and return the ``ray`` module.
+def _worker_env() -> dict[str, str]:
+    env = {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HF_HUB_OFFLINE": "1",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "OMP_NUM_THREADS": "1",
+    }
+    for key in ("QUANTTAAS_HOME", "QUANTTAAS_THREADS"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
 
-    With ``RAY_ADDRESS`` set, joins that cluster (its GPUs become available to trials); otherwise starts a local
-    runtime bound to 127.0.0.1 with a capped object store and no dashboard.
+
+def _existing_local_cluster() -> str | None:
+    """The address a ``ray start`` on this machine left behind, if any (Ray's own look-up; never raises)."""
+    try:
+        from ray._private.services import find_bootstrap_address
+
+        return find_bootstrap_address(None)  # type: ignore[no-any-return]
+    except Exception:
+        return None
+
+
+def _start(num_cpus: int | None) -> RuntimeInfo:
+    ray = ray_module()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray warns at every start that token auth is on; it is on on purpose (STACK.md), so keep the log quiet
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    env_vars = _worker_env()
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        import optimizer
+
+        # workers on other machines may not have the project installed: ship the package with the job
+        ray.init(
+            address=address,
+            runtime_env={"env_vars": env_vars, "py_modules": [os.path.dirname(optimizer.__file__)]},
+            log_to_driver=False,
+        )
+        return RuntimeInfo(
+            mode="joined", address=address, reason=f"joined the Ray cluster at {address} (RAY_ADDRESS)"
+        )
+    existing = _existing_local_cluster()
+    ray.init(
+        address="local",
+        num_cpus=num_cpus or os.cpu_count() or 1,
+        include_dashboard=False,
+        object_store_memory=OBJECT_STORE_BYTES,
+        runtime_env={"env_vars": env_vars},
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+        configure_logging=True,
+        logging_level=logging.WARNING,
+    )
+    reason = "started a private Ray runtime on this machine (RAY_ADDRESS is not set)"
+    if existing:
+        reason += (
+            f"; a cluster started with `ray start` is running at {existing} and was left alone: "
+            "set RAY_ADDRESS=auto (or its address) to run trials there"
+        )
+        log.warning("%s", reason)
+    return RuntimeInfo(mode="private", address=None, reason=reason)
+
+
+def ensure_ray(num_cpus: int | None = None) -> Any:
+    """Start (or join) Ray once, on the process's owner thread, and return the ``ray`` module.
+
+    Safe from any thread; the runtime outlives the calling thread. See the module docstring for which runtime.
     """
-    global _started_here
+    global _info
     ray = ray_module()
     with _lock:
-        if ray.is_initialized():
-            return ray
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        env_vars = {
-            "RAY_USAGE_STATS_ENABLED": "0",
-            "HF_HUB_OFFLINE": "1",
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "OMP_NUM_THREADS": "1",
-        }
-        for key in ("QUANTTAAS_HOME", "QUANTTAAS_THREADS"):
-            if key in os.environ:
-                env_vars[key] = os.environ[key]
-        # Ray warns at every start that token auth is on; it is on on purpose (STACK.md), so keep the log quiet
-        logging.getLogger("ray").setLevel(logging.ERROR)
-        address = os.environ.get("RAY_ADDRESS")
-        if address:
-            import optimizer
-
-            # workers on other machines may not have the project installed: ship the package with the job
-            ray.init(
-                address=address,
-                runtime_env={"env_vars": env_vars, "py_modules": [os.path.dirname(optimizer.__file__)]},
-                log_to_driver=False,
-            )
-        else:
-            ray.init(
-                num_cpus=num_cpus or os.cpu_count() or 1,
-                include_dashboard=False,
-                object_store_memory=256 * 1024 * 1024,
-                runtime_env={"env_vars": env_vars},
-                log_to_driver=False,
-                _node_ip_address="127.0.0.1",
-                configure_logging=True,
-                logging_level=logging.WARNING,
-            )
-            _started_here = True
+        if not ray.is_initialized():
+            _info = _get_owner().call(lambda: _start(num_cpus))
         return ray
+
+
+def runtime_info() -> RuntimeInfo | None:
+    """The decision :func:`ensure_ray` made (None before Ray was started in this process)."""
+    return _info
 
 
 def cluster_gpus() -> float:
@@ -79,9 +180,9 @@ def cluster_gpus() -> float:
 
 def shutdown_ray() -> None:
     """Stop the runtime this process started (tests and CLI exit); a joined cluster is only disconnected."""
-    global _started_here
+    global _info
     ray = ray_module()
     with _lock:
         if ray.is_initialized():
-            ray.shutdown()
-        _started_here = False
+            _get_owner().call(ray.shutdown)
+        _info = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from server_testdata import free_port, wait_http_ready
 
 from mcp_server.http_app import create_app
 
@@ -168,32 +168,18 @@ def test_cli_serve_refuses_a_public_interface_without_token(
     assert "insecure_bind" in proc.stderr and "QUANTTAAS_TOKEN" in proc.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_cli_serve_serves_health_docs_and_tools(
     quanttaas_exe: list[str], server_env: Any, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
         [*quanttaas_exe, "serve", "--port", str(port)], env=server_env(), stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, (
-                    tmp_path / "serve.log"
-                ).read_text()
-                time.sleep(0.3)
+        wait_http_ready(f"http://127.0.0.1:{port}", proc, tmp_path / "serve.log")
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
         docs = httpx.get(f"http://127.0.0.1:{port}/docs")
         tool = httpx.post(f"http://127.0.0.1:{port}/tools/parse_goal", json={"text": "under 2 MB"})
     finally:

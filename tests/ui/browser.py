@@ -35,6 +35,19 @@ HEADLESS_FLAGS = (
 )
 
 
+# what the page's tests look for (Streamlit's test ids)
+CHAT_INPUT = '[data-testid="stChatInputTextArea"]'
+CHARTS = '[data-testid="stVegaLiteChart"]'
+DRAWN_CHARTS = (
+    f"Array.from(document.querySelectorAll('{CHARTS}'))"
+    ".filter(c => Array.from(c.querySelectorAll('canvas, svg.marks'))"
+    ".some(g => g.getBoundingClientRect().height > 100)).length"
+)
+INPUT_READY = f"(() => {{ const t = document.querySelector('{CHAT_INPUT}'); return !!t && !t.disabled; }})()"
+PAGE_TEXT = "document.body.innerText"
+CHAT_MESSAGES = "document.querySelectorAll('[data-testid=\"stChatMessage\"]').length"
+
+
 def find_chromium() -> str | None:
     """The installed Chromium (Debian's ``chromium`` first), or None."""
     for name in ("chromium", "chromium-browser"):
@@ -186,6 +199,12 @@ class Chromium:
                     **({"text": "\r"} if kind == "keyDown" else {}),
                 },
             )
+
+    def send_chat(self, text: str) -> None:
+        """Type ``text`` into the chat input and press Enter, as a user would."""
+        self.evaluate(f"document.querySelector('{CHAT_INPUT}').focus()")
+        self.type_text(text)
+        self.press_enter()
 
     def screenshot(self, path: Path, *, height: int | None = None) -> Path:
         """A PNG of the page; ``height`` resizes the viewport first (the app scrolls inside it)."""

@@ -8,94 +8,21 @@ root with apt).
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import BrowserError, Chromium, find_chromium
-from uikit import APP, REPO, SWEEP_REQUEST, app_environment
-
-CHAT_INPUT = '[data-testid="stChatInputTextArea"]'
-CHARTS = '[data-testid="stVegaLiteChart"]'
-DRAWN_CHARTS = (
-    f"Array.from(document.querySelectorAll('{CHARTS}'))"
-    ".filter(c => Array.from(c.querySelectorAll('canvas, svg.marks'))"
-    ".some(g => g.getBoundingClientRect().height > 100)).length"
-)
-INPUT_READY = f"(() => {{ const t = document.querySelector('{CHAT_INPUT}'); return !!t && !t.disabled; }})()"
-PAGE_TEXT = "document.body.innerText"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the app exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"the app did not answer on {url} in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+from browser import CHARTS, DRAWN_CHARTS, INPUT_READY, PAGE_TEXT, BrowserError, Chromium, find_chromium
+from uikit import REPO, SWEEP_REQUEST, serve_app
 
 
 @pytest.fixture
 def app_url(tmp_path: Path, zoo_dir: Path) -> Iterator[str]:
     """The page served by ``streamlit run`` on a free loopback port (offline planner, a private home)."""
-    port = _free_port()
-    log = tmp_path / "streamlit.log"
-    env = {**os.environ, **app_environment(tmp_path / "home", zoo_dir)}
-    for key in ("QUANTTAAS_MCP_URL", "QUANTTAAS_MCP_COMMAND"):
-        env.pop(key, None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.fileWatcherType",
-        "none",
-        "--client.showErrorDetails",
-        "none",
-        "--client.toolbarMode",
-        "minimal",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log)
+    with serve_app(tmp_path, zoo_dir) as (url, _proc, _log):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.mark.slow
@@ -114,9 +41,7 @@ def test_browser_chat_request_shows_the_answer_and_the_charts(app_url: str, tmp_
         assert "offline planner (no LLM)" in browser.evaluate(PAGE_TEXT)
         browser.screenshot(shots / "01-start.png")
 
-        browser.evaluate(f"document.querySelector('{CHAT_INPUT}').focus()")
-        browser.type_text(SWEEP_REQUEST)
-        browser.press_enter()
+        browser.send_chat(SWEEP_REQUEST)
         # best effort: catch the sweep's progress bar (a small sweep may finish between two polls)
         with contextlib.suppress(BrowserError):
             browser.wait_for(

@@ -58,3 +58,77 @@ def app_test(home: Path, zoo_dir: Path) -> Iterator[Any]:
 def texts(at: Any, kind: str) -> list[str]:
     """The values of every element of ``kind`` (``markdown``, ``error``, ``warning``, ``info``...)."""
     return [str(e.value) for e in getattr(at, kind)]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, proc: Any, log: Path, timeout: float = 120) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the app exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"the app did not answer on {url} in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def serve_app(tmp_path: Path, zoo_dir: Path, **env_overrides: str) -> Iterator[tuple[str, Any, Path]]:
+    """``streamlit run ui/app.py`` on a free loopback port, as ``make run`` starts it (offline planner, a private
+    home; serial sweeps unless ``env_overrides`` say otherwise). Yields the URL, the process and its log."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    env = {**os.environ, **app_environment(tmp_path / "home", zoo_dir), **env_overrides}
+    for key in ("QUANTTAAS_MCP_URL", "QUANTTAAS_MCP_COMMAND"):
+        env.pop(key, None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--client.showErrorDetails",
+        "none",
+        "--client.toolbarMode",
+        "minimal",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        yield url, proc, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
