@@ -11,15 +11,40 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: venv run demo chromium test lint typecheck bench eval clean fashion-mnist
+.PHONY: venv lock test-latest run demo chromium test lint typecheck bench eval clean fashion-mnist
+
+# The environment is locked: requirements.lock pins every package (with hashes) for Python 3.11 on Linux x86-64.
+# `make venv` (and so `make run` / `make test`) installs exactly that; `make lock` refreshes it on purpose;
+# `make test-latest` tries the newest versions pyproject's ranges allow in a throw-away environment (not CI).
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
+LOCK_FLAGS := --extra dev --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	$(FIND_LINKS) --no-header --annotation-style line
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --no-compile uv
-	$(BIN)/uv pip install --python $(BIN)/python $(FIND_LINKS) "torch==2.13.0" -e ".[dev]"
+	@$(BIN)/python -m pip install --quiet --no-compile "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --python $(BIN)/python $(FIND_LINKS) --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
+
+# refresh the lock from pyproject.toml's ranges (newest versions they allow); commit it with the change that needs it
+lock:
+	@command -v uv >/dev/null 2>&1 && UV=uv || { test -x $(BIN)/uv || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+		$(BIN)/python -m pip install --quiet --no-compile "uv==$(UV_VERSION)"; }; UV=$(BIN)/uv; }; \
+	$$UV pip compile pyproject.toml $(LOCK_FLAGS) --upgrade -o $(LOCK)
+
+# the suite against the newest versions the ranges allow, in a throw-away environment: an upstream release that
+# breaks us shows here before `make lock` adopts it
+LATEST := $(or $(TMPDIR),/tmp)/quanttaas-latest
+test-latest:
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --no-compile "uv==$(UV_VERSION)"
+	$(LATEST)/bin/uv pip install --python $(LATEST)/bin/python $(FIND_LINKS) --upgrade "torch==2.13.0" -e ".[dev]"
+	$(LATEST)/bin/uv pip list --python $(LATEST)/bin/python 2>/dev/null | grep -iE "^(onnx|onnxruntime|ray|torch|mcp|litellm|streamlit|numpy) "
+	QUANTTAAS_HOME=$(CURDIR)/.quanttaas $(LATEST)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 # the chat page (Streamlit) on loopback; the assistant and the tools run inside it (offline planner unless
 # QUANTTAAS_LLM names a model; QUANTTAAS_MCP_URL drives a running `quanttaas serve` instead)
