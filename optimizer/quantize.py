@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from optimizer.data import Dataset
 from optimizer.errors import QuantTaaSError, RecipeError, TechniqueError
+from optimizer.hardware import int8_saturates
 from optimizer.inspect import default_opset, inspect_model, load_onnx
 from optimizer.preprocess import QDQ_MIN_OPSET, prepare_model
 from optimizer.types import (
@@ -208,6 +209,7 @@ def _static_int8(src: Path, recipe: StaticInt8Recipe, out: Path, calib: Dataset 
         weight_type=QuantType.QInt8,
         nodes_to_exclude=list(recipe.keep_fp32),
         calibrate_method=method,
+        reduce_range=int8_saturates() if recipe.reduce_range is None else recipe.reduce_range,
         extra_options={
             "WeightSymmetric": recipe.weight_symmetric,
             "ActivationSymmetric": recipe.activation_symmetric,
@@ -240,6 +242,8 @@ def _dynamic_int8(src: Path, recipe: DynamicInt8Recipe, out: Path, calib: Datase
         per_channel=recipe.per_channel,
         # onnxruntime's CPU ConvInteger has no int8-weight kernel: Conv needs uint8 weights to load at all
         weight_type=QuantType.QUInt8 if "Conv" in recipe.op_types else QuantType.QInt8,
+        # u8 activations x s8 weights saturate without VNNI (optimizer.hardware); u8 x u8 (Conv) does not
+        reduce_range=int8_saturates() and "Conv" not in recipe.op_types,
         nodes_to_exclude=exclude,
     )
 

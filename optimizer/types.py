@@ -105,13 +105,19 @@ class StaticInt8Recipe(_RecipeBase):
     calib_samples: int = Field(default=128, ge=1, le=100_000)
     weight_symmetric: bool = True
     activation_symmetric: bool = False
+    reduce_range: bool | None = Field(
+        default=None,
+        description="7-bit weights, so onnxruntime's u8 x s8 kernels cannot saturate on CPUs without VNNI; "
+        "null: on exactly when this CPU lacks VNNI",
+    )
 
     @property
     def label(self) -> str:
         ops = "" if self.op_types is None else "[" + ",".join(self.op_types) + "]"
         gran = "pc" if self.per_channel else "pt"
         keep = f"-keep{len(self.keep_fp32)}" if self.keep_fp32 else ""
-        return f"static_int8{ops}-{gran}-{self.calibration}{keep}"
+        rr = "" if self.reduce_range is None else "-rr" if self.reduce_range else "-fullrange"
+        return f"static_int8{ops}-{gran}-{self.calibration}{rr}{keep}"
 
 
 class DynamicInt8Recipe(_RecipeBase):

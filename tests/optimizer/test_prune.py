@@ -223,8 +223,13 @@ def test_prune_channels_fine_tune_recovers_what_pruning_lost(
     )
     assert raw.steps[0]["finetuned"] is False and tuned.steps[0]["finetuned"] is True
     raw_acc, tuned_acc = accuracy(raw.path, eval_data), accuracy(tuned.path, eval_data)
-    assert raw_acc < base - 0.02, "pruning half the parameters without a fine-tune costs accuracy here"
-    assert tuned_acc > raw_acc and tuned_acc >= base - 0.02
+    # Measured on digits (360 test images): pruning alone 0.678 (30 pt lost); the 2-epoch fine-tune 0.969-0.975
+    # over six fine-tune seeds, i.e. 95-97% of the loss recovered; another machine's torch kernels gave 0.961
+    # (93%). Absolute accuracy moves with the machine, the share recovered does not: 80% leaves a margin of
+    # about 4 seed spreads, and a fine-tune that does nothing recovers 0%.
+    assert raw_acc < base - 0.1, "pruning half the parameters without a fine-tune costs accuracy here"
+    recovered = (tuned_acc - raw_acc) / (base - raw_acc)
+    assert recovered >= 0.8, f"fine-tune recovered {recovered:.0%} of the {base - raw_acc:.3f} pruning lost"
 
 
 def test_prune_channels_needs_the_pytorch_model(digits: zoo.ZooCase, tmp_path: Path) -> None:

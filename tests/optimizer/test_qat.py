@@ -1,17 +1,22 @@
 """Quantization-aware training (torchao PT2E, exported to ONNX QDQ) and neural-compressor's autotune, measured on
 onnxruntime like every other candidate.
 
-The QAT case is built to be hard for post-training quantization: digits-cnn with its channels rescaled by factors
-from 1/32 to 32 (each conv's output channel k multiplied by s_k, the next conv's input channel k divided by s_k;
-ReLU commutes with positive scales, so the float model computes exactly the same function). Activations then
-span a wide range within one tensor, and per-tensor activation scales flatten the small channels to zero.
+The QAT case is built to be hard for post-training quantization: digits-cnn with its channels rescaled
+alternately by 16 and 1/16 (each conv's output channel k multiplied by s_k, the next conv's input channel k divided
+by s_k; ReLU commutes with positive scales, so the float model computes exactly the same function). Activations then
+span a 256x range within one tensor, and per-tensor activation scales flatten the small channels to zero.
+
+The scales used to be random (2^-5..2^5 from a seeded generator); how hard that made the case depended on which
+channels drew the extremes and on the float model, which is trained on the machine: post-training int8 lost 8.3,
+3.3 or 1.1 points for three draws here, and on another machine INC's first configuration met a zero tolerance.
+Measured with the alternating scales (two fine-tune seeds): static int8 loses 84.4 points, QAT 1.7-1.9, and no INC
+configuration comes near the float model (agreement 0.07-0.16).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from optimizer import zoo
@@ -24,14 +29,14 @@ from optimizer.quantize import quantize_model
 from optimizer.trial import TrialSpec, run_trial
 from optimizer.types import IncAutotuneRecipe, QatInt8Recipe, StaticInt8Recipe, TorchSource
 
-SPREAD_LOG2 = 5.0  # channel scales from 2**-5 to 2**5
+SPREAD_LOG2 = 4.0  # channel scales 2**4 and 2**-4, alternating
 
 
-def _rescale(conv_a: object, conv_b: object, rng: np.random.Generator) -> None:
+def _rescale(conv_a: object, conv_b: object) -> None:
     import torch
 
     n = conv_a.out_channels  # type: ignore[attr-defined]
-    s = torch.tensor(2.0 ** rng.uniform(-SPREAD_LOG2, SPREAD_LOG2, n), dtype=torch.float32)
+    s = torch.tensor([2.0 ** (SPREAD_LOG2 if k % 2 == 0 else -SPREAD_LOG2) for k in range(n)])
     with torch.no_grad():
         conv_a.weight.mul_(s.view(-1, 1, 1, 1))  # type: ignore[attr-defined]
         conv_a.bias.mul_(s)  # type: ignore[attr-defined]
@@ -57,9 +62,8 @@ def sensitive(
     model = DigitsCNN()
     model.load_state_dict(torch.load(digits.torch_source, weights_only=True))  # type: ignore[arg-type]
     model.eval()
-    rng = np.random.default_rng(0)
-    _rescale(model.features[0], model.features[2], rng)
-    _rescale(model.features[2], model.features[5], rng)
+    _rescale(model.features[0], model.features[2])
+    _rescale(model.features[2], model.features[5])
     torch.save(model.state_dict(), root / "sensitive.pt")
     torch_to_onnx(
         model,
@@ -117,10 +121,12 @@ def test_qat_recovers_the_accuracy_static_int8_ptq_loses_on_a_sensitive_model(
     _, _, data, _, base = sensitive
     ptq, qat = ptq_and_qat
     ptq_drop, qat_drop = drop_pct(ptq, data, base), drop_pct(qat.path, data, base)
-    assert ptq_drop >= 4.0, (
+    assert ptq_drop >= 20.0, (
         f"the constructed case must be hard for post-training int8 (PTQ lost {ptq_drop:.2f} pt)"
     )
-    assert qat_drop <= 1.5 and qat_drop <= ptq_drop - 3.0, (
+    # measured: PTQ 84.4 pt, QAT 1.7-1.9 pt over two fine-tune seeds; 5 pt is 2.5x the worst seed, and QAT must
+    # win back at least 90% of what PTQ lost (98% measured)
+    assert qat_drop <= 5.0 and qat_drop <= 0.1 * ptq_drop, (
         f"PTQ lost {ptq_drop:.2f} pt, QAT {qat_drop:.2f} pt"
     )
     [step] = qat.steps
@@ -202,11 +208,13 @@ def test_inc_autotune_that_meets_no_tolerance_still_gives_a_measured_candidate_a
     cand, blob = run_trial(spec, model.read_bytes(), data, calib, None)
     assert cand.ok and blob is not None and cand.metrics is not None
     inc = cand.detail["steps"][0]["inc"]
-    assert [t["config"] for t in inc["trials"]] == [
-        "per_channel-minmax",
+    # no configuration comes near the float model here (agreement 0.07-0.16 measured), so INC tries all three
+    assert sorted(t["config"] for t in inc["trials"]) == [
         "per_channel-kl",
+        "per_channel-minmax",
         "per_tensor-minmax",
     ]
+    assert max(t["score"] for t in inc["trials"]) < 0.9
     assert inc["met_tolerance"] is False and "best trial" in inc["note"]
     assert inc["chosen"] == max(inc["trials"], key=lambda t: t["score"])["config"]
     # INC's own score is not the metric: the sensitive model loses accuracy on the evaluation set too

@@ -305,8 +305,7 @@ def test_quantize_model_quantizes_weights_held_in_constant_nodes(
     tmp_path: Path, constant_weight_mlp_path: Path, recipe: Any
 ) -> None:
     assert inspect_model(constant_weight_mlp_path).constant_param_count == 64 * 48 + 48 * 10 + 10
-    x = np.random.default_rng(0).standard_normal((16, 64)).astype(np.float32)
-    calib = Dataset("mem", {"x": x}, None, "agreement")
+    calib = Dataset("mem", {"x": _mlp_inputs(0, 16)}, None, "agreement")
 
     out = quantize_model(constant_weight_mlp_path, recipe, tmp_path / "q.onnx", calib=calib)
 
@@ -318,7 +317,46 @@ def test_quantize_model_quantizes_weights_held_in_constant_nodes(
         t for t in model.graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
     ]
     assert sum(int(np.prod(t.dims)) for t in int8_weights) >= 64 * 48 + 48 * 10
-    assert _agreement(_run(out, x), _run(constant_weight_mlp_path, x)) >= 0.9
+    x = _mlp_inputs(100, MLP_EVAL_SAMPLES)
+    assert _agreement(_run(out, x), _run(constant_weight_mlp_path, x)) >= MLP_MIN_AGREEMENT
+
+
+# Top-1 agreement of the int8 MLP with its float original, over 2,000 held-out inputs: static int8 (per channel or
+# per tensor, calibrated on 16 inputs of 4 calibration seeds) measured 0.976-0.986, dynamic 0.987. The old check
+# used the 16 calibration inputs themselves, where one flipped sample moved it by 6 points and it failed on
+# another machine (0.81). 0.95 is about 3x the seed spread below the lowest measurement; a quantizer that breaks
+# the weights (e.g. saturating int8 arithmetic) lands far lower.
+MLP_EVAL_SAMPLES = 2000
+MLP_MIN_AGREEMENT = 0.95
+
+
+def _mlp_inputs(seed: int, n: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 64)).astype(np.float32)
+
+
+@pytest.mark.parametrize("recipe", [DynamicInt8Recipe(), StaticInt8Recipe()], ids=["dynamic", "static"])
+def test_quantize_model_reduces_the_weight_range_where_int8_kernels_saturate(
+    tmp_path: Path, constant_weight_mlp_path: Path, recipe: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an x86 CPU without VNNI, onnxruntime's u8 x s8 kernels saturate with full 8-bit weights: weights are
+    quantized to 7 bits there (onnxruntime's reduce_range), and the model stays accurate."""
+    import optimizer.quantize as q
+
+    calib = Dataset("mem", {"x": _mlp_inputs(0, 16)}, None, "agreement")
+    ranges = {}
+    for saturates in (False, True):
+        monkeypatch.setattr(q, "int8_saturates", lambda s=saturates: s)
+        out = quantize_model(constant_weight_mlp_path, recipe, tmp_path / f"q{saturates}.onnx", calib=calib)
+        weights = [
+            numpy_helper.to_array(t)
+            for t in onnx.load(str(out)).graph.initializer
+            if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2
+        ]
+        assert weights
+        ranges[saturates] = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+        x = _mlp_inputs(100, MLP_EVAL_SAMPLES)
+        assert _agreement(_run(out, x), _run(constant_weight_mlp_path, x)) >= MLP_MIN_AGREEMENT
+    assert ranges[False] > 64 and ranges[True] <= 64, ranges
 
 
 def test_quantize_model_upgrades_opset11_model_for_per_channel_static(
