@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --no-compile "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install --python $(BIN)/python $(FIND_LINKS) --require-hashes --no-deps -r $(LOCK)
-	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps --reinstall-package quanttaas -e .
 	@touch $(STAMP)
 
 # refresh the lock from pyproject.toml's ranges (newest versions they allow); commit it with the change that needs it
@@ -71,8 +71,8 @@ chromium:
 		else echo "no chromium (and not root with apt): the browser test will be skipped"; fi; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check optimizer mcp_server assistant ui evals tests
-	$(BIN)/ruff format --check optimizer mcp_server assistant ui evals tests
+	$(BIN)/ruff check optimizer mcp_server assistant ui evals quanttaas tests
+	$(BIN)/ruff format --check optimizer mcp_server assistant ui evals quanttaas tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

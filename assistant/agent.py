@@ -73,13 +73,15 @@ class AsyncAssistant:
         brain: Brain | None = None,
         server_settings: Any = None,
         save_dir: str | Path | None = None,
+        chart_writer: Any = None,
     ):
         self.settings = settings or AssistantSettings()
         self.brain: Brain = brain or make_brain(self.settings)
         self.planner: OfflinePlanner = (
             self.brain if isinstance(self.brain, OfflinePlanner) else OfflinePlanner()
         )
-        self.tools = ToolClient(self.settings, server_settings=server_settings)
+        # chart_writer(report, path) writes each in-process sweep's pareto.html (the page hands its charts down)
+        self.tools = ToolClient(self.settings, server_settings=server_settings, chart_writer=chart_writer)
         self.save_dir = Path(save_dir) if save_dir is not None else None
         self.messages: list[dict[str, Any]] = []
         self.records: list[ToolRecord] = []

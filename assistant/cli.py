@@ -114,7 +114,10 @@ def _render(reply: Reply) -> str:
 def _make(args: argparse.Namespace) -> Any:
     from assistant.agent import Assistant
 
-    return Assistant(save_dir=Path(args.out) if getattr(args, "out", None) else None)
+    return Assistant(
+        save_dir=Path(args.out) if getattr(args, "out", None) else None,
+        chart_writer=getattr(args, "chart_writer", None),
+    )
 
 
 def _context(args: argparse.Namespace) -> dict[str, str | None]:
@@ -170,3 +173,20 @@ def run_chat(args: argparse.Namespace) -> int:
             out.write("\n" + _render(reply) + "\n\n")
             out.flush()
     return EXIT_OK
+
+
+def add_commands(sub: Any, *, chart_writer: Any = None) -> None:
+    """Register ``ask`` and ``chat`` on ``sub``; ``chart_writer`` reaches the in-process tools' sweeps."""
+    for name, func, what in (
+        ("ask", run_ask, "ask the assistant once"),
+        ("chat", run_chat, "talk to the assistant"),
+    ):
+        a = sub.add_parser(name, help=f"{what} (offline planner unless QUANTTAAS_LLM names an LLM)")
+        if name == "ask":
+            a.add_argument("text", help='e.g. "make digits-cnn under 40 KB with less than 1%% accuracy loss"')
+            a.add_argument("--json", action="store_true", help="the whole reply (tool calls, checks) as JSON")
+        a.add_argument("--model", help="a zoo name, a stored model id, or an .onnx/.pt2 file")
+        a.add_argument("--data", help="evaluation .npz (inputs named after the model's, plus labels)")
+        a.add_argument("--out", help="download the recommended model and the report into this folder")
+        a.add_argument("-q", "--quiet", action="store_true", help="no tool calls or progress on stderr")
+        a.set_defaults(func=func, chart_writer=chart_writer)

@@ -41,9 +41,16 @@ def _error_of(text: str) -> dict[str, Any]:
 class ToolClient:
     """An open MCP session to the QuantTaaS tools. Use as ``async with ToolClient(...) as tools``."""
 
-    def __init__(self, settings: AssistantSettings | None = None, *, server_settings: Any = None):
+    def __init__(
+        self,
+        settings: AssistantSettings | None = None,
+        *,
+        server_settings: Any = None,
+        chart_writer: Any = None,
+    ):
         self.settings = settings or AssistantSettings()
         self._server_settings = server_settings
+        self._chart_writer = chart_writer
         self._stack = contextlib.AsyncExitStack()
         self._client: Client | None = None
         self._services: Any = None
@@ -69,7 +76,9 @@ class ToolClient:
                 from mcp_server.services import Services
                 from mcp_server.settings import ServerSettings
 
-                self._services = Services(self._server_settings or ServerSettings())
+                self._services = Services(
+                    self._server_settings or ServerSettings(), chart_writer=self._chart_writer
+                )
                 target = build_mcp_server(self._services)
             self._client = await self._stack.enter_async_context(
                 Client(target, read_timeout_seconds=s.tool_timeout_s)

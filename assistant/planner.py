@@ -86,7 +86,7 @@ def _fmt_num(v: float) -> str:
 
 
 def compose_goal_text(goal: dict[str, Any]) -> str:
-    """Words that ``parse_goal`` reads back into the same goal (fields of ``optimizer.goal.Goal`` as a dict)."""
+    """Words that ``parse_goal`` reads back into the same goal (fields of ``optimizer.goals.parse.Goal`` as a dict)."""
     parts: list[str] = []
     if goal.get("max_size_mb") is not None:
         parts.append(f"size at most {_fmt_num(goal['max_size_mb'])} MB")

@@ -28,14 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.chain import apply_recipe, torch_source_for, zoo_torch_source
-from optimizer.data import Dataset, load_data, save_data
 from optimizer.errors import QuantTaaSError
-from optimizer.evaluate import evaluate_model, make_session, measure_latency
-from optimizer.inspect import inspect_model
-from optimizer.pareto import format_bytes
-from optimizer.prune import compressed_size_bytes
-from optimizer.quantize import quantize_model
+from optimizer.measure.data import Dataset, load_data, save_data
+from optimizer.measure.evaluate import evaluate_model, make_session, measure_latency
+from optimizer.models.inspect import inspect_model
+from optimizer.search.pareto import format_bytes
+from optimizer.techniques.chain import apply_recipe, torch_source_for
+from optimizer.techniques.prune import compressed_size_bytes
+from optimizer.techniques.quantize import quantize_model
 from optimizer.types import (
     ChainRecipe,
     IncAutotuneRecipe,
@@ -45,6 +45,7 @@ from optimizer.types import (
     StaticInt8Recipe,
     TorchSource,
 )
+from optimizer.zoo import zoo_torch_source
 
 OUT = Path("out/bench")
 BIG_BATCH = 32
@@ -77,7 +78,7 @@ class Row:
 
 
 def _case_files(root: Path, model: Any, example: Any, src: TorchSource) -> None:
-    from optimizer.torch_backend import export_float
+    from optimizer.techniques.torch_backend import export_float
 
     export_float(model, example, root / "model.onnx", src)
 
@@ -136,7 +137,7 @@ def sensitive_case(root: Path) -> Case:
 def fashion_case(root: Path) -> Case | None:
     import torch
 
-    from optimizer.torch_backend import (
+    from optimizer.techniques.torch_backend import (
         SmallCNN,
         fashion_mnist_available,
         fit,
@@ -159,7 +160,7 @@ def fashion_case(root: Path) -> Case | None:
         fit(model, load_data(root / "train.npz", [info]), ["image"], epochs=3, lr=3e-3)
     torch.save(model.state_dict(), root / "cnn.pt")
     provisional = TorchSource(
-        module="optimizer.torch_backend:SmallCNN",
+        module="optimizer.techniques.torch_backend:SmallCNN",
         state_dict_path=str(root / "cnn.pt"),
         input_names=("image",),
         input_shapes=((1, 28, 28),),
@@ -168,7 +169,7 @@ def fashion_case(root: Path) -> Case | None:
     _case_files(root, model, (torch.from_numpy(x_tr[:4]),), provisional)
     src = torch_source_for(
         root / "model.onnx",
-        module="optimizer.torch_backend:SmallCNN",
+        module="optimizer.techniques.torch_backend:SmallCNN",
         state_dict_path=root / "cnn.pt",
         train_path=root / "train.npz",
     )

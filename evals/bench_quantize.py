@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from optimizer import zoo
-from optimizer.data import Dataset, load_data
 from optimizer.errors import QuantTaaSError
-from optimizer.evaluate import evaluate_model, make_session, measure_latency
-from optimizer.inspect import inspect_model
-from optimizer.quantize import quantize_model
+from optimizer.measure.data import Dataset, load_data
+from optimizer.measure.evaluate import evaluate_model, make_session, measure_latency
+from optimizer.models.inspect import inspect_model
+from optimizer.techniques.quantize import quantize_model
 from optimizer.types import (
     DynamicInt8Recipe,
     Fp16Recipe,

@@ -22,15 +22,15 @@ import time
 from pathlib import Path
 
 from optimizer import zoo
-from optimizer.data import Dataset, load_data
-from optimizer.evaluate import make_session, run_model
-from optimizer.goal import parse_goal
-from optimizer.inspect import inspect_model
-from optimizer.pareto import ParetoReport
-from optimizer.preprocess import QDQ_MIN_OPSET, prepare_model
-from optimizer.profile import profile_layers
-from optimizer.runtime import ensure_ray
-from optimizer.sweep import SweepOptions, run_sweep
+from optimizer.goals.parse import parse_goal
+from optimizer.measure.data import Dataset, load_data
+from optimizer.measure.evaluate import make_session, run_model
+from optimizer.models.inspect import inspect_model
+from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
+from optimizer.search.pareto import ParetoReport
+from optimizer.search.profile import profile_layers
+from optimizer.search.runtime import ensure_ray
+from optimizer.search.sweep import SweepOptions, run_sweep
 from optimizer.types import StaticInt8Recipe
 
 OUT = Path("out/bench")

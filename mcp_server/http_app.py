@@ -341,7 +341,7 @@ def _add_routes(app: FastAPI, services: Services) -> None:
     )
     async def upload_model(request: Request) -> Response:
         async def run() -> Response:
-            from optimizer.inspect import inspect_model
+            from optimizer.models.inspect import inspect_model
 
             path, name = await _save_upload(request, services, MODEL_SUFFIXES, "model")
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from mcp.server.context import CallNext, ServerRequestContext
@@ -28,6 +28,9 @@ from mcp_server.services import Services
 from mcp_server.settings import ServerSettings
 from mcp_server.tools import REGISTRY, Tool, ToolOutput
 from optimizer.errors import InputError, QuantTaaSError
+
+if TYPE_CHECKING:
+    from optimizer.optimize import ChartWriter
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +234,10 @@ def _version() -> str:
         return "0"
 
 
-def run_stdio(settings: ServerSettings | None = None) -> None:
+def run_stdio(settings: ServerSettings | None = None, *, chart_writer: ChartWriter | None = None) -> None:
     """Serve MCP over stdin/stdout until the client closes it; only protocol goes to stdout."""
     settings = settings or ServerSettings()
-    services = Services(settings)
+    services = Services(settings, chart_writer=chart_writer)
     try:
         build_mcp_server(services).run("stdio")
     finally:

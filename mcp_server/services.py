@@ -13,7 +13,7 @@ import tempfile
 import uuid
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import Field
@@ -23,9 +23,11 @@ from mcp_server.errors import JobStateError, PayloadTooLargeError, UnsupportedFi
 from mcp_server.jobs import JobContext, JobManager, JobRecord, JobStore
 from mcp_server.settings import ServerSettings
 from optimizer.errors import DataError, ModelLoadError, NotFoundError
-from optimizer.goal import Goal
-from optimizer.store import ModelStore, sha256_file, slug
-from optimizer.types import Frozen, ModelRef
+from optimizer.models.store import ModelStore, sha256_file, slug
+from optimizer.types import Frozen, Goal, ModelRef
+
+if TYPE_CHECKING:
+    from optimizer.optimize import ChartWriter
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +171,9 @@ class DataStore:
 class Services:
     """The server's state: stores, zoo, jobs, artifacts. Thread-safe; one per process."""
 
-    def __init__(self, settings: ServerSettings | None = None):
+    def __init__(self, settings: ServerSettings | None = None, *, chart_writer: ChartWriter | None = None):
         self.settings = settings or ServerSettings()
+        self.chart_writer = chart_writer
         s = self.settings
         for d in (s.state_dir, s.upload_dir, s.work_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -301,18 +304,17 @@ class Services:
         return self.jobs.resume(job_id, self.run_sweep_job)
 
     def run_sweep_job(self, ctx: JobContext) -> str:
-        """The body of a sweep job (runs in its thread): the sweep, then report.json, best.onnx and the chart."""
-        from optimizer.optimize import load_case_data, write_json_atomic
-        from optimizer.sweep import SweepEvent, SweepOptions, run_sweep
+        """The body of a sweep job (runs in its thread): the one pipeline (:func:`optimizer.optimize.optimize`)
+        with this job's hooks: progress into the trial store, its cancel flag, and the trials an interrupted run
+        already finished (failed ones too: failures are data)."""
+        from optimizer.optimize import optimize
+        from optimizer.search.sweep import SweepEvent, SweepOptions
 
         spec = SweepSpec.model_validate(ctx.args)
-        model_path = Path(spec.model_path)
-        data, calib = load_case_data(model_path, spec.data_path, spec.calib_path)
-        # finished trials of an earlier run are kept (failed ones too: failures are data) when their files remain
-        kept = [c for c in ctx.stored_trials() if c.model_path is None or Path(c.model_path).is_file()]
-        base: dict[str, Any] = {"resumed_trials": len(kept)}
+        stored = ctx.stored_trials()
+        base: dict[str, Any] = {"resumed_trials": len(stored)}
         ctx.set_progress(
-            {**base, "phase": "baseline", "done": len(kept), "planned": 0, "message": "starting"}
+            {**base, "phase": "baseline", "done": len(stored), "planned": 0, "message": "starting"}
         )
 
         def on_event(e: SweepEvent) -> None:
@@ -329,37 +331,20 @@ class Services:
                 ctx.set_progress(progress)
 
         s = self.settings
-        options = SweepOptions(executor=s.sweep_executor, exhaustive=spec.exhaustive, threads=s.sweep_threads)
-        report = run_sweep(
-            model_path,
-            data,
-            calib=calib,
+        report = optimize(
+            spec.model_path,
+            spec.data_path,
             goal=spec.goal,
             out_dir=ctx.work_dir,
-            options=options,
+            calib_path=spec.calib_path,
+            options=SweepOptions(
+                executor=s.sweep_executor, exhaustive=spec.exhaustive, threads=s.sweep_threads
+            ),
             progress=on_event,
             cancel=ctx.cancel,
+            chart_writer=self.chart_writer,
+            resume=stored,
             model_name=spec.model,
-            extra_candidates=kept,
         )
-        best = ctx.work_dir / "best.onnx"
-        best.unlink(missing_ok=True)
-        if report.recommended:
-            src = report.candidate(report.recommended).model_path
-            if src and Path(src).is_file():
-                shutil.copyfile(src, best)
-        payload = report.model_dump_json(indent=2)
-        write_json_atomic(ctx.work_dir / "report.json", payload)
-        write_chart(report, ctx.work_dir / "pareto.html")
         self.artifacts.publish(ctx.job_id)
-        return payload
-
-
-def write_chart(report: Any, path: Path) -> None:
-    """The interactive Pareto chart (ui.charts, a pure function module); a chart never costs a finished sweep."""
-    try:
-        from ui.charts import save_charts_html
-
-        save_charts_html(report, path)
-    except Exception as e:
-        log.warning("could not write the chart %s: %s", path, e)
+        return report.model_dump_json(indent=2)

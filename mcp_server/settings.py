@@ -2,7 +2,7 @@
 
 Layout under ``home`` (``QUANTTAAS_HOME``, shared with the command line)::
 
-    models/<id>/model.onnx      the model store (optimizer.store.ModelStore), shared with `quanttaas`
+    models/<id>/model.onnx      the model store (optimizer.models.store.ModelStore), shared with `quanttaas`
     data/<id>/data.npz          registered data files
     zoo/<name>/                 the zoo cache (``QUANTTAAS_ZOO_DIR`` moves it, e.g. to share one cache)
     server/jobs.sqlite          jobs and their finished trials (SQLite, WAL)

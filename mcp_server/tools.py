@@ -24,10 +24,10 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-import optimizer.goal as goal_reader
-import optimizer.inspect as onnx_inspect
-import optimizer.pareto as pareto
-import optimizer.profile as layer_profile
+import optimizer.goals.parse as goal_reader
+import optimizer.models.inspect as onnx_inspect
+import optimizer.search.pareto as pareto
+import optimizer.search.profile as layer_profile
 import optimizer.zoo as zoo
 from mcp_server.artifacts import ARTIFACT_ID_PATTERN, ARTIFACT_ID_RE, media_type, parse_artifact_id
 from mcp_server.errors import (
@@ -40,9 +40,8 @@ from mcp_server.errors import (
 from mcp_server.jobs import RESUMABLE, JobRecord
 from mcp_server.services import DATA_SUFFIXES, MODEL_SUFFIXES, DataRef, Services, SweepSpec
 from optimizer.errors import GoalError
-from optimizer.goal import Goal
-from optimizer.pareto import ParetoReport, Recommendation, format_bytes
-from optimizer.types import Candidate, ErrorInfo, ModelInspection, ModelRef, SensitivityReport
+from optimizer.search.pareto import ConstraintMiss, ParetoReport, Recommendation, format_bytes
+from optimizer.types import Candidate, ErrorInfo, Goal, ModelInspection, ModelRef, SensitivityReport
 from optimizer.zoo import ZooEntry
 
 __all__ = ["REGISTRY", "Tool", "ToolOutput", "call_tool", "get_tool"]
@@ -93,6 +92,13 @@ GoalText = Annotated[
         max_length=500,
         description="what the user wants, in plain English, e.g. 'under 5 MB with less than 1% accuracy loss'",
         examples=["under 5 MB with less than 1% accuracy loss"],
+    ),
+]
+GoalArg = Annotated[
+    GoalText | Goal,
+    Field(
+        description="the goal: plain English (read once, here), or the structured goal itself (fields as "
+        "parse_goal returns them; set only the fields the user asked for)",
     ),
 ]
 DisplayName = Annotated[
@@ -227,6 +233,9 @@ class ParseGoalResult(Result):
     understood_all: bool = Field(
         description="false when some words were not understood (see goal.unparsed_words)"
     )
+    runnable: bool = Field(
+        description="whether run_sweep accepts this goal: it sets a limit, an objective or a precision"
+    )
 
 
 class TrialSummary(Result):
@@ -262,7 +271,8 @@ class JobInfo(Result):
     kind: str
     state: JobStateName
     model: str
-    goal: str = Field(description="the goal as understood")
+    goal: str = Field(description="the goal as understood, in one plain line")
+    goal_fields: Goal | None = Field(default=None, description="the structured goal the sweep runs")
     created_at: str
     updated_at: str
     progress: JobProgress
@@ -292,6 +302,10 @@ class RecommendResult(Result):
     job_id: str
     goal: Goal
     recommendation: Recommendation
+    misses: dict[str, list[ConstraintMiss]] = Field(
+        default_factory=dict,
+        description="candidate id -> the limits of this goal it misses (empty: meets all)",
+    )
 
 
 class ArtifactResult(Result):
@@ -344,6 +358,11 @@ class InspectModelArgs(Args):
 
 class ParseGoalArgs(Args):
     text: GoalText
+    prior: Goal | None = Field(
+        default=None,
+        description="the goal so far (from an earlier parse_goal); the text is then a follow-up merged into it: "
+        "what it sets replaces, the rest is kept",
+    )
 
 
 class ProfileLayersArgs(Args):
@@ -356,7 +375,7 @@ class ProfileLayersArgs(Args):
 
 class RunSweepArgs(Args):
     model: ModelName | None = None
-    goal: GoalText | None = None
+    goal: GoalArg | None = None
     data: DataId | None = Field(
         default=None, description="evaluation data id (inputs + labels); leave it out for a zoo model"
     )
@@ -395,7 +414,7 @@ class ListJobsArgs(Args):
 
 
 class RecommendArgs(JobArgs):
-    goal: GoalText
+    goal: GoalArg
 
 
 class GetArtifactArgs(Args):
@@ -483,6 +502,7 @@ def job_info(services: Services, record: JobRecord, *, include_trials: bool = Tr
         state=record.state,
         model=str(args.get("model", "")),
         goal=Goal.model_validate(goal).describe() if isinstance(goal, dict) else "",
+        goal_fields=Goal.model_validate(goal) if isinstance(goal, dict) else None,
         created_at=_iso(record.created),
         updated_at=_iso(record.updated),
         progress=progress,
@@ -509,9 +529,12 @@ def _finished_report(services: Services, job_id: str) -> tuple[JobRecord, Pareto
     return record, ParetoReport.model_validate_json(record.result)
 
 
-def _goal(text: str) -> Goal:
+def _goal(value: str | Goal, prior: Goal | None = None) -> Goal:
+    """The structured goal: text is read once, here (merged into ``prior`` when given); a Goal is used as is."""
+    if isinstance(value, Goal):
+        return value if prior is None else prior.merged_with(value)
     try:
-        return goal_reader.parse_goal(text)
+        return goal_reader.parse_goal(value, prior=prior)
     except (ValueError, TypeError) as e:  # the reader built an invalid Goal from contradicting words
         raise GoalError(f"could not read the goal: {str(e)[:200]}") from e
 
@@ -558,12 +581,17 @@ def inspect_model(services: Services, args: InspectModelArgs) -> ModelInspection
 
 
 def parse_goal(services: Services, args: ParseGoalArgs) -> ParseGoalResult:
-    goal = _goal(args.text)
-    return ParseGoalResult(goal=goal, description=goal.describe(), understood_all=not goal.unparsed_words)
+    goal = _goal(args.text, args.prior)
+    return ParseGoalResult(
+        goal=goal,
+        description=goal.describe(),
+        understood_all=not goal.unparsed_words,
+        runnable=goal.has_target,
+    )
 
 
 def profile_layers(services: Services, args: ProfileLayersArgs) -> SensitivityReport:
-    from optimizer.data import load_data
+    from optimizer.measure.data import load_data
 
     model = services.resolve_model(args.model)
     data_path = services.resolve_data(args.data, model, calib=True)
@@ -576,15 +604,9 @@ def run_sweep(services: Services, args: RunSweepArgs) -> JobInfo:
 
     if args.resume_job_id is not None:
         return job_info(services, services.resume_sweep(args.resume_job_id))
-    goal_text, model_name = args.goal or "", args.model or ""
-    goal = _goal(goal_text)
-    if not goal.has_constraints and goal.objective == "balanced" and goal.precision is None:
-        raise GoalError(
-            f"the goal {goal_text[:200]!r} sets no limit I can measure"
-            + (f" (words not understood: {', '.join(goal.unparsed_words)})" if goal.unparsed_words else ""),
-            hint='say what you need, e.g. "under 5 MB with less than 1% accuracy loss" or "as small as possible"; '
-            "parse_goal shows how a goal is read",
-        )
+    model_name = args.model or ""
+    goal = _goal(args.goal or "")
+    goal.require_target()
     model = services.resolve_model(model_name)
     data_path = services.resolve_data(args.data, model)
     calib_path = services.data.get(args.calib).path if args.calib else model.calib_path
@@ -636,10 +658,12 @@ def get_pareto_report(services: Services, args: JobArgs) -> ReportResult:
 def recommend(services: Services, args: RecommendArgs) -> RecommendResult:
     _, report = _finished_report(services, args.job_id)
     goal = _goal(args.goal)
+    misses = pareto.goal_misses(report.candidates, report.baseline, goal)
     return RecommendResult(
         job_id=args.job_id,
         goal=goal,
-        recommendation=pareto.recommend(report.candidates, report.baseline, goal),
+        recommendation=pareto.recommend(report.candidates, report.baseline, goal, misses),
+        misses=misses,
     )
 
 

@@ -66,8 +66,8 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from optimizer.inspect import inspect_model
-    from optimizer.store import resolve_model
+    from optimizer.models.inspect import inspect_model
+    from optimizer.optimize import resolve_model
 
     info = inspect_model(resolve_model(args.model))
     if args.json:
@@ -145,9 +145,9 @@ def build_recipe(args: argparse.Namespace) -> Any:
 
 def _torch_source(args: argparse.Namespace) -> Any:
     """The PyTorch source of ``--torch-source FILE.json``, or the zoo case's when the model is a zoo name."""
-    from optimizer.chain import zoo_torch_source
     from optimizer.errors import RecipeError
     from optimizer.types import TorchSource
+    from optimizer.zoo import zoo_torch_source
 
     if args.torch_source:
         try:
@@ -163,8 +163,8 @@ def _torch_source(args: argparse.Namespace) -> Any:
 
 def _quantize_extended(args: argparse.Namespace, recipe: Any, model: Path, calib: Any) -> int:
     """Pruning, QAT, INC and chains: applied step by step; each step's size is printed."""
-    from optimizer.chain import apply_recipe, needs_torch
-    from optimizer.inspect import inspect_model
+    from optimizer.models.inspect import inspect_model
+    from optimizer.techniques.chain import apply_recipe, needs_torch
 
     src = _torch_source(args)
     if src is None and needs_torch(recipe):
@@ -204,11 +204,11 @@ def _quantize_extended(args: argparse.Namespace, recipe: Any, model: Path, calib
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from optimizer.chain import is_extended
-    from optimizer.data import load_data
-    from optimizer.inspect import inspect_model
-    from optimizer.quantize import quantize_model
-    from optimizer.store import resolve_model
+    from optimizer.measure.data import load_data
+    from optimizer.models.inspect import inspect_model
+    from optimizer.optimize import resolve_model
+    from optimizer.techniques.chain import is_extended
+    from optimizer.techniques.quantize import quantize_model
 
     recipe = build_recipe(args)
     model = resolve_model(args.model)
@@ -258,8 +258,8 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from optimizer.evaluate import evaluate_path
-    from optimizer.store import resolve_model
+    from optimizer.measure.evaluate import evaluate_path
+    from optimizer.optimize import resolve_model
 
     model = resolve_model(args.model)
     baseline = resolve_model(args.baseline) if args.baseline else None
@@ -294,7 +294,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_goal(args: argparse.Namespace) -> int:
-    from optimizer.goal import parse_goal
+    from optimizer.goals.parse import parse_goal
 
     goal = parse_goal(args.text)
     if args.json:
@@ -307,10 +307,10 @@ def cmd_goal(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from optimizer.data import load_data
-    from optimizer.inspect import inspect_model
-    from optimizer.profile import profile_layers, profile_layers_exact
-    from optimizer.store import resolve_model
+    from optimizer.measure.data import load_data
+    from optimizer.models.inspect import inspect_model
+    from optimizer.optimize import resolve_model
+    from optimizer.search.profile import profile_layers, profile_layers_exact
 
     model = resolve_model(args.model)
     calib = load_data(args.data, inspect_model(model).inputs, metric="agreement")
@@ -370,7 +370,7 @@ class _ProgressBar:
 
 
 def print_report(report: Any) -> None:
-    from optimizer.pareto import format_bytes
+    from optimizer.search.pareto import format_bytes
 
     b = report.baseline
     print(
@@ -398,12 +398,8 @@ def print_report(report: Any) -> None:
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from optimizer.optimize import optimize
-    from optimizer.sweep import SweepOptions
+    from optimizer.search.sweep import SweepOptions
 
-    try:
-        from ui.charts import save_charts_html
-    except ImportError:  # the chart is a bonus; the report is the result
-        save_charts_html = None  # type: ignore[assignment]
     opts = SweepOptions(
         executor="serial" if args.serial else "ray",
         workers=args.workers,
@@ -420,7 +416,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             calib_path=args.calib,
             options=opts,
             progress=bar,
-            chart_writer=save_charts_html,
+            chart_writer=getattr(args, "chart_writer", None),
         )
     finally:
         bar.close()
@@ -450,59 +446,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
         exhaustive=False,
         threads=1,
         goal="make it under 40 KB with less than 1% accuracy loss",
+        chart_writer=getattr(args, "chart_writer", None),
     )
     print(f"QuantTaaS demo: optimizing the built-in digits-cnn for: {ns.goal!r}", file=sys.stderr)
     rc = cmd_optimize(ns)
     return 0 if rc in (0, EXIT_GOAL_UNMET) else rc
 
 
-def cmd_mcp(args: argparse.Namespace) -> int:
-    """Serve the tools over MCP on stdin/stdout (what IDE assistants launch); logs go to stderr."""
-    from mcp_server.mcp_app import run_stdio
-    from mcp_server.settings import ServerSettings
-
-    run_stdio(ServerSettings())
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the HTTP API, its docs and MCP over streamable HTTP (at /mcp/) with uvicorn."""
-    import uvicorn
-
-    from mcp_server.http_app import create_app
-    from mcp_server.security import check_bind
-    from mcp_server.settings import ServerSettings
-
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = ServerSettings(**overrides)
-    check_bind(settings)
-    print(f"QuantTaaS: http://{settings.host}:{settings.port}/docs (MCP at /mcp/)", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level)
-    return 0
-
-
-def cmd_ask(args: argparse.Namespace) -> int:
-    """One message to the assistant (offline planner unless QUANTTAAS_LLM is set); the answer on stdout."""
-    from assistant.cli import run_ask
-
-    return run_ask(args)
-
-
-def cmd_chat(args: argparse.Namespace) -> int:
-    """A conversation with the assistant in the terminal."""
-    from assistant.cli import run_chat
-
-    return run_chat(args)
-
-
 # --------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="quanttaas", description="Compress neural networks and measure the trade-off."
-    )
-    sub = p.add_subparsers(dest="command", required=True)
+def add_commands(sub: Any, *, chart_writer: Any = None) -> None:
+    """Register the library's commands on ``sub`` (an argparse sub-parser action). ``chart_writer(report, path)``
+    writes ``pareto.html`` for optimize/demo (the product's entry passes the page's charts; none here)."""
 
     z = sub.add_parser("zoo", help="built-in demo models with their data")
     zsub = z.add_subparsers(dest="zoo_cmd", required=True)
@@ -636,31 +592,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_demo)
+    for parser in (o, d):
+        parser.set_defaults(chart_writer=chart_writer)
 
-    m = sub.add_parser("mcp", help="serve the tools over MCP on stdio (for IDE assistants)")
-    m.set_defaults(func=cmd_mcp)
 
-    sv = sub.add_parser("serve", help="serve the HTTP API and MCP (streamable HTTP at /mcp/)")
-    sv.add_argument(
-        "--host", default=None, help="interface to bind (default 127.0.0.1; others need QUANTTAAS_TOKEN)"
+def build_parser() -> argparse.ArgumentParser:
+    """The library's own command line (``python -m optimizer.cli``); ``quanttaas`` adds the other floors'."""
+    p = argparse.ArgumentParser(
+        prog="quanttaas", description="Compress neural networks and measure the trade-off."
     )
-    sv.add_argument("--port", type=int, default=None, help="port (default 8000)")
-    sv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    sv.set_defaults(func=cmd_serve)
-
-    for name, func, what in (
-        ("ask", cmd_ask, "ask the assistant once"),
-        ("chat", cmd_chat, "talk to the assistant"),
-    ):
-        a = sub.add_parser(name, help=f"{what} (offline planner unless QUANTTAAS_LLM names an LLM)")
-        if name == "ask":
-            a.add_argument("text", help='e.g. "make digits-cnn under 40 KB with less than 1%% accuracy loss"')
-            a.add_argument("--json", action="store_true", help="the whole reply (tool calls, checks) as JSON")
-        a.add_argument("--model", help="a zoo name, a stored model id, or an .onnx/.pt2 file")
-        a.add_argument("--data", help="evaluation .npz (inputs named after the model's, plus labels)")
-        a.add_argument("--out", help="download the recommended model and the report into this folder")
-        a.add_argument("-q", "--quiet", action="store_true", help="no tool calls or progress on stderr")
-        a.set_defaults(func=func)
+    add_commands(p.add_subparsers(dest="command", required=True))
     return p
 
 
@@ -674,9 +615,11 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Parse ``argv`` with ``parser`` (the library's by default) and run the command: errors print
+    ``error [code]: message`` and a hint and exit non-zero, never a traceback (``QUANTTAAS_DEBUG=1`` shows one)."""
     _quiet_libraries()
-    args = build_parser().parse_args(argv)
+    args = (parser or build_parser()).parse_args(argv)
     try:
         return int(args.func(args))
     except QuantTaaSError as e:

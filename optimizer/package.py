@@ -26,10 +26,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from optimizer.data import load_data, save_data
 from optimizer.errors import InputError, NotFoundError
-from optimizer.inspect import default_opset, inspect_model, load_onnx
-from optimizer.pareto import ParetoReport, format_bytes
+from optimizer.measure.data import load_data, save_data
+from optimizer.models.inspect import default_opset, inspect_model, load_onnx
+from optimizer.search.pareto import ParetoReport, format_bytes
 from optimizer.types import Candidate, Frozen
 
 __all__ = ["PackageResult", "load_report", "package_candidate", "resolve_candidate"]

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from optimizer.errors import GoalError
+
 
 class Frozen(BaseModel):
     """Base for every value type: immutable, and a typo in a field name is an error rather than ignored."""
@@ -46,7 +48,7 @@ class LayerInfo(Frozen):
 
 
 class ModelInspection(Frozen):
-    """What :func:`optimizer.inspect.inspect_model` finds in a model."""
+    """What :func:`optimizer.models.inspect.inspect_model` finds in a model."""
 
     path: str
     format: Literal["onnx"] = "onnx"
@@ -404,6 +406,213 @@ class Candidate(Frozen):
     @property
     def ok(self) -> bool:
         return self.error is None and self.metrics is not None
+
+
+# --------------------------------------------------------------------------- goals
+
+Method = Literal["quantize", "prune"]
+Objective = Literal["size", "latency", "accuracy", "balanced"]
+Precision = Literal["int8", "int4", "fp16"]
+Device = Literal["cpu", "gpu"]
+
+#: The numeric fields that count as constraints (``has_constraints`` is true when one is set).
+CONSTRAINT_FIELDS: tuple[str, ...] = (
+    "max_size_mb",
+    "max_size_ratio",
+    "max_accuracy_drop_pct",
+    "max_latency_ms",
+    "min_speedup",
+)
+
+
+class Goal(Frozen):
+    """What the user wants from a compression run: limits, an objective, and what methods and precision they
+    allow, forbid or ask for. Read from their words (:func:`optimizer.goals.parse.parse_goal`) or set field by
+    field (an LLM through the tool schema); it crosses every boundary as this value, never as text to re-read.
+    """
+
+    max_size_mb: float | None = Field(
+        default=None, gt=0, le=1e7, allow_inf_nan=False, description="largest file size, decimal MB"
+    )
+    max_size_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="largest file size as a fraction of the original",
+    )
+    max_accuracy_drop_pct: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="most metric points lost against the original",
+    )
+    max_latency_ms: float | None = Field(
+        default=None, gt=0, le=1e7, allow_inf_nan=False, description="largest p50 latency, milliseconds"
+    )
+    min_speedup: float | None = Field(
+        default=None, gt=0, le=1000, allow_inf_nan=False, description="least original p50 / candidate p50"
+    )
+    objective: Objective = "balanced"
+    methods_allowed: list[Method] | None = Field(
+        default=None, min_length=1, description="only these methods may be used"
+    )
+    methods_forbidden: list[Method] | None = Field(
+        default=None, min_length=1, description="these methods must not be used"
+    )
+    methods_requested: list[Method] | None = Field(
+        default=None,
+        min_length=1,
+        description='methods the user asked to try ("prune it"): the sweep builds their candidates even when '
+        "another method alone would do; restricts nothing",
+    )
+    precision: Precision | None = None
+    device: Device | None = None
+    unparsed_words: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list,
+        max_length=200,
+        description="words of the text that were not understood (ask about them rather than guess)",
+    )
+    has_constraints: bool = Field(default=False, description="derived: whether a numeric limit is set")
+    text: str = Field(default="", max_length=20_000, description="the words the goal was read from, if any")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_has_constraints(cls, data: Any) -> Any:
+        """Derive ``has_constraints`` from the numeric fields; a contradicting value given is an error."""
+        if not isinstance(data, dict):
+            return data
+        derived = any(data.get(name) is not None for name in CONSTRAINT_FIELDS)
+        given = data.get("has_constraints")
+        if given is not None and bool(given) != derived:
+            raise ValueError(
+                f"has_constraints is derived from {', '.join(CONSTRAINT_FIELDS)}: it must be {derived}"
+            )
+        return {**data, "has_constraints": derived}
+
+    @model_validator(mode="after")
+    def _check_methods(self) -> Self:
+        for name in ("methods_allowed", "methods_forbidden"):
+            values = getattr(self, name)
+            if values is not None and len(set(values)) != len(values):
+                raise ValueError(f"{name} has duplicates: {values}")
+        if self.methods_allowed and self.methods_forbidden:
+            both = sorted(set(self.methods_allowed) & set(self.methods_forbidden))
+            if both:
+                raise ValueError(f"methods both allowed and forbidden: {both}")
+        if self.methods_requested and self.methods_forbidden:
+            both = sorted(set(self.methods_requested) & set(self.methods_forbidden))
+            if both:
+                raise ValueError(f"methods both asked for and forbidden: {both}")
+        return self
+
+    def asks_for(self, method: Method) -> bool:
+        """Whether the goal asks for ``method``: requested, or the only methods allowed name it, and it is not
+        forbidden."""
+        if self.methods_forbidden and method in self.methods_forbidden:
+            return False
+        return method in (self.methods_requested or []) or method in (self.methods_allowed or [])
+
+    def merged_with(self, follow_up: Goal) -> Goal:
+        """This goal with a follow-up's words applied ("I can accept 2%", "and under 3 MB", "no pruning").
+
+        Only what the follow-up set counts (``model_fields_set``; a goal read from words sets only what they
+        say). A new size bound replaces both kinds of size bound, a new speed bound both kinds of speed bound;
+        a method the follow-up allows is no longer forbidden and one it forbids no longer allowed or asked
+        for. The text joins both; the words not understood are the follow-up's.
+
+        Raises pydantic's ``ValidationError`` only if the result is inconsistent (never for parser output).
+        """
+        new = (
+            {k: getattr(follow_up, k) for k in follow_up.model_fields_set}
+            if follow_up.model_fields_set
+            else {}
+        )
+        out = self.model_dump(exclude={"has_constraints", "text", "unparsed_words"})
+        if "max_size_mb" in new or "max_size_ratio" in new:
+            out["max_size_mb"], out["max_size_ratio"] = new.get("max_size_mb"), new.get("max_size_ratio")
+        if "max_latency_ms" in new or "min_speedup" in new:
+            out["max_latency_ms"], out["min_speedup"] = new.get("max_latency_ms"), new.get("min_speedup")
+        for key in ("max_accuracy_drop_pct", "objective", "precision", "device"):
+            if new.get(key) is not None:
+                out[key] = new[key]
+        allowed = set(new.get("methods_allowed") or out.get("methods_allowed") or [])
+        forbidden = set(new.get("methods_forbidden") or []) | set(out.get("methods_forbidden") or [])
+        requested = set(new.get("methods_requested") or []) | set(out.get("methods_requested") or [])
+        forbidden -= set(new.get("methods_allowed") or []) | set(new.get("methods_requested") or [])
+        allowed -= set(new.get("methods_forbidden") or [])
+        requested -= forbidden
+        out["methods_allowed"] = sorted(allowed) or None
+        out["methods_forbidden"] = sorted(forbidden) or None
+        out["methods_requested"] = sorted(requested) or None
+        text = "; ".join(t for t in (self.text, follow_up.text) if t)
+        return Goal.model_validate({**out, "text": text, "unparsed_words": list(follow_up.unparsed_words)})
+
+    @property
+    def has_target(self) -> bool:
+        """Whether a sweep can aim at this goal: a limit, an objective other than balanced, or a precision."""
+        return self.has_constraints or self.objective != "balanced" or self.precision is not None
+
+    def require_target(self) -> None:
+        """The one rule "a goal needs something to aim at", for every surface.
+
+        Raises:
+            GoalError: no limit, no objective and no precision (the words not understood are named).
+        """
+        if self.has_target:
+            return
+        unread = f" (words not understood: {', '.join(self.unparsed_words)})" if self.unparsed_words else ""
+        raise GoalError(
+            f"the goal {self.text[:200]!r} sets no limit I can measure{unread}",
+            hint='say what you need, e.g. "under 5 MB with less than 1% accuracy loss" or "as small as possible"; '
+            "parse_goal shows how a goal is read",
+        )
+
+    def constraint_names(self) -> list[str]:
+        """Names of the numeric constraint fields that are set, in schema order."""
+        return [name for name in CONSTRAINT_FIELDS if getattr(self, name) is not None]
+
+    def with_changes(self, **fields: Any) -> Goal:
+        """A new, re-validated Goal with ``fields`` replaced (e.g. ``max_size_mb=2.0`` for "make it smaller").
+
+        ``has_constraints`` is derived again; unknown field names and invalid values raise
+        ``pydantic.ValidationError``.
+        """
+        data = self.model_dump(exclude={"has_constraints"})
+        data.update(fields)
+        return Goal.model_validate(data)
+
+    def describe(self) -> str:
+        """One line of plain English, e.g. ``size <= 5.0 MB, accuracy drop <= 1.0 pt, objective: balanced``.
+
+        Sizes are decimal MB, drops in percentage points, latency is p50 in ms.
+        """
+        parts: list[str] = []
+        if self.max_size_mb is not None:
+            parts.append(f"size <= {self.max_size_mb} MB")
+        if self.max_size_ratio is not None:
+            parts.append(f"size <= {self.max_size_ratio * 100:g}% of original")
+        if self.max_accuracy_drop_pct is not None:
+            parts.append(f"accuracy drop <= {self.max_accuracy_drop_pct} pt")
+        if self.max_latency_ms is not None:
+            parts.append(f"p50 latency <= {self.max_latency_ms} ms")
+        if self.min_speedup is not None:
+            parts.append(f"speedup >= {self.min_speedup}x")
+        if not parts:
+            parts.append("no constraints")
+        if self.precision is not None:
+            parts.append(f"precision: {self.precision}")
+        if self.device is not None:
+            parts.append(f"device: {self.device}")
+        if self.methods_allowed is not None:
+            parts.append(f"methods allowed: {', '.join(self.methods_allowed)}")
+        if self.methods_forbidden is not None:
+            parts.append(f"methods forbidden: {', '.join(self.methods_forbidden)}")
+        if self.methods_requested is not None:
+            parts.append(f"methods asked for: {', '.join(self.methods_requested)}")
+        parts.append(f"objective: {self.objective}")
+        return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- analysis reports

@@ -15,9 +15,9 @@ LIGHT_MODULES = [
     "optimizer.types",
     "optimizer.errors",
     "optimizer.settings",
-    "optimizer.metrics",
+    "optimizer.measure.metrics",
 ]
-OPTIONAL_LIGHT_MODULES = ["optimizer.goal", "optimizer.pareto"]
+OPTIONAL_LIGHT_MODULES = ["optimizer.goals.parse", "optimizer.search.pareto"]
 
 
 def _present(name: str) -> bool:

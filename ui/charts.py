@@ -1,4 +1,4 @@
-"""Pure functions from a :class:`~optimizer.pareto.ParetoReport` to Altair charts (no Streamlit here).
+"""Pure functions from a :class:`~optimizer.search.pareto.ParetoReport` to Altair charts (no Streamlit here).
 
 Every chart is a Vega-Lite spec; each layer carries a ``name`` (``candidates``, ``front``, ``recommended``,
 ``baseline``, ``goal_region``, ...) so that tests and the page can find the part they need in ``to_dict()``.
@@ -20,7 +20,7 @@ from typing import Any
 
 import altair as alt
 
-from optimizer.pareto import ParetoReport, format_bytes, size_limit_bytes
+from optimizer.search.pareto import ParetoReport, format_bytes, size_limit_bytes
 from optimizer.types import Candidate, Metrics, SensitivityReport
 
 __all__ = [

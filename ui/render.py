@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from assistant.events import Event, Final, Progress, TextEvent, ToolFinished, ToolStarted
-from optimizer.pareto import ParetoReport
+from optimizer.search.pareto import ParetoReport
 from optimizer.types import SensitivityReport
 from ui.charts import before_after_rows, candidate_rows, latency_chart, pareto_chart, sensitivity_chart
 from ui.session import ChatTurn, DownloadSet, Step, error_text, step_title

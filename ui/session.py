@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from optimizer.pareto import ParetoReport
+from optimizer.search.pareto import ParetoReport
 from optimizer.types import SensitivityReport
 
 if TYPE_CHECKING:
@@ -205,8 +205,8 @@ class JobView:
 
 def _rerank(report: ParetoReport, result: dict[str, Any]) -> ParetoReport:
     """The report with the goal and recommendation of a ``recommend`` result (nothing was measured again)."""
-    from optimizer.goal import Goal
-    from optimizer.pareto import Recommendation
+    from optimizer.search.pareto import Recommendation
+    from optimizer.types import Goal
 
     rec = Recommendation.model_validate(result["recommendation"])
     return report.model_copy(
@@ -305,9 +305,10 @@ def make_assistant() -> Assistant:
     Raises whatever opening the tool session raises (e.g. a server that cannot be reached).
     """
     from assistant.agent import Assistant
+    from ui.charts import save_charts_html
 
     _close_at_exit()
-    assistant = Assistant()
+    assistant = Assistant(chart_writer=save_charts_html)
     _OPEN.add(assistant)
     return assistant
 

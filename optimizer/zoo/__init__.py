@@ -8,7 +8,7 @@ Nothing is downloaded. Each case is built on first use from assets that ship ins
     NAME/
         model.onnx     the fp32 model (one self-contained file)
         calib.npz      calibration inputs (no labels)
-        eval.npz       evaluation inputs + labels + the metric that scores them (see optimizer.data)
+        eval.npz       evaluation inputs + labels + the metric that scores them (see optimizer.measure.data)
         case.json      the ZooCase fields, the build time and the build version
         ...            case extras (digits-cnn: digits_cnn.pt, a PyTorch state_dict, and train.npz)
 
@@ -38,7 +38,7 @@ from typing import Any
 
 from optimizer.errors import NotFoundError, QuantTaaSError, TechniqueError
 from optimizer.settings import get_settings
-from optimizer.types import Frozen
+from optimizer.types import Frozen, TorchSource
 
 __all__ = ["ZooCase", "ZooEntry", "export_zoo_case", "get_zoo_case", "is_zoo_name", "list_zoo"]
 
@@ -371,64 +371,30 @@ def export_zoo_case(name: str, out_dir: str | Path, *, root: str | Path | None =
         ) from e
 
 
-def torch_to_onnx(
-    module: Any,
-    example_inputs: tuple[Any, ...],
-    path: Path,
-    *,
-    input_names: list[str],
-    output_names: list[str],
-    dynamic_axes: dict[str, dict[int, str]],
-    opset: int = 17,
-) -> None:
-    """Export a torch module to one self-contained ONNX file (weights inside, no ``.data`` side file).
+#: the zoo cases built from a PyTorch model: case name -> (class import path, constructor kwargs)
+ZOO_TORCH_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "digits-cnn": ("optimizer.zoo.digits:DigitsCNN", {}),
+}
 
-    Uses the TorchScript exporter (``dynamo=False``: 0.2 s for the digits CNN, 2 s for MiniLM against 4 s and
-    9 s for the dynamo exporter here) and falls back to the dynamo exporter when the former is unavailable.
-    Used by the builders; imports torch.
+
+def zoo_torch_source(name: str) -> TorchSource | None:
+    """The PyTorch source of zoo case ``name`` (built at first use), or None when the case has none.
 
     Raises:
-        Exception: whatever ``torch.onnx.export`` raises when both exporters fail (the caller wraps it).
+        TechniqueError: building the case failed.
     """
-    import warnings
+    from optimizer.techniques.chain import torch_source_for
 
-    import torch
-
-    module.eval()
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(
-                module,
-                example_inputs,
-                str(path),
-                dynamo=False,
-                input_names=input_names,
-                output_names=output_names,
-                dynamic_axes=dynamic_axes,  # type: ignore[arg-type]
-                opset_version=opset,
-            )
-    except Exception as legacy_error:  # pragma: no cover - only when the TorchScript exporter is gone
-        log.info("TorchScript ONNX export failed (%s); using the dynamo exporter", legacy_error)
-        dims: dict[str, Any] = {}
-        shapes: dict[str, dict[int, Any]] = {}
-        for name in input_names:
-            shapes[name] = {
-                axis: dims.setdefault(sym, torch.export.Dim(sym.replace(" ", "_"), min=1, max=65536))
-                for axis, sym in dynamic_axes.get(name, {}).items()
-            }
-        for stale in (path, path.with_name(path.name + ".data")):
-            stale.unlink(missing_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module,
-                example_inputs,
-                str(path),
-                dynamo=True,
-                external_data=False,
-                input_names=input_names,
-                output_names=output_names,
-                dynamic_shapes=tuple(shapes[name] for name in input_names),
-                opset_version=max(opset, 18),
-            )
+    if name not in ZOO_TORCH_MODELS or not is_zoo_name(name):
+        return None
+    case = get_zoo_case(name)
+    if case.torch_source is None:
+        return None
+    cls, kwargs = ZOO_TORCH_MODELS[name]
+    return torch_source_for(
+        case.model_path,
+        module=cls,
+        kwargs=kwargs,
+        state_dict_path=case.torch_source,
+        train_path=case.train_path,
+    )

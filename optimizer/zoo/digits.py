@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from optimizer.data import save_data
-from optimizer.zoo import CALIB_FILE, EVAL_FILE, MODEL_FILE, BuildResult, torch_to_onnx
+from optimizer.measure.data import save_data
+from optimizer.models.convert import torch_to_onnx
+from optimizer.zoo import CALIB_FILE, EVAL_FILE, MODEL_FILE, BuildResult
 
 STATE_DICT_FILE = "digits_cnn.pt"
 TRAIN_FILE = "train.npz"

@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.data import save_data
-from optimizer.zoo import CALIB_FILE, EVAL_FILE, MODEL_FILE, BuildResult, torch_to_onnx
+from optimizer.measure.data import save_data
+from optimizer.models.convert import torch_to_onnx
+from optimizer.zoo import CALIB_FILE, EVAL_FILE, MODEL_FILE, BuildResult
 
 SEQ_LEN = 64
 CALIB_TEXTS = 32

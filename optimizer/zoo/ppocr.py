@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.data import save_data
+from optimizer.measure.data import save_data
 from optimizer.zoo import CALIB_FILE, EVAL_FILE, MODEL_FILE, BuildResult
 
 HEIGHT = 48

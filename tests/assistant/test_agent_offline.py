@@ -174,7 +174,7 @@ def test_assistant_talks_to_a_server_over_stdio_when_a_command_is_given(
     monkeypatch.setenv("QUANTTAAS_HOME", str(tmp_path / "stdio-home"))
     monkeypatch.setenv("QUANTTAAS_ZOO_DIR", str(zoo_dir))
     exe = Path(sys.executable).with_name("quanttaas")
-    command = f"{exe} mcp" if exe.is_file() else f"{sys.executable} -m optimizer.cli mcp"
+    command = f"{exe} mcp" if exe.is_file() else f"{sys.executable} -m quanttaas mcp"
     settings = AssistantSettings(llm="offline", mcp_url=None, mcp_command=command)
     with Assistant(settings) as a:
         reply = a.ask("hello, what can you do?")

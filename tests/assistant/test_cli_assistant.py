@@ -14,7 +14,7 @@ from conftest import GOAL_IMPOSSIBLE, GOAL_MET
 
 def _exe() -> list[str]:
     exe = Path(sys.executable).with_name("quanttaas")
-    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "optimizer.cli"]
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "quanttaas"]
 
 
 def _env(home: Path, zoo: Path) -> dict[str, str]:

@@ -10,7 +10,7 @@ import pytest
 from assistant.events import ToolRecord
 from assistant.planner import compose_goal_text, merge_goals, plan
 from assistant.transcript import tool_message, with_context
-from optimizer.goal import parse_goal
+from optimizer.goals.parse import parse_goal
 
 GOALS: list[dict[str, Any]] = [
     {"max_size_mb": 0.036978, "max_accuracy_drop_pct": 1.0, "objective": "size"},

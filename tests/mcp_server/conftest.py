@@ -67,9 +67,11 @@ def settings(make_settings: Callable[..., Any]) -> Any:
 
 @pytest.fixture
 def services(settings: Any) -> Iterator[Any]:
+    """The server's state as the product starts it: with the page's chart writer handed down."""
     from mcp_server.services import Services
+    from ui.charts import save_charts_html
 
-    svc = Services(settings)
+    svc = Services(settings, chart_writer=save_charts_html)
     yield svc
     svc.close()
 
@@ -77,8 +79,10 @@ def services(settings: Any) -> Iterator[Any]:
 @pytest.fixture
 def app(settings: Any) -> Any:
     from mcp_server.http_app import create_app
+    from mcp_server.services import Services
+    from ui.charts import save_charts_html
 
-    return create_app(settings)
+    return create_app(settings, services=Services(settings, chart_writer=save_charts_html))
 
 
 @pytest.fixture
@@ -118,7 +122,7 @@ def tiny_onnx(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_npz(tmp_path: Path) -> Path:
     """Data for the tiny model: 64 samples of x[4] and labels from the model's own argmax."""
-    from optimizer.data import save_data
+    from optimizer.measure.data import save_data
 
     x = np.random.default_rng(1).standard_normal((64, 4)).astype(np.float32)
     w = numpy_helper.to_array(tiny_model().graph.initializer[0])
@@ -181,7 +185,7 @@ def server_env(server_home: Path, zoo_dir: Path) -> Callable[..., dict[str, str]
 def quanttaas_exe() -> list[str]:
     """The `quanttaas` command of this environment."""
     exe = Path(sys.executable).with_name("quanttaas")
-    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "optimizer.cli"]
+    return [str(exe)] if exe.is_file() else [sys.executable, "-m", "quanttaas"]
 
 
 @pytest.fixture

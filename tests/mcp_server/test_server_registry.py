@@ -79,7 +79,9 @@ def test_tool_args_bound_every_string_and_number(tool: Tool[Any, Any]) -> None:
         if sub.get("type") == "string" and "enum" not in sub and "const" not in sub:
             assert "maxLength" in sub, sub
         if sub.get("type") in ("integer", "number"):
-            assert "maximum" in sub and "minimum" in sub, sub
+            assert {"maximum", "exclusiveMaximum"} & set(sub) and {"minimum", "exclusiveMinimum"} & set(
+                sub
+            ), sub
 
 
 @pytest.mark.parametrize("tool", REGISTRY.values(), ids=list(REGISTRY))

@@ -90,7 +90,7 @@ def test_sweep_over_http_on_a_registered_model_and_data(
 
 @pytest.fixture
 def ray_client(make_settings: Any) -> Iterator[Any]:
-    from optimizer.runtime import shutdown_ray
+    from optimizer.search.runtime import shutdown_ray
 
     app = create_app(make_settings(sweep_executor="ray"))
     try:
@@ -129,3 +129,41 @@ def test_sweep_artifacts_published_to_an_fsspec_url(make_settings: Any, wait_job
 
         fs = fsspec.filesystem("memory")
         assert fs.cat(f"/quanttaas-test/artifacts/{best}") == served.content
+
+
+def test_follow_up_goal_is_merged_on_the_server_and_reaches_the_sweep_as_fields(
+    client: Any, tiny_sweep: Any, wait_job: Any
+) -> None:
+    """parse_goal(text, prior) merges a follow-up server-side; run_sweep takes the structured goal as it is, and
+    the job and its report carry exactly those fields (nothing is written back into English and read again)."""
+    first = client.post("/tools/parse_goal", json={"text": "as small as possible, at most 1% accuracy loss"})
+    prior = first.json()["result"]["goal"]
+    second = client.post(
+        "/tools/parse_goal",
+        json={"text": "I can accept up to 5% accuracy loss, and no pruning", "prior": prior},
+    )
+    assert second.status_code == 200, second.text
+    merged = second.json()["result"]["goal"]
+    assert merged["objective"] == "size" and merged["max_accuracy_drop_pct"] == 5.0
+    assert merged["methods_forbidden"] == ["prune"]
+    assert second.json()["result"]["runnable"] is True
+
+    args = {**tiny_sweep(client), "goal": merged}
+    started = client.post("/tools/run_sweep", json=args)
+    assert started.status_code == 200, started.text
+    job = wait_job(client, started.json()["result"]["job_id"])
+    assert job["state"] == "succeeded", job
+    assert job["goal_fields"] == merged
+    report = client.get(f"/jobs/{job['job_id']}/report").json()["report"]
+    assert report["goal"] == merged
+    # the misses were computed once, in the library, for every candidate
+    assert set(report["misses"]) == {c["id"] for c in report["candidates"]}
+    assert all(
+        report["misses"][cid] == [] for cid in ([report["recommended"]] if report["recommended"] else [])
+    )
+
+
+def test_run_sweep_refuses_a_structured_goal_with_nothing_to_aim_at(client: Any, tiny_sweep: Any) -> None:
+    args = {**tiny_sweep(client), "goal": {"methods_forbidden": ["prune"]}}
+    r = client.post("/tools/run_sweep", json=args)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "goal_invalid"

@@ -12,8 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from optimizer.data import Dataset, load_data, save_data
-from optimizer.inspect import inspect_model
+from optimizer.measure.data import Dataset, load_data, save_data
+from optimizer.models.inspect import inspect_model
 
 CNN_INPUT_SHAPE = (1, 16, 16)
 CNN_CLASSES = 10

@@ -12,17 +12,18 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from optimizer import zoo
-from optimizer.chain import zoo_torch_source
-from optimizer.data import Dataset, load_data
-from optimizer.goal import Goal, parse_goal
-from optimizer.inspect import inspect_model
-from optimizer.pareto import allowed, recipe_methods, recipe_precision
-from optimizer.quantize import quantize_model
-from optimizer.sweep import SweepOptions, asks_for_pruning, build_grid, run_sweep
-from optimizer.trial import TrialSpec, run_trial
+from optimizer.goals.parse import parse_goal
+from optimizer.measure.data import Dataset, load_data
+from optimizer.models.inspect import inspect_model
+from optimizer.optimize import zoo_source_for
+from optimizer.search.pareto import allowed, recipe_methods, recipe_precision
+from optimizer.search.sweep import SweepOptions, build_grid, run_sweep
+from optimizer.search.trial import TrialSpec, run_trial
+from optimizer.techniques.quantize import quantize_model
 from optimizer.types import (
     Candidate,
     ChainRecipe,
+    Goal,
     IncAutotuneRecipe,
     PruneChannelsRecipe,
     PruneMagnitudeRecipe,
@@ -31,6 +32,7 @@ from optimizer.types import (
     StaticInt8Recipe,
     TorchSource,
 )
+from optimizer.zoo import zoo_torch_source
 
 PRUNE_THEN_INT8 = ChainRecipe(steps=(PruneChannelsRecipe(amount=0.3, finetune_epochs=1), StaticInt8Recipe()))
 FAST = SweepOptions(executor="serial", profile=False, latency_runs=5, remeasure_runs=10)
@@ -106,12 +108,14 @@ def test_recipe_methods_and_precision_know_the_new_kinds() -> None:
     assert allowed(Candidate(id="q", recipe=QatInt8Recipe()), Goal(precision="int8"))
 
 
-def test_asks_for_pruning_reads_the_goal_methods_and_its_words() -> None:
-    assert asks_for_pruning(parse_goal("only pruning, less than 2% loss"))
-    assert asks_for_pruning(parse_goal("prune it, at most 3% accuracy loss"))
-    assert not asks_for_pruning(parse_goal("no pruning, under 30 KB"))
-    assert not asks_for_pruning(parse_goal("under 30 KB"))
-    assert not asks_for_pruning(Goal(methods_allowed=["quantize"], text="prune nothing, quantize only"))
+def test_goal_asks_for_pruning_from_its_fields_never_from_its_text() -> None:
+    assert parse_goal("only pruning, less than 2% loss").asks_for("prune")
+    assert parse_goal("prune it, at most 3% accuracy loss").asks_for("prune")
+    assert not parse_goal("no pruning, under 30 KB").asks_for("prune")
+    assert not parse_goal("under 30 KB").asks_for("prune")
+    # the words are not read again: a goal set field by field means what its fields say
+    assert not Goal(methods_allowed=["quantize"], text="prune nothing, quantize only").asks_for("prune")
+    assert Goal(methods_requested=["prune"]).asks_for("prune")
 
 
 # --------------------------------------------------------------------------- running a chain
@@ -258,11 +262,13 @@ def test_sweep_offers_an_onnx_only_model_magnitude_pruning_and_states_its_limits
     assert needs_torch, "the report must say what needs the PyTorch model"
 
 
-def test_sweep_finds_the_zoo_pytorch_source_by_name_and_can_be_told_not_to(
-    digits: zoo.ZooCase, data: tuple[Dataset, Dataset], tmp_path: Path
+def test_pipeline_finds_the_zoo_pytorch_source_by_name_and_the_sweep_can_be_told_not_to(
+    digits: zoo.ZooCase, data: tuple[Dataset, Dataset], tmp_path: Path, cnn_path: Path
 ) -> None:
     eval_data, calib = data
     goal = parse_goal("under 40 KB")
+    source = zoo_source_for("digits-cnn", digits.model_path)
+    assert source is not None and zoo_source_for("digits-cnn", cnn_path) is None  # another file, same name
     with_torch = run_sweep(
         digits.model_path,
         eval_data,
@@ -271,6 +277,7 @@ def test_sweep_finds_the_zoo_pytorch_source_by_name_and_can_be_told_not_to(
         out_dir=tmp_path / "a",
         options=FAST,
         model_name="digits-cnn",
+        torch_source=source,
     )
     without = run_sweep(
         digits.model_path,
@@ -280,6 +287,7 @@ def test_sweep_finds_the_zoo_pytorch_source_by_name_and_can_be_told_not_to(
         out_dir=tmp_path / "b",
         options=FAST.model_copy(update={"torch_recipes": False}),
         model_name="digits-cnn",
+        torch_source=source,
     )
     assert with_torch.grid_size > without.grid_size
     # int8 meets this goal: nothing was trained, and every torch candidate says why it did not run
@@ -290,7 +298,13 @@ def test_sweep_finds_the_zoo_pytorch_source_by_name_and_can_be_told_not_to(
 
 @pytest.mark.parametrize(
     "module",
-    ["optimizer.chain", "optimizer.prune", "optimizer.package", "optimizer.sweep", "optimizer.trial"],
+    [
+        "optimizer.techniques.chain",
+        "optimizer.techniques.prune",
+        "optimizer.package",
+        "optimizer.search.sweep",
+        "optimizer.search.trial",
+    ],
 )
 def test_pruning_and_chain_modules_import_no_torch_until_a_step_needs_it(module: str) -> None:
     heavy = ["torch", "torchao", "torch_pruning", "neural_compressor", "onnxruntime", "ray"]

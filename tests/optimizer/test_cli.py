@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from optimizer.cli import EXIT_ERROR, main
-from optimizer.inspect import inspect_model
+from optimizer.models.inspect import inspect_model
 
 
 def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:

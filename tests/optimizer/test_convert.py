@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from optimizer.convert import convert_pt2_to_onnx
 from optimizer.errors import ModelLoadError
-from optimizer.store import ModelStore, sha256_file
+from optimizer.models.convert import convert_pt2_to_onnx
+from optimizer.models.store import ModelStore, sha256_file
 
 
 def _tiny_torch_model() -> Any:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from optimizer.data import load_data, save_data
 from optimizer.errors import DataError
+from optimizer.measure.data import load_data, save_data
 from optimizer.types import TensorInfo
 
 INPUTS = [

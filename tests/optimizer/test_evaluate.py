@@ -10,11 +10,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from optimizer.data import Dataset, load_data, save_data
 from optimizer.errors import DataError, EvaluationError, ModelLoadError
-from optimizer.evaluate import evaluate_model, evaluate_path, make_session, run_model
-from optimizer.inspect import inspect_model
-from optimizer.quantize import quantize_model
+from optimizer.measure.data import Dataset, load_data, save_data
+from optimizer.measure.evaluate import evaluate_model, evaluate_path, make_session, run_model
+from optimizer.models.inspect import inspect_model
+from optimizer.techniques.quantize import quantize_model
 from optimizer.types import DynamicInt8Recipe, TensorInfo
 
 

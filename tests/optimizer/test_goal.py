@@ -1,4 +1,4 @@
-"""Tests of the deterministic English-to-Goal parser (optimizer.goal)."""
+"""Tests of the deterministic English-to-Goal parser (optimizer.goals.parse)."""
 
 import math
 from typing import Any
@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from optimizer.goal import CONSTRAINT_FIELDS, Goal, parse_goal
+from optimizer.goals.parse import parse_goal
+from optimizer.types import CONSTRAINT_FIELDS, Goal
 
 # Fields that keep their default unless a case says otherwise.
 _DEFAULTS: dict[str, Any] = {
@@ -488,6 +489,7 @@ def test_parse_goal_json_has_exactly_the_schema_fields() -> None:
         "objective",
         "methods_allowed",
         "methods_forbidden",
+        "methods_requested",
         "precision",
         "device",
         "unparsed_words",
@@ -555,3 +557,51 @@ def test_parse_goal_strictest_bound_wins() -> None:
     assert goal.max_size_mb == 8.0
     goal = parse_goal("at least 2x faster, speedup of at least 3")
     assert goal.min_speedup == 3.0
+
+
+# --------------------------------------------------------------------------- methods asked for, follow-ups
+
+
+@pytest.mark.parametrize(
+    ("text", "requested"),
+    [
+        ("prune it, under 40 KB", ["prune"]),
+        ("try pruning, at most 2% accuracy loss", ["prune"]),
+        ("quantize it to under 5 MB", ["quantize"]),
+        ("under 40 KB, no pruning", None),
+        ("under 40 KB", None),
+    ],
+)
+def test_parse_goal_reads_the_methods_asked_for_as_a_field(text: str, requested: list[str] | None) -> None:
+    goal = parse_goal(text)
+    assert goal.methods_requested == requested
+    assert goal.asks_for("prune") is (requested == ["prune"])
+
+
+def test_parse_goal_with_a_prior_merges_the_follow_up_into_it() -> None:
+    prior = parse_goal("under 40 KB with at most 1% accuracy loss, no pruning")
+    relaxed = parse_goal("I can accept up to 2% accuracy loss", prior=prior)
+    assert relaxed.max_size_mb == pytest.approx(0.04) and relaxed.max_accuracy_drop_pct == 2.0
+    assert relaxed.methods_forbidden == ["prune"]
+    assert (
+        relaxed.text
+        == "under 40 KB with at most 1% accuracy loss, no pruning; I can accept up to 2% accuracy loss"
+    )
+    # a new size bound replaces the old kind; a method allowed again is no longer forbidden
+    again = parse_goal("half the size, and prune it", prior=relaxed)
+    assert again.max_size_mb is None and again.max_size_ratio == 0.5
+    assert again.max_accuracy_drop_pct == 2.0
+    assert again.methods_forbidden is None and again.methods_requested == ["prune"]
+    # a follow-up that sets nothing changes nothing but the text
+    same = parse_goal("thanks", prior=prior)
+    assert same.model_dump(exclude={"text", "unparsed_words"}) == prior.model_dump(
+        exclude={"text", "unparsed_words"}
+    )
+
+
+def test_goal_merged_with_a_goal_set_field_by_field() -> None:
+    """An LLM fills the structured goal through the tool schema: only the fields it set count."""
+    prior = Goal(max_size_mb=5.0, max_accuracy_drop_pct=1.0, objective="size")
+    merged = prior.merged_with(Goal(min_speedup=1.5))
+    assert (merged.max_size_mb, merged.max_accuracy_drop_pct, merged.min_speedup) == (5.0, 1.0, 1.5)
+    assert merged.objective == "size"

@@ -10,8 +10,8 @@ import onnx
 import pytest
 
 from optimizer.errors import ModelLoadError
-from optimizer.inspect import inspect_model, load_onnx
-from optimizer.quantize import quantize_model
+from optimizer.models.inspect import inspect_model, load_onnx
+from optimizer.techniques.quantize import quantize_model
 from optimizer.types import DynamicInt8Recipe, LayerInfo, StaticInt8Recipe, TensorInfo
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from optimizer.errors import DataError, EvaluationError
-from optimizer.metrics import (
+from optimizer.measure.metrics import (
     MetricInput,
     ctc_exact_match,
     ctc_greedy_decode,

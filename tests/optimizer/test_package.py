@@ -12,24 +12,24 @@ import pytest
 from pydantic import TypeAdapter
 
 from optimizer import zoo
-from optimizer.chain import zoo_torch_source
-from optimizer.data import load_data
 from optimizer.errors import InputError, NotFoundError
-from optimizer.goal import Goal
-from optimizer.inspect import inspect_model
+from optimizer.measure.data import load_data
+from optimizer.models.inspect import inspect_model
 from optimizer.optimize import optimize
 from optimizer.package import load_report, package_candidate, resolve_candidate
-from optimizer.pareto import build_report
-from optimizer.sweep import SweepOptions
-from optimizer.trial import TrialSpec, run_trial
+from optimizer.search.pareto import build_report
+from optimizer.search.sweep import SweepOptions
+from optimizer.search.trial import TrialSpec, run_trial
 from optimizer.types import (
     Candidate,
     ChainRecipe,
     ErrorInfo,
+    Goal,
     PruneChannelsRecipe,
     Recipe,
     StaticInt8Recipe,
 )
+from optimizer.zoo import zoo_torch_source
 
 FAST = SweepOptions(executor="serial", profile=False, latency_runs=5, remeasure_runs=10)
 FILES = {
@@ -85,7 +85,7 @@ def chain_run(digits: zoo.ZooCase, tmp_path_factory: pytest.TempPathFactory) -> 
         recipe=StaticInt8Recipe(),
         error=ErrorInfo(code="technique_failed", message="boom", hint=""),
     )
-    from optimizer.evaluate import evaluate_model
+    from optimizer.measure.evaluate import evaluate_model
 
     base, _ = evaluate_model(digits.model_path, data, latency_runs=5)
     report = build_report(

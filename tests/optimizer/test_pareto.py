@@ -10,8 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from optimizer.errors import NotFoundError
-from optimizer.goal import Goal
-from optimizer.pareto import (
+from optimizer.search.pareto import (
     ConstraintMiss,
     ParetoReport,
     allowed,
@@ -29,6 +28,7 @@ from optimizer.types import (
     DynamicInt8Recipe,
     ErrorInfo,
     Fp16Recipe,
+    Goal,
     Int4WeightOnlyRecipe,
     Metrics,
     Recipe,

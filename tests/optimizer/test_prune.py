@@ -13,13 +13,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from optimizer import zoo
-from optimizer.chain import apply_recipe, torch_source_for, zoo_torch_source
-from optimizer.data import Dataset, load_data, save_data
 from optimizer.errors import ModelLoadError, RecipeError
-from optimizer.evaluate import evaluate_model
-from optimizer.inspect import inspect_model
-from optimizer.prune import compressed_size_bytes, prune_onnx_magnitude
+from optimizer.measure.data import Dataset, load_data, save_data
+from optimizer.measure.evaluate import evaluate_model
+from optimizer.models.inspect import inspect_model
+from optimizer.techniques.chain import apply_recipe, torch_source_for
+from optimizer.techniques.prune import compressed_size_bytes, prune_onnx_magnitude
 from optimizer.types import PruneChannelsRecipe, PruneMagnitudeRecipe, TorchSource
+from optimizer.zoo import zoo_torch_source
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +311,7 @@ def test_torch_source_validates_its_fields() -> None:
 
 
 def _fashion_available() -> bool:
-    from optimizer.torch_backend import fashion_mnist_available
+    from optimizer.techniques.torch_backend import fashion_mnist_available
 
     return fashion_mnist_available()
 
@@ -329,7 +330,13 @@ def fashion_case(
     """A SmallCNN trained for 2 epochs on 4,000 Fashion-MNIST images (seconds), exported like a zoo model."""
     import torch
 
-    from optimizer.torch_backend import SmallCNN, export_float, fit, load_fashion_mnist, torch_threads
+    from optimizer.techniques.torch_backend import (
+        SmallCNN,
+        export_float,
+        fit,
+        load_fashion_mnist,
+        torch_threads,
+    )
 
     root = tmp_path_factory.mktemp("fashion")
     x_tr, y_tr, x_te, y_te = load_fashion_mnist(4000, 1000)
@@ -343,7 +350,7 @@ def fashion_case(
         fit(model, train, ["image"], epochs=2, lr=3e-3)
         torch.save(model.state_dict(), root / "cnn.pt")
         provisional = TorchSource(
-            module="optimizer.torch_backend:SmallCNN",
+            module="optimizer.techniques.torch_backend:SmallCNN",
             state_dict_path=str(root / "cnn.pt"),
             input_names=("image",),
             input_shapes=((1, 28, 28),),
@@ -352,7 +359,7 @@ def fashion_case(
         export_float(model, (torch.from_numpy(x_tr[:4]),), root / "model.onnx", provisional)
     src = torch_source_for(
         root / "model.onnx",
-        module="optimizer.torch_backend:SmallCNN",
+        module="optimizer.techniques.torch_backend:SmallCNN",
         state_dict_path=root / "cnn.pt",
         train_path=root / "train.npz",
     )

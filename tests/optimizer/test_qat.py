@@ -20,14 +20,15 @@ from pathlib import Path
 import pytest
 
 from optimizer import zoo
-from optimizer.chain import AppliedRecipe, apply_recipe, torch_source_for, zoo_torch_source
-from optimizer.data import Dataset, load_data
 from optimizer.errors import RecipeError
-from optimizer.evaluate import evaluate_model
-from optimizer.inspect import inspect_model
-from optimizer.quantize import quantize_model
-from optimizer.trial import TrialSpec, run_trial
+from optimizer.measure.data import Dataset, load_data
+from optimizer.measure.evaluate import evaluate_model
+from optimizer.models.inspect import inspect_model
+from optimizer.search.trial import TrialSpec, run_trial
+from optimizer.techniques.chain import AppliedRecipe, apply_recipe, torch_source_for
+from optimizer.techniques.quantize import quantize_model
 from optimizer.types import IncAutotuneRecipe, QatInt8Recipe, StaticInt8Recipe, TorchSource
+from optimizer.zoo import zoo_torch_source
 
 SPREAD_LOG2 = 4.0  # channel scales 2**4 and 2**-4, alternating
 
@@ -55,7 +56,7 @@ def sensitive(
     """The rescaled digits CNN: model.onnx, its PyTorch source (with digits' training data), eval, calib, top-1."""
     import torch
 
-    from optimizer.zoo import torch_to_onnx
+    from optimizer.models.convert import torch_to_onnx
     from optimizer.zoo.digits import DigitsCNN
 
     root = tmp_path_factory.mktemp("sensitive")

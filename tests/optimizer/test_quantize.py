@@ -14,10 +14,10 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from optimizer.data import Dataset
 from optimizer.errors import ModelLoadError, RecipeError
-from optimizer.inspect import default_opset, inspect_model
-from optimizer.quantize import quantize_model, registered_kinds
+from optimizer.measure.data import Dataset
+from optimizer.models.inspect import default_opset, inspect_model
+from optimizer.techniques.quantize import quantize_model, registered_kinds
 from optimizer.types import DynamicInt8Recipe, Fp16Recipe, Int4WeightOnlyRecipe, StaticInt8Recipe
 
 
@@ -340,7 +340,7 @@ def test_quantize_model_reduces_the_weight_range_where_int8_kernels_saturate(
 ) -> None:
     """On an x86 CPU without VNNI, onnxruntime's u8 x s8 kernels saturate with full 8-bit weights: weights are
     quantized to 7 bits there (onnxruntime's reduce_range), and the model stays accurate."""
-    import optimizer.quantize as q
+    import optimizer.techniques.quantize as q
 
     calib = Dataset("mem", {"x": _mlp_inputs(0, 16)}, None, "agreement")
     ranges = {}

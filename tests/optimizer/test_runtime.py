@@ -21,7 +21,7 @@ _PROBE = textwrap.dedent(
     """
     import json, os, subprocess, threading, time
     os.environ.pop("RAY_ADDRESS", None)
-    from optimizer.runtime import ensure_ray, runtime_info, shutdown_ray
+    from optimizer.search.runtime import ensure_ray, runtime_info, shutdown_ray
 
     t = threading.Thread(target=lambda: ensure_ray(num_cpus=1))
     t.start()

@@ -10,7 +10,8 @@ import onnx
 import pytest
 
 from optimizer.errors import ModelLoadError, NotFoundError
-from optimizer.store import ModelStore, resolve_model, sha256_file, slug
+from optimizer.models.store import ModelStore, sha256_file, slug
+from optimizer.optimize import resolve_model
 
 
 def test_model_store_defaults_to_quanttaas_home(quanttaas_home: Path) -> None:

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from optimizer import zoo
-from optimizer.data import Dataset, load_data
 from optimizer.errors import GoalError
-from optimizer.evaluate import evaluate_model
-from optimizer.goal import Goal, parse_goal
-from optimizer.inspect import inspect_model
+from optimizer.goals.parse import parse_goal
+from optimizer.measure.data import Dataset, load_data
+from optimizer.measure.evaluate import evaluate_model
+from optimizer.models.inspect import inspect_model
 from optimizer.optimize import optimize
-from optimizer.sweep import SweepEvent, SweepOptions, build_grid, run_sweep
-from optimizer.trial import run_trial
-from optimizer.types import Candidate, StaticInt8Recipe
+from optimizer.search.sweep import SweepEvent, SweepOptions, build_grid, run_sweep
+from optimizer.search.trial import run_trial
+from optimizer.types import Candidate, Goal, StaticInt8Recipe
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def digits_data(digits: zoo.ZooCase) -> tuple[Dataset, Dataset]:
 
 @pytest.fixture(scope="module")
 def ray_runtime():
-    from optimizer.runtime import ensure_ray, shutdown_ray
+    from optimizer.search.runtime import ensure_ray, shutdown_ray
 
     ray = ensure_ray(num_cpus=2)
     yield ray
@@ -43,7 +43,7 @@ def ray_runtime():
 
 
 def test_build_grid_holds_base_and_selective_recipes_when_profiled(digits: zoo.ZooCase, digits_data) -> None:
-    from optimizer.profile import profile_layers
+    from optimizer.search.profile import profile_layers
 
     info = inspect_model(digits.model_path)
     sens = profile_layers(digits.model_path, digits_data[1])
@@ -62,7 +62,7 @@ def test_build_grid_holds_base_and_selective_recipes_when_profiled(digits: zoo.Z
 def test_predicted_size_matches_measured_size_of_full_int8(
     digits: zoo.ZooCase, tmp_path: Path, digits_data
 ) -> None:
-    from optimizer.quantize import quantize_model
+    from optimizer.techniques.quantize import quantize_model
 
     info = inspect_model(digits.model_path)
     item = next(
@@ -156,7 +156,7 @@ def test_run_sweep_records_a_crashed_trial_and_goes_on(
     def crash_one(spec, model_bytes, data, calib, reference):  # defined here so Ray ships it by value
         import os as _os
 
-        from optimizer.trial import run_trial as _run
+        from optimizer.search.trial import run_trial as _run
 
         if spec.recipe.kind == "fp16":
             _os._exit(17)
@@ -355,7 +355,7 @@ def test_ppocr_sweep_through_ray_meets_a_size_goal_and_keeps_every_trial(ray_run
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "optimizer.cli", *args], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "quanttaas", *args], capture_output=True, text=True, timeout=600
     )
 
 
@@ -426,7 +426,7 @@ def test_run_sweep_measures_trials_on_cuda_when_the_cluster_has_a_gpu(
 def test_layer_blocks_keeps_a_layer_with_the_activation_chain_it_feeds() -> None:
     from onnx import TensorProto, helper
 
-    from optimizer.profile import layer_blocks
+    from optimizer.search.profile import layer_blocks
 
     nodes = [
         helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1"),

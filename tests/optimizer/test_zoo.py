@@ -22,9 +22,9 @@ import onnxruntime as ort
 import pytest
 
 from optimizer import zoo
-from optimizer.data import Dataset, load_data
 from optimizer.errors import NotFoundError, TechniqueError
-from optimizer.metrics import MetricInput, get_metric
+from optimizer.measure.data import Dataset, load_data
+from optimizer.measure.metrics import MetricInput, get_metric
 from optimizer.settings import get_settings
 from optimizer.types import TensorInfo
 
@@ -94,7 +94,7 @@ def _tiny_builder(out: Path) -> zoo.BuildResult:
     """A real, instant builder for cache tests: a one-node model and its data."""
     from onnx import TensorProto, helper
 
-    from optimizer.data import save_data
+    from optimizer.measure.data import save_data
 
     graph = helper.make_graph(
         [helper.make_node("Relu", ["x"], ["y"])],

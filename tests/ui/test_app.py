@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from uikit import SWEEP_REQUEST, SWEEP_TIMEOUT_S, app_test, texts
 
-from optimizer.pareto import ParetoReport
+from optimizer.search.pareto import ParetoReport
 
 FOLLOW_UP = "I can accept 2%"
 

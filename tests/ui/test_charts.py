@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from optimizer.goal import Goal
-from optimizer.pareto import ParetoReport, build_report
+from optimizer.search.pareto import ParetoReport, build_report
 from optimizer.types import (
     Candidate,
     DynamicInt8Recipe,
     ErrorInfo,
     Fp16Recipe,
+    Goal,
     Int4WeightOnlyRecipe,
     LayerSensitivity,
     Metrics,

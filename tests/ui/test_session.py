@@ -218,7 +218,7 @@ def test_build_downloads_fetches_the_recommended_model_and_says_what_failed(zoo_
 
 
 def test_build_downloads_offers_the_nearest_candidate_when_nothing_meets_the_goal(zoo_dir: Path) -> None:
-    from optimizer.goal import Goal
+    from optimizer.types import Goal
 
     model = (zoo_dir / "digits-cnn" / "model.onnx").read_bytes()
     a = fake_assistant()

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.chain import apply_recipe, complete_steps, is_extended
-from optimizer.data import Dataset
 from optimizer.errors import QuantTaaSError
-from optimizer.evaluate import evaluate_model
-from optimizer.prune import compressed_size_bytes
-from optimizer.quantize import quantize_model
+from optimizer.measure.data import Dataset
+from optimizer.measure.evaluate import evaluate_model
+from optimizer.techniques.chain import apply_recipe, complete_steps, is_extended
+from optimizer.techniques.prune import compressed_size_bytes
+from optimizer.techniques.quantize import quantize_model
 from optimizer.types import Candidate, ErrorInfo, Frozen, Metrics, Recipe, TorchSource
 
 #: latency runs for the intermediate steps of a chain (the final model gets the trial's full count)

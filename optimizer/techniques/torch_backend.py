@@ -1,9 +1,9 @@
 """The PyTorch side of QuantTaaS: load a :class:`~optimizer.types.TorchSource`, train briefly, count, export.
 
-This module imports torch at the top. Only the torch recipes import it (``optimizer.prune`` inside its torch
-functions, ``optimizer.qat``, ``optimizer.chain`` when a step needs torch), never ``import optimizer``.
+This module imports torch at the top. Only the torch recipes import it (``optimizer.techniques.prune`` inside its torch
+functions, ``optimizer.techniques.qat``, ``optimizer.techniques.chain`` when a step needs torch), never ``import optimizer``.
 
-Every torch path ends in an ONNX file that :func:`optimizer.evaluate.evaluate_model` measures on onnxruntime,
+Every torch path ends in an ONNX file that :func:`optimizer.measure.evaluate.evaluate_model` measures on onnxruntime,
 so a pruned or QAT model is compared with the same numbers as every other candidate:
 
 - float models (pruned or not) go through the TorchScript exporter, the one the zoo's models were exported with,
@@ -32,8 +32,8 @@ import onnx
 import torch
 from torch import nn
 
-from optimizer.data import Dataset, load_data
 from optimizer.errors import DataError, ModelLoadError, TechniqueError
+from optimizer.measure.data import Dataset, load_data
 from optimizer.types import TensorInfo, TorchSource
 
 log = logging.getLogger(__name__)
@@ -281,7 +281,7 @@ def export_float(module: nn.Module, example: tuple[torch.Tensor, ...], path: Pat
     Raises:
         TechniqueError: the export failed.
     """
-    from optimizer.zoo import torch_to_onnx
+    from optimizer.models.convert import torch_to_onnx
 
     axes = {name: {0: "batch"} for name in (*src.input_names, *src.output_names)}
     try:

@@ -242,7 +242,7 @@ def prune_module_channels(
     """
     import torch_pruning as tp
 
-    from optimizer.torch_backend import count_macs_params
+    from optimizer.techniques.torch_backend import count_macs_params
 
     layers = _prunable(module)
     if not layers:

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.data import Dataset
-from optimizer.evaluate import CUDA
-from optimizer.trial import TrialSpec, run_trial
+from optimizer.measure.data import Dataset
+from optimizer.measure.evaluate import CUDA
+from optimizer.search.trial import TrialSpec, run_trial
 from optimizer.types import Candidate, ErrorInfo
 
 TrialFn = Callable[
@@ -61,7 +61,7 @@ class RayExecutor(Executor):
         gpus: float,
         trial_fn: TrialFn = run_trial,
     ):
-        from optimizer.runtime import ensure_ray
+        from optimizer.search.runtime import ensure_ray
 
         self.ray = ensure_ray()
         self.cancelled = cancelled

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import onnx
 
-from optimizer.data import Dataset
 from optimizer.errors import TechniqueError
-from optimizer.preprocess import QDQ_MIN_OPSET, prepare_model
-from optimizer.quantize import quantize_model
+from optimizer.measure.data import Dataset
+from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
+from optimizer.techniques.quantize import quantize_model
 from optimizer.types import LayerSensitivity, SensitivityReport, StaticInt8Recipe
 
 QUANTIZABLE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
@@ -211,9 +211,9 @@ def profile_layers_exact(
     """
     import threading
 
-    from optimizer.evaluate import evaluate_model
-    from optimizer.executors import Shared, make_executor
-    from optimizer.trial import TrialSpec
+    from optimizer.measure.evaluate import evaluate_model
+    from optimizer.search.executors import Shared, make_executor
+    from optimizer.search.trial import TrialSpec
 
     recipe = recipe or StaticInt8Recipe()
     t0 = time.perf_counter()

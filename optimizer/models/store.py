@@ -13,13 +13,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from optimizer.convert import PT2_SUFFIXES, convert_pt2_to_onnx
 from optimizer.errors import ModelLoadError, NotFoundError
-from optimizer.inspect import inspect_model
+from optimizer.models.convert import PT2_SUFFIXES, convert_pt2_to_onnx
+from optimizer.models.inspect import inspect_model
 from optimizer.settings import get_settings
 from optimizer.types import ModelRef
 
-_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,80}$")
+MODEL_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,80}$")
 
 
 def sha256_file(path: str | Path) -> str:
@@ -86,7 +86,7 @@ class ModelStore:
 
     def get(self, model_id: str) -> ModelRef:
         """Raises NotFoundError for an unknown or malformed id (ids never reach the file system unchecked)."""
-        if not _ID_RE.match(model_id) or ".." in model_id:
+        if not MODEL_ID_RE.match(model_id) or ".." in model_id:
             raise NotFoundError(
                 f"no stored model {model_id!r}", hint="list the stored models to get a valid id"
             )
@@ -101,29 +101,3 @@ class ModelStore:
         if not self.root.is_dir():
             return []
         return [self.get(p.name) for p in sorted(self.root.iterdir()) if (p / "ref.json").is_file()]
-
-
-def resolve_model(spec: str) -> Path:
-    """A model argument as a path to an ONNX file: a zoo name, a stored id, an .onnx path or a .pt2 path.
-
-    Raises:
-        ModelLoadError / NotFoundError: nothing matches, or the file is not a model.
-    """
-    p = Path(spec)
-    if p.is_file():
-        if p.suffix.lower() in PT2_SUFFIXES:
-            return Path(ModelStore().add(p).path)
-        return p
-    from optimizer import zoo
-
-    if zoo.is_zoo_name(spec):
-        return Path(zoo.get_zoo_case(spec).model_path)
-    if _ID_RE.match(spec):
-        try:
-            return Path(ModelStore().get(spec).path)
-        except NotFoundError:
-            pass
-    raise NotFoundError(
-        f"{spec!r} is neither a file, a zoo model nor a stored model id",
-        hint="give a path to an .onnx/.pt2 file, or a zoo name from `quanttaas zoo list`",
-    )

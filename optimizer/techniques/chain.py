@@ -27,11 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from optimizer.data import Dataset
 from optimizer.errors import QuantTaaSError, RecipeError, TechniqueError
-from optimizer.inspect import inspect_model
-from optimizer.prune import COMPRESSION_NOTE, ONNX_PRUNING_LIMITS, compressed_size_bytes, prune_onnx_magnitude
-from optimizer.quantize import check_loads, quantize_model
+from optimizer.measure.data import Dataset
+from optimizer.models.inspect import inspect_model
+from optimizer.techniques.prune import (
+    COMPRESSION_NOTE,
+    ONNX_PRUNING_LIMITS,
+    compressed_size_bytes,
+    prune_onnx_magnitude,
+)
+from optimizer.techniques.quantize import check_loads, quantize_model
 from optimizer.types import (
     ChainRecipe,
     IncAutotuneRecipe,
@@ -45,7 +50,6 @@ from optimizer.types import (
 __all__ = [
     "EXTENDED_KINDS",
     "TORCH_ONLY_KINDS",
-    "ZOO_TORCH_MODELS",
     "AppliedRecipe",
     "apply_recipe",
     "complete_steps",
@@ -53,18 +57,12 @@ __all__ = [
     "needs_torch",
     "recipe_steps",
     "torch_source_for",
-    "zoo_torch_source",
 ]
 
 #: kinds that need the PyTorch model
 TORCH_ONLY_KINDS: frozenset[str] = frozenset({"prune_channels", "qat_int8", "inc_autotune"})
-#: kinds :func:`apply_recipe` handles (the rest go to :func:`optimizer.quantize.quantize_model` alone)
+#: kinds :func:`apply_recipe` handles (the rest go to :func:`optimizer.techniques.quantize.quantize_model` alone)
 EXTENDED_KINDS: frozenset[str] = TORCH_ONLY_KINDS | {"prune_magnitude", "chain"}
-
-#: the zoo cases built from a PyTorch model: case name -> (class import path, constructor kwargs)
-ZOO_TORCH_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
-    "digits-cnn": ("optimizer.zoo.digits:DigitsCNN", {}),
-}
 
 Evaluator = Callable[[Path], Metrics]
 
@@ -120,29 +118,6 @@ def torch_source_for(
     )
 
 
-def zoo_torch_source(name: str) -> TorchSource | None:
-    """The PyTorch source of zoo case ``name`` (built at first use), or None when the case has none.
-
-    Raises:
-        TechniqueError: building the case failed.
-    """
-    from optimizer import zoo
-
-    if name not in ZOO_TORCH_MODELS or not zoo.is_zoo_name(name):
-        return None
-    case = zoo.get_zoo_case(name)
-    if case.torch_source is None:
-        return None
-    cls, kwargs = ZOO_TORCH_MODELS[name]
-    return torch_source_for(
-        case.model_path,
-        module=cls,
-        kwargs=kwargs,
-        state_dict_path=case.torch_source,
-        train_path=case.train_path,
-    )
-
-
 @dataclass
 class AppliedRecipe:
     """What :func:`apply_recipe` made: the file, one record per step, and the candidate's detail."""
@@ -180,21 +155,21 @@ class _State:
                 hint="put the PyTorch steps (pruning, QAT) before the onnxruntime steps in a chain",
             )
         if self.module is None:
-            from optimizer.torch_backend import load_module
+            from optimizer.techniques.torch_backend import load_module
 
             self.module = load_module(self.src)
         return self.module
 
     def train(self) -> Dataset | None:
         if not self._train_loaded and self.src is not None:
-            from optimizer.torch_backend import load_train_data
+            from optimizer.techniques.torch_backend import load_train_data
 
             self._train = load_train_data(self.src)
             self._train_loaded = True
         return self._train
 
     def example(self) -> Any:
-        from optimizer.torch_backend import example_inputs
+        from optimizer.techniques.torch_backend import example_inputs
 
         assert self.src is not None
         return example_inputs(self.src, self.calib)
@@ -209,7 +184,7 @@ def _finetune(state: _State, module: Any, epochs: int, lr: float, teacher: Any) 
             "finetuned": False,
             "finetune": "not run: no training data (the PyTorch source has no train_path)",
         }
-    from optimizer.torch_backend import fit
+    from optimizer.techniques.torch_backend import fit
 
     assert state.src is not None
     stats = fit(module, train, state.src.input_names, epochs=epochs, lr=lr, teacher=teacher)
@@ -223,8 +198,12 @@ def _finetune(state: _State, module: Any, epochs: int, lr: float, teacher: Any) 
 def _torch_prune(state: _State, i: int, step: Any, out: Path) -> dict[str, Any]:
     import torch
 
-    from optimizer.prune import make_pruning_permanent, prune_module_channels, prune_module_magnitude
-    from optimizer.torch_backend import export_float, teacher_copy
+    from optimizer.techniques.prune import (
+        make_pruning_permanent,
+        prune_module_channels,
+        prune_module_magnitude,
+    )
+    from optimizer.techniques.torch_backend import export_float, teacher_copy
 
     module = state.module_for(i, step)
     example = state.example()
@@ -264,8 +243,8 @@ def _run_step(state: _State, i: int, step: Any, src: Path, out: Path) -> dict[st
     if isinstance(step, (PruneMagnitudeRecipe, PruneChannelsRecipe)):
         return _torch_prune(state, i, step, out)
     if isinstance(step, QatInt8Recipe):
-        from optimizer.qat import qat_int8
-        from optimizer.torch_backend import export_pt2e
+        from optimizer.techniques.qat import qat_int8
+        from optimizer.techniques.torch_backend import export_pt2e
 
         module = state.module_for(i, step)
         train = state.train()
@@ -286,8 +265,8 @@ def _run_step(state: _State, i: int, step: Any, src: Path, out: Path) -> dict[st
             **notes,
         }
     if isinstance(step, IncAutotuneRecipe):
-        from optimizer.qat import inc_autotune
-        from optimizer.torch_backend import export_pt2e
+        from optimizer.techniques.qat import inc_autotune
+        from optimizer.techniques.torch_backend import export_pt2e
 
         module = state.module_for(i, step)
         if state.calib is None:

@@ -29,8 +29,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from optimizer.errors import NotFoundError
-from optimizer.goal import Goal
-from optimizer.types import Candidate, Frozen, Metrics, SensitivityReport
+from optimizer.types import Candidate, Frozen, Goal, Metrics, SensitivityReport
 
 __all__ = [
     "OBJECTIVES",
@@ -42,6 +41,7 @@ __all__ = [
     "build_report",
     "check_goal",
     "format_bytes",
+    "goal_misses",
     "is_speed_goal",
     "pareto_front",
     "recipe_methods",
@@ -566,7 +566,20 @@ def _filters_text(goal: Goal | None) -> str:
     return ", ".join(parts) or "what the goal allows"
 
 
-def recommend(candidates: Sequence[Candidate], baseline: Metrics, goal: Goal | None) -> Recommendation:
+def goal_misses(
+    candidates: Sequence[Candidate], baseline: Metrics, goal: Goal | None
+) -> dict[str, list[ConstraintMiss]]:
+    """Every candidate's misses against ``goal`` (:func:`check_goal`; empty lists for no goal): computed once per
+    report and carried in it, so the answers, the page and the evals read them instead of checking again."""
+    return {c.id: check_goal(c, goal, baseline) if goal is not None else [] for c in candidates}
+
+
+def recommend(
+    candidates: Sequence[Candidate],
+    baseline: Metrics,
+    goal: Goal | None,
+    misses: dict[str, list[ConstraintMiss]] | None = None,
+) -> Recommendation:
     """Recommend the candidate that best answers ``goal`` (rule: see the module docstring). Raises nothing.
 
     With no limits in the goal, the best candidate by the objective among the successful, allowed ones is
@@ -595,7 +608,8 @@ def recommend(candidates: Sequence[Candidate], baseline: Metrics, goal: Goal | N
             ),
             feasible=[],
         )
-    misses = {c.id: check_goal(c, goal, baseline) if goal is not None else [] for c in permitted}
+    if misses is None:
+        misses = goal_misses(permitted, baseline, goal)
     feasible = sorted((c for c in permitted if not misses[c.id]), key=_size_id)
     feasible_ids = [c.id for c in feasible]
 
@@ -673,6 +687,11 @@ class ParetoReport(Frozen):
     skipped_reasons: dict[str, str] = Field(default_factory=dict, description="skipped id -> why")
     sensitivity: SensitivityReport | None = None
     wall_seconds: float | None = None
+    misses: dict[str, list[ConstraintMiss]] = Field(
+        default_factory=dict,
+        description="candidate id -> the limits of the goal it misses (empty: it meets them all; a failed "
+        "candidate misses 'measured'), computed once by the library's goal check",
+    )
 
     @model_validator(mode="after")
     def _ids_exist(self) -> ParetoReport:
@@ -720,7 +739,8 @@ def build_report(
     latency still has a size/accuracy front); a candidate missing one of those values is left off it.
     Raises pydantic's ``ValidationError`` only on inconsistent input (e.g. negative ``evaluations``).
     """
-    rec = recommend(candidates, baseline, goal)
+    misses = goal_misses(candidates, baseline, goal)
+    rec = recommend(candidates, baseline, goal, misses)
     return ParetoReport(
         model=model,
         baseline=baseline,
@@ -736,4 +756,5 @@ def build_report(
         skipped_reasons=dict(skipped_reasons or {}),
         sensitivity=sensitivity,
         wall_seconds=wall_seconds,
+        misses=misses,
     )

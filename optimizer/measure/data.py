@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from optimizer.errors import DataError
-from optimizer.metrics import get_metric
+from optimizer.measure.metrics import get_metric
 from optimizer.types import DataSummary, TensorInfo
 
 META_PREFIX = "meta__"

@@ -17,11 +17,11 @@ import numpy as np
 import onnx
 from pydantic import BaseModel
 
-from optimizer.data import Dataset
 from optimizer.errors import QuantTaaSError, RecipeError, TechniqueError
-from optimizer.hardware import int8_saturates
-from optimizer.inspect import default_opset, inspect_model, load_onnx
-from optimizer.preprocess import QDQ_MIN_OPSET, prepare_model
+from optimizer.measure.data import Dataset
+from optimizer.measure.hardware import int8_saturates
+from optimizer.models.inspect import default_opset, inspect_model, load_onnx
+from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
 from optimizer.types import (
     DynamicInt8Recipe,
     Fp16Recipe,
@@ -61,7 +61,7 @@ def quantize_model(
 ) -> Path:
     """Apply ``recipe`` to the model at ``model_path`` and write the result to ``out_path``.
 
-    ``prepared=True`` skips pre-processing when the caller already ran :func:`optimizer.preprocess.prepare_model`
+    ``prepared=True`` skips pre-processing when the caller already ran :func:`optimizer.models.preprocess.prepare_model`
     (the sweep does it once per model, not once per candidate).
 
     Raises:
@@ -242,7 +242,7 @@ def _dynamic_int8(src: Path, recipe: DynamicInt8Recipe, out: Path, calib: Datase
         per_channel=recipe.per_channel,
         # onnxruntime's CPU ConvInteger has no int8-weight kernel: Conv needs uint8 weights to load at all
         weight_type=QuantType.QUInt8 if "Conv" in recipe.op_types else QuantType.QInt8,
-        # u8 activations x s8 weights saturate without VNNI (optimizer.hardware); u8 x u8 (Conv) does not
+        # u8 activations x s8 weights saturate without VNNI (optimizer.measure.hardware); u8 x u8 (Conv) does not
         reduce_range=int8_saturates() and "Conv" not in recipe.op_types,
         nodes_to_exclude=exclude,
     )

@@ -20,7 +20,7 @@ import onnx
 from onnx import version_converter
 
 from optimizer.errors import TechniqueError
-from optimizer.inspect import _INDEX_TYPES, default_opset, load_onnx
+from optimizer.models.inspect import _INDEX_TYPES, default_opset, load_onnx
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ and export, so the directed search runs them only when they can answer the goal:
 
 5. QAT and INC autotune run when post-training int8 misses the accuracy limit (the case they exist for), or when
    no candidate is feasible yet;
-6. pruning and chains run when the goal asks for pruning (:func:`asks_for_pruning`), or when quantization
+6. pruning and chains run when the goal asks for pruning (:meth:`Goal.asks_for`), or when quantization
    alone meets no goal with limits; a candidate predicted to break the size limit is skipped as usual.
 
 An ONNX-only model gets magnitude pruning of its initializers only, and only when the goal asks for pruning; the
@@ -47,17 +47,16 @@ from typing import Any, Literal
 import numpy as np
 import onnx
 
-from optimizer.data import Dataset
 from optimizer.errors import GoalError
-from optimizer.evaluate import CUDA, evaluate_model, make_session, measure_latency
-from optimizer.executors import Executor, Shared, TrialFn, make_executor
-from optimizer.goal import Goal
-from optimizer.inspect import inspect_model
-from optimizer.pareto import ParetoReport, allowed, build_report, check_goal, size_limit_bytes
-from optimizer.preprocess import QDQ_MIN_OPSET, prepare_model
-from optimizer.profile import layer_blocks, profile_layers
-from optimizer.prune import compressed_size_bytes
-from optimizer.trial import TrialSpec, run_trial
+from optimizer.measure.data import Dataset
+from optimizer.measure.evaluate import CUDA, evaluate_model, make_session, measure_latency
+from optimizer.models.inspect import inspect_model
+from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
+from optimizer.search.executors import Executor, Shared, TrialFn, make_executor
+from optimizer.search.pareto import ParetoReport, allowed, build_report, check_goal, size_limit_bytes
+from optimizer.search.profile import layer_blocks, profile_layers
+from optimizer.search.trial import TrialSpec, run_trial
+from optimizer.techniques.prune import compressed_size_bytes
 from optimizer.types import (
     QUANTIZING_KINDS,
     Candidate,
@@ -65,6 +64,7 @@ from optimizer.types import (
     DynamicInt8Recipe,
     Fp16Recipe,
     Frozen,
+    Goal,
     IncAutotuneRecipe,
     Int4WeightOnlyRecipe,
     Metrics,
@@ -225,7 +225,7 @@ def build_grid(
     chains of pruning then int8. Without one, ``onnx_pruning`` adds magnitude pruning of the initializers (and a
     chain of it with int8), plus a ``needs_torch`` item that is never run: it states what needs the PyTorch model.
     With ``graph`` (the pre-processed model), a selective candidate keeps each of its k layers in fp32 together
-    with the activation chain the layer feeds (:func:`optimizer.profile.layer_blocks`).
+    with the activation chain the layer feeds (:func:`optimizer.search.profile.layer_blocks`).
     """
     layer_params = {la.name: la.param_count for la in info.layers}
     ops = set(info.op_counts)
@@ -322,8 +322,8 @@ def run_sweep(
     ``extra_candidates`` are finished trials from an earlier, interrupted run: they are kept and not run again.
     ``trial_fn`` replaces the trial function (tests use it to crash a worker on purpose).
     ``torch_source`` is the PyTorch model the ONNX file was exported from; it enables pruning, QAT, INC and
-    chains. When it is not given and ``model_name`` names a zoo case built from PyTorch (and ``model_path`` is
-    that case's model), the case's source is used; ``options.torch_recipes=False`` turns both off.
+    chains (the pipeline, :func:`optimizer.optimize.optimize`, finds a zoo case's own);
+    ``options.torch_recipes=False`` turns them off.
 
     Raises:
         ModelLoadError / DataError: the model or data is invalid (nothing is run).
@@ -348,7 +348,7 @@ def run_sweep(
 
     gpus = 0.0
     if opts.executor == "ray" and (goal is None or goal.device != "cpu"):
-        from optimizer.runtime import cluster_gpus
+        from optimizer.search.runtime import cluster_gpus
 
         gpus = cluster_gpus()
     provider = CUDA if gpus else None
@@ -379,9 +379,7 @@ def run_sweep(
 
     if not opts.torch_recipes:
         torch_source = None
-    elif torch_source is None and model_name:
-        torch_source = _zoo_torch_source(model_name, model_path)
-    asks_prune = asks_for_pruning(goal)
+    asks_prune = goal is not None and goal.asks_for("prune")
     grid = build_grid(
         info,
         sensitivity,
@@ -621,20 +619,6 @@ def _directed_search(
             skip(it, "bisection over k showed a smaller k misses the accuracy limit (monotone in k)")
 
 
-_PRUNE_WORD = re.compile(r"\bprun", re.IGNORECASE)
-
-
-def asks_for_pruning(goal: Goal | None) -> bool:
-    """Whether the goal asks for pruning: ``methods_allowed`` names it, or its text mentions pruning and does not
-    forbid it. The goal parser reads "prune it" as no restriction at all (it sets no method), so the mention is
-    read here; "no pruning" sets ``methods_forbidden`` and wins."""
-    if goal is None or (goal.methods_forbidden and "prune" in goal.methods_forbidden):
-        return False
-    if goal.methods_allowed is not None:
-        return "prune" in goal.methods_allowed
-    return bool(_PRUNE_WORD.search(goal.text))
-
-
 def _training_search(
     items: list[GridItem],
     state: _State,
@@ -648,7 +632,7 @@ def _training_search(
         return
     has_limits = bool(goal and goal.has_constraints)
     drop_limit = goal.max_accuracy_drop_pct if goal else None
-    asks_prune = asks_for_pruning(goal)
+    asks_prune = goal is not None and goal.asks_for("prune")
 
     def none_feasible() -> bool:
         return has_limits and not any(state.feasible(c) for c in state.results.values())
@@ -686,25 +670,6 @@ def _training_search(
                 f"{reason}; pruning trades accuracy for size and runs when the goal asks for it or "
                 "quantization cannot meet the goal",
             )
-
-
-def _zoo_torch_source(name: str, model_path: Path) -> TorchSource | None:
-    """The zoo case's PyTorch source when ``model_path`` is that case's model (None otherwise, or on failure)."""
-    import filecmp
-
-    from optimizer import zoo
-    from optimizer.chain import ZOO_TORCH_MODELS, zoo_torch_source
-
-    if name not in ZOO_TORCH_MODELS or not zoo.is_zoo_name(name):
-        return None
-    try:
-        case = zoo.get_zoo_case(name)
-        if not filecmp.cmp(case.model_path, model_path, shallow=False):
-            return None
-        return zoo_torch_source(name)
-    except Exception as e:  # the sweep still has every quantization recipe
-        log.warning("the PyTorch source of %s is not usable: %s", name, e)
-        return None
 
 
 def _remeasure_finalists(

@@ -1,7 +1,7 @@
 """Quantization-aware training and neural-compressor's accuracy-aware autotune, both through PT2E (torchao).
 
 Both produce a converted PT2E graph (``quantized_decomposed`` quantize/dequantize ops around float Conv/Linear)
-that :func:`optimizer.torch_backend.export_pt2e` exports to ONNX QDQ, so the result runs on onnxruntime and is
+that :func:`optimizer.techniques.torch_backend.export_pt2e` exports to ONNX QDQ, so the result runs on onnxruntime and is
 measured like every other candidate. The numbers either tool reports about itself are kept in the candidate's
 detail, never used as its metric.
 
@@ -12,7 +12,7 @@ detail, never used as its metric.
   first whose tuning metric (top-1 agreement with the float model on the calibration inputs) is within
   ``tolerable_loss``; INC returns None when none is, which is reported as a failed candidate.
 
-Imports torch; imported only by :mod:`optimizer.chain` for the steps that need it.
+Imports torch; imported only by :mod:`optimizer.techniques.chain` for the steps that need it.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from optimizer.data import Dataset
 from optimizer.errors import TechniqueError
-from optimizer.torch_backend import batch_dims, first_output, fit
+from optimizer.measure.data import Dataset
+from optimizer.techniques.torch_backend import batch_dims, first_output, fit
 from optimizer.types import IncAutotuneRecipe, QatInt8Recipe, TorchSource
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def qat_int8(
     graph (int8 weights, QDQ activations) and what the training did.
 
     Raises:
-        DataError: the training data has no class labels (from :func:`optimizer.torch_backend.fit`).
+        DataError: the training data has no class labels (from :func:`optimizer.techniques.torch_backend.fit`).
         TechniqueError: torch.export or torchao failed on this model.
     """
     from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train

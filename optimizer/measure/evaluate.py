@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.data import Dataset, load_data
 from optimizer.errors import DataError, EvaluationError, QuantTaaSError
-from optimizer.inspect import inspect_model, load_onnx, model_inputs
-from optimizer.metrics import MetricInput, get_metric
+from optimizer.measure.data import Dataset, load_data
+from optimizer.measure.metrics import MetricInput, get_metric
+from optimizer.models.inspect import inspect_model, load_onnx, model_inputs
 from optimizer.settings import get_settings
 from optimizer.types import Metrics
 

@@ -31,115 +31,10 @@ import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from optimizer.types import Device, Goal, Method, Objective, Precision
 
-__all__ = ["CONSTRAINT_FIELDS", "Goal", "Method", "Objective", "parse_goal"]
-
-Method = Literal["quantize", "prune"]
-Objective = Literal["size", "latency", "accuracy", "balanced"]
-Precision = Literal["int8", "int4", "fp16"]
-Device = Literal["cpu", "gpu"]
-
-#: The numeric fields that count as constraints (``has_constraints`` is true when one is set).
-CONSTRAINT_FIELDS: tuple[str, ...] = (
-    "max_size_mb",
-    "max_size_ratio",
-    "max_accuracy_drop_pct",
-    "max_latency_ms",
-    "min_speedup",
-)
-
-
-class Goal(BaseModel):
-    """What the user wants from a compression run, as read from their words (or set field by field)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_size_mb: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    max_size_ratio: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
-    max_accuracy_drop_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
-    max_latency_ms: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    min_speedup: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    objective: Objective = "balanced"
-    methods_allowed: list[Method] | None = Field(default=None, min_length=1)
-    methods_forbidden: list[Method] | None = Field(default=None, min_length=1)
-    precision: Precision | None = None
-    device: Device | None = None
-    unparsed_words: list[str] = Field(default_factory=list)
-    has_constraints: bool = False
-    text: str = ""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _derive_has_constraints(cls, data: Any) -> Any:
-        """Derive ``has_constraints`` from the numeric fields; a contradicting value given is an error."""
-        if not isinstance(data, dict):
-            return data
-        derived = any(data.get(name) is not None for name in CONSTRAINT_FIELDS)
-        given = data.get("has_constraints")
-        if given is not None and bool(given) != derived:
-            raise ValueError(
-                f"has_constraints is derived from {', '.join(CONSTRAINT_FIELDS)}: it must be {derived}"
-            )
-        return {**data, "has_constraints": derived}
-
-    @model_validator(mode="after")
-    def _check_methods(self) -> Self:
-        for name in ("methods_allowed", "methods_forbidden"):
-            values = getattr(self, name)
-            if values is not None and len(set(values)) != len(values):
-                raise ValueError(f"{name} has duplicates: {values}")
-        if self.methods_allowed and self.methods_forbidden:
-            both = sorted(set(self.methods_allowed) & set(self.methods_forbidden))
-            if both:
-                raise ValueError(f"methods both allowed and forbidden: {both}")
-        return self
-
-    def constraint_names(self) -> list[str]:
-        """Names of the numeric constraint fields that are set, in schema order."""
-        return [name for name in CONSTRAINT_FIELDS if getattr(self, name) is not None]
-
-    def with_changes(self, **fields: Any) -> "Goal":
-        """A new, re-validated Goal with ``fields`` replaced (e.g. ``max_size_mb=2.0`` for "make it smaller").
-
-        ``has_constraints`` is derived again; unknown field names and invalid values raise
-        ``pydantic.ValidationError``.
-        """
-        data = self.model_dump(exclude={"has_constraints"})
-        data.update(fields)
-        return Goal.model_validate(data)
-
-    def describe(self) -> str:
-        """One line of plain English, e.g. ``size <= 5.0 MB, accuracy drop <= 1.0 pt, objective: balanced``.
-
-        Sizes are decimal MB, drops in percentage points, latency is p50 in ms.
-        """
-        parts: list[str] = []
-        if self.max_size_mb is not None:
-            parts.append(f"size <= {self.max_size_mb} MB")
-        if self.max_size_ratio is not None:
-            parts.append(f"size <= {self.max_size_ratio * 100:g}% of original")
-        if self.max_accuracy_drop_pct is not None:
-            parts.append(f"accuracy drop <= {self.max_accuracy_drop_pct} pt")
-        if self.max_latency_ms is not None:
-            parts.append(f"p50 latency <= {self.max_latency_ms} ms")
-        if self.min_speedup is not None:
-            parts.append(f"speedup >= {self.min_speedup}x")
-        if not parts:
-            parts.append("no constraints")
-        if self.precision is not None:
-            parts.append(f"precision: {self.precision}")
-        if self.device is not None:
-            parts.append(f"device: {self.device}")
-        if self.methods_allowed is not None:
-            parts.append(f"methods allowed: {', '.join(self.methods_allowed)}")
-        if self.methods_forbidden is not None:
-            parts.append(f"methods forbidden: {', '.join(self.methods_forbidden)}")
-        parts.append(f"objective: {self.objective}")
-        return ", ".join(parts)
-
+__all__ = ["parse_goal"]
 
 # --------------------------------------------------------------------------------------------------
 # Normalisation
@@ -1181,12 +1076,16 @@ def _read_methods(scan: _Scan) -> tuple[set[Method], set[Method], list[tuple[int
     return allowed, forbidden, spans
 
 
-def _read_mentions(scan: _Scan) -> None:
-    """A method named without a restriction ("quantize it") is understood and restricts nothing."""
+def _read_mentions(scan: _Scan) -> set[Method]:
+    """A method named without a restriction ("prune it", "try pruning") restricts nothing: it is asked for (the
+    sweep then builds its candidates). Returns the methods asked for."""
+    requested: set[Method] = set()
     for m in scan.matches(_MENTION):
         if _NEGATION_BEFORE.search(scan.work[: m.start()]):
             continue
+        requested.add(_method_of(m.group("m1")))
         scan.take(*m.span())
+    return requested
 
 
 def _read_device(scan: _Scan) -> str | None:
@@ -1257,23 +1156,35 @@ def _read_zero_drop(scan: _Scan) -> bool:
     return found
 
 
+_MAX_WORD = 60
+_MAX_UNPARSED = 200
+
+
 def _unparsed(scan: _Scan) -> list[str]:
     words: list[str] = []
     for m in re.finditer(r"[a-z0-9%][\w%.+'/-]*", scan.norm):
         if any(scan.used[m.start() : m.end()]):
             continue
         word = m.group(0).rstrip(".-'/+")
+        if len(word) > _MAX_WORD:  # a run of 400 digits is reported, not echoed whole
+            word = word[: _MAX_WORD - 1] + "…"
         if word and word not in _STOPWORDS and word not in words:
             words.append(word)
-    return words
+    return words[:_MAX_UNPARSED]
 
 
-def parse_goal(text: str) -> Goal:
-    """Read an English sentence into a :class:`Goal`, deterministically and without any network.
+def parse_goal(text: str, prior: Goal | None = None) -> Goal:
+    """Read an English sentence into a :class:`Goal`, deterministically and without any network. With ``prior``
+    (the goal of the conversation so far), the sentence is a follow-up merged into it (:meth:`Goal.merged_with`).
 
     Never raises for odd text: words it could not use are listed in ``Goal.unparsed_words`` and, when no
     constraint was read, ``Goal.has_constraints`` is false.
     """
+    read = _read_goal(text)
+    return read if prior is None else prior.merged_with(read)
+
+
+def _read_goal(text: str) -> Goal:
     scan = _Scan(_normalise(text))
     allowed: set[Method] = set()
     precision = _read_precision(scan, allowed)
@@ -1286,20 +1197,25 @@ def parse_goal(text: str) -> Goal:
     values = _resolve(reader, scan)
     if _read_zero_drop(scan):
         values.setdefault("max_accuracy_drop_pct", 0.0)
-    _read_mentions(scan)
+    requested = _read_mentions(scan)
     if allowed & forbidden:
         scan.release(method_spans)
         both = allowed & forbidden
         allowed -= both
         forbidden -= both
+    fields = {
+        **values,
+        "objective": objective if objective != "balanced" else None,
+        "methods_allowed": sorted(allowed) or None,
+        "methods_forbidden": sorted(forbidden) or None,
+        "methods_requested": sorted(requested - forbidden) or None,
+        "precision": precision,
+        "device": device,
+    }
+    # only what the sentence set is passed, so Goal.model_fields_set says what a follow-up changes
     return Goal.model_validate(
         {
-            **values,
-            "objective": objective,
-            "methods_allowed": sorted(allowed) or None,
-            "methods_forbidden": sorted(forbidden) or None,
-            "precision": precision,
-            "device": device,
+            **{k: v for k, v in fields.items() if v is not None},
             "unparsed_words": _unparsed(scan),
             "text": text,
         }

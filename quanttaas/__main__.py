@@ -1,0 +1,5 @@
+import sys
+
+from quanttaas.cli import main
+
+sys.exit(main())
