@@ -21,7 +21,7 @@ def openai_tool(name: str) -> dict[str, Any]:
     tool = REGISTRY[name]
     return {
         "type": "function",
-        "function": {"name": tool.name, "description": tool.description, "parameters": tool.input_schema()},
+        "function": {"name": tool.name, "description": tool.describe(), "parameters": tool.input_schema()},
     }
 
 

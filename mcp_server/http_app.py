@@ -110,7 +110,7 @@ def tool_spec(tool: Tool[Any, Any]) -> ToolSpec:
     return ToolSpec(
         name=tool.name,
         title=tool.title,
-        description=tool.description,
+        description=tool.describe(),
         input_schema=tool.input_schema(),
         output_schema=tool.output_schema(),
         read_only=tool.read_only,
@@ -192,7 +192,7 @@ def _add_tool_route(app: FastAPI, tool: Tool[Any, Any], services: Services) -> N
         response_model=response_model,
         responses=_ERRORS,
         summary=tool.title,
-        description=tool.description,
+        description=tool.describe(),
         operation_id=tool.name,
         tags=["tools"],
     )

@@ -90,7 +90,7 @@ def _sdk_tool(tool: Tool[Any, Any], services: Services) -> SDKTool:
         fn=call,
         name=tool.name,
         title=tool.title,
-        description=tool.description,
+        description=tool.describe(),
         parameters=tool.input_schema(),
         # a schema without an output model: advertised to clients, not re-validated by the SDK
         fn_metadata=FuncMetadata(arg_model=_RawArguments, output_schema=tool.output_schema()),

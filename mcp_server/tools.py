@@ -164,7 +164,9 @@ class Tool(Generic[A, R]):
 
     name: str
     title: str
-    description: str
+    #: the text an LLM reads (when to use it, what it costs, what it returns); a function when it is generated
+    #: from a registry that can grow (the techniques), so it is read afresh
+    description: str | Callable[[], str]
     args_model: type[A]
     result_model: type[R]
     handler: Callable[[Services, A], R]
@@ -176,6 +178,10 @@ class Tool(Generic[A, R]):
     def __post_init__(self) -> None:
         if self.handler.__name__ != self.name:
             raise ValueError(f"tool {self.name!r} must be handled by a function of the same name")
+
+    def describe(self) -> str:
+        """The tool's description as of now."""
+        return self.description() if callable(self.description) else self.description
 
     def input_schema(self) -> dict[str, Any]:
         return self.args_model.model_json_schema()
@@ -318,6 +324,22 @@ class ArtifactResult(Result):
         default=None, description="the file, base64-encoded (when inline was asked and it is small enough)"
     )
     inline_limit_bytes: int
+
+
+class TechniqueInfo(Result):
+    """One registered technique: what it does, what it counts as, what it needs, and its recipe's fields."""
+
+    kind: str
+    cli_name: str = Field(description="the name `quanttaas quantize --recipe` takes")
+    description: str
+    methods: list[str] = Field(description="the compression methods it counts as (quantize, prune)")
+    precision: str | None = Field(description="the numeric precision it produces (int8, int4, fp16), if any")
+    needs: list[str] = Field(description="calibration, torch_source (the PyTorch model), training_data")
+    recipe_schema: dict[str, Any] = Field(description="the JSON schema of its recipe's fields")
+
+
+class ListTechniquesResult(Result):
+    techniques: list[TechniqueInfo]
 
 
 class ListZooResult(Result):
@@ -684,6 +706,25 @@ def get_artifact(services: Services, args: GetArtifactArgs) -> ArtifactResult:
     )
 
 
+def list_techniques(services: Services, args: NoArgs) -> ListTechniquesResult:
+    from optimizer.techniques.registry import techniques
+
+    return ListTechniquesResult(
+        techniques=[
+            TechniqueInfo(
+                kind=t.kind,
+                cli_name=t.cli_name,
+                description=t.description,
+                methods=sorted(t.methods),
+                precision=t.precision,
+                needs=sorted(t.needs),
+                recipe_schema=t.recipe_type.model_json_schema(),
+            )
+            for t in techniques()
+        ]
+    )
+
+
 def list_zoo(services: Services, args: NoArgs) -> ListZooResult:
     return ListZooResult(entries=zoo.list_zoo())
 
@@ -780,6 +821,10 @@ def _sum_artifact(r: ArtifactResult) -> str:
     return f"{r.artifact_id}: {r.media_type}, {format_bytes(r.size_bytes)}, sha256 {r.sha256[:12]}...; {how}."
 
 
+def _sum_techniques(r: ListTechniquesResult) -> str:
+    return "Techniques: " + "; ".join(f"{t.kind} ({t.description})" for t in r.techniques) + "."
+
+
 def _sum_zoo(r: ListZooResult) -> str:
     return "Zoo: " + "; ".join(f"{e.name} ({e.task}, metric {e.metric})" for e in r.entries) + "."
 
@@ -787,6 +832,13 @@ def _sum_zoo(r: ListZooResult) -> str:
 # --------------------------------------------------------------------------- the registry
 
 _INSTANT = "Cost: instant; read-only."
+
+
+def _technique_kinds() -> str:
+    from optimizer.techniques.registry import techniques
+
+    return ", ".join(t.kind for t in techniques())
+
 
 _TOOLS: list[Tool[Any, Any]] = [
     Tool(
@@ -903,14 +955,15 @@ _TOOLS: list[Tool[Any, Any]] = [
     Tool(
         name="run_sweep",
         title="Start a compression sweep (job)",
-        description=(
-            "Start a goal-directed sweep of compression recipes (static/dynamic int8, fp16, int4, int8 with the "
-            "most sensitive layers kept in fp32) on a model, measured on its data, and return a job id AT ONCE; "
-            "the sweep runs in the background. Then poll get_job (progress and finished trials) until the state "
-            "is 'succeeded' and read the result with get_pareto_report. To continue a sweep that was interrupted "
-            "(server restart), cancelled or failed, pass only `resume_job_id`: finished trials are kept and not "
-            "run again. Cost: seconds for a small CNN, minutes for larger models; several sweeps run at once and "
-            "extra ones wait queued."
+        description=lambda: (
+            "Start a goal-directed sweep of compression recipes on a model, measured on its data, and return a job "
+            "id AT ONCE; the sweep runs in the background. The techniques it draws on: "
+            + _technique_kinds()
+            + " (list_techniques says what each does and needs). Then poll get_job (progress and finished "
+            "trials) until the state is 'succeeded' and read the result with get_pareto_report. To continue a "
+            "sweep that was interrupted (server restart), cancelled or failed, pass only `resume_job_id`: finished "
+            "trials are kept and not run again. Cost: seconds for a small CNN, minutes for larger models; several "
+            "sweeps run at once and extra ones wait queued."
         ),
         args_model=RunSweepArgs,
         result_model=JobInfo,
@@ -1023,6 +1076,22 @@ _TOOLS: list[Tool[Any, Any]] = [
         result_model=ListZooResult,
         handler=list_zoo,
         summarize=_sum_zoo,
+        read_only=True,
+        idempotent=True,
+    ),
+    Tool(
+        name="list_techniques",
+        title="List the compression techniques",
+        description=lambda: (
+            "The compression techniques the sweep draws on, one record each: what it does, which methods and "
+            "precision it counts as (what a goal's methods/precision filters act on), what it needs (calibration "
+            "data, the PyTorch model, labelled training data) and its recipe's fields. Use it to explain a "
+            "recipe or why one was not tried. Now: " + _technique_kinds() + ". " + _INSTANT
+        ),
+        args_model=NoArgs,
+        result_model=ListTechniquesResult,
+        handler=list_techniques,
+        summarize=_sum_techniques,
         read_only=True,
         idempotent=True,
     ),

@@ -90,57 +90,131 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+_SKIP_FIELDS = ("kind", "version", "steps")
+
+
+def _flag_kwargs(annotation: Any) -> dict[str, Any] | None:
+    """argparse keywords for a recipe field's type (None: not settable from the command line)."""
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _flag_kwargs(args[0])
+    if origin is typing.Literal:
+        return {"choices": list(args), "type": type(args[0])}
+    if annotation is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if annotation in (int, float, str):
+        return {"type": annotation}
+    if origin is tuple and args and args[0] is str:
+        return {"nargs": "*", "metavar": "NAME"}
+    return None
+
+
+def recipe_fields() -> dict[str, tuple[Any, list[str]]]:
+    """Every settable recipe field across the registered techniques: name -> (field info, techniques using it)."""
+    from optimizer.techniques.registry import techniques
+
+    fields: dict[str, tuple[Any, list[str]]] = {}
+    for t in techniques():
+        for name, info in t.recipe_type.model_fields.items():
+            if name not in _SKIP_FIELDS and _flag_kwargs(info.annotation) is not None:
+                fields.setdefault(name, (info, []))[1].append(t.cli_name)
+    return fields
+
+
+def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
+    """The recipe flags of ``quanttaas quantize``, generated from the registered techniques: one flag per recipe
+    field (its type gives the flag's type, its description the help) and each technique's own flags."""
+    from optimizer.techniques.registry import techniques
+
+    group = parser.add_argument_group("recipe settings (from the registered techniques; [which use each])")
+    for name, (info, users) in recipe_fields().items():
+        kwargs = _flag_kwargs(info.annotation) or {}
+        if not {"action", "choices", "metavar"} & set(kwargs):
+            kwargs["metavar"] = name.upper()
+        text = (info.description or name.replace("_", " ")).replace("%", "%%")
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=f"recipe__{name}",
+            default=None,
+            help=f"{text} [{', '.join(users)}]",
+            **kwargs,
+        )
+    seen: dict[str, list[str]] = {}
+    for t in techniques():
+        for flag in t.cli_flags:
+            seen.setdefault(flag.flag, []).append(t.cli_name)
+    for t in techniques():
+        for flag in t.cli_flags:
+            if flag.flag in seen:
+                group.add_argument(
+                    flag.flag,
+                    dest=_flag_dest(flag.flag),
+                    action="store_true",
+                    help=f"{flag.help} [{', '.join(seen.pop(flag.flag))}]",
+                )
+
+
 def build_recipe(args: argparse.Namespace) -> Any:
-    """The recipe the quantize flags describe. Raises RecipeError for a bad combination."""
+    """The recipe the quantize flags describe.
+
+    Raises:
+        RecipeError: no recipe named, invalid JSON or fields, or a flag that does not apply to the recipe.
+    """
     from pydantic import TypeAdapter, ValidationError
 
     from optimizer.errors import RecipeError
-    from optimizer.types import RECIPE_ALIASES, Recipe
+    from optimizer.techniques.registry import resolve_name, technique_of
+    from optimizer.types import Recipe
 
     if getattr(args, "recipe_json", None):
         try:
-            fields = json.loads(args.recipe_json)
+            fields: dict[str, Any] = json.loads(args.recipe_json)
         except ValueError as e:
             raise RecipeError(f"--recipe-json is not JSON: {e}") from None
-        try:
-            return TypeAdapter(Recipe).validate_python(fields)
-        except ValidationError as e:
-            err = e.errors()[0]
-            raise RecipeError(f"invalid recipe: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    if not args.recipe:
+    elif not args.recipe:
         raise RecipeError("give --recipe NAME or --recipe-json JSON")
-    kind = RECIPE_ALIASES.get(args.recipe, args.recipe)
-    fields = {"kind": kind, "keep_fp32": tuple(args.keep_fp32 or ())}
-    training: dict[str, Any] = {"finetune_epochs": args.finetune_epochs}
-    if args.lr:
-        training["lr"] = args.lr
-    if kind == "prune_magnitude":
-        fields.update(sparsity=args.sparsity, scope=args.scope, **training)
-    elif kind == "prune_channels":
-        fields.update(amount=args.amount, target=args.target, **training)
-    elif kind == "qat_int8":
-        fields.update(
-            epochs=args.epochs, per_channel=not args.per_tensor, **({"lr": args.lr} if args.lr else {})
-        )
-    elif kind == "inc_autotune":
-        fields.update(tolerable_loss=args.tolerable_loss)
-    if kind in ("prune_magnitude", "prune_channels", "qat_int8", "inc_autotune") and not fields["keep_fp32"]:
-        del fields["keep_fp32"]
-    if kind == "static_int8":
-        fields.update(per_channel=not args.per_tensor, calibration=args.calibration)
-        if args.op_types:
-            fields["op_types"] = tuple(args.op_types)
-    elif kind == "dynamic_int8":
-        if args.op_types:
-            fields["op_types"] = tuple(args.op_types)
-        fields["per_channel"] = args.per_channel
-    elif kind == "int4_weight_only":
-        fields["block_size"] = args.block_size
+    else:
+        technique = technique_of(resolve_name(args.recipe))
+        own = technique.recipe_type.model_fields
+        fields = {"kind": technique.kind, **technique.cli_defaults}
+        for name in recipe_fields():
+            value = getattr(args, f"recipe__{name}", None)
+            if value is None:
+                continue
+            if name not in own:
+                raise RecipeError(
+                    f"--{name.replace('_', '-')} does not apply to {technique.cli_name}",
+                    hint=f"{technique.cli_name} takes: "
+                    + ", ".join("--" + n.replace("_", "-") for n in own if n not in _SKIP_FIELDS),
+                )
+            fields[name] = tuple(value) if isinstance(value, list) else value
+        own_flags = {f.flag for f in technique.cli_flags}
+        for flag in _all_flags():
+            if getattr(args, _flag_dest(flag.flag), False):
+                if flag.flag not in own_flags:
+                    raise RecipeError(f"{flag.flag} does not apply to {technique.cli_name}")
+                if flag in technique.cli_flags:
+                    fields[flag.field] = flag.value
     try:
         return TypeAdapter(Recipe).validate_python(fields)
     except ValidationError as e:
         err = e.errors()[0]
-        raise RecipeError(f"invalid recipe: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        loc = ".".join(map(str, err["loc"])) or "recipe"
+        raise RecipeError(f"invalid recipe: {loc}: {err['msg']}") from None
+
+
+def _all_flags() -> list[Any]:
+    from optimizer.techniques.registry import techniques
+
+    return [f for t in techniques() for f in t.cli_flags]
+
+
+def _flag_dest(flag: str) -> str:
+    return "recipe_flag__" + flag.lstrip("-").replace("-", "_")
 
 
 def _torch_source(args: argparse.Namespace) -> Any:
@@ -161,15 +235,26 @@ def _torch_source(args: argparse.Namespace) -> Any:
     return zoo_torch_source(args.model)
 
 
-def _quantize_extended(args: argparse.Namespace, recipe: Any, model: Path, calib: Any) -> int:
-    """Pruning, QAT, INC and chains: applied step by step; each step's size is printed."""
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """Apply one recipe (any registered technique, or a chain) and write the file; each step's size is printed."""
+    from optimizer.errors import RecipeError
+    from optimizer.measure.data import load_data
     from optimizer.models.inspect import inspect_model
+    from optimizer.optimize import resolve_model
     from optimizer.techniques.chain import apply_recipe, needs_torch
+    from optimizer.techniques.registry import recipe_needs
 
+    recipe = build_recipe(args)
+    model = resolve_model(args.model)
+    calib = load_data(args.calib, inspect_model(model).inputs, metric="agreement") if args.calib else None
+    if calib is None and "calibration" in recipe_needs(recipe):
+        from optimizer import zoo
+
+        if zoo.is_zoo_name(args.model):
+            case = zoo.get_zoo_case(args.model)
+            calib = load_data(case.calib_path, inspect_model(model).inputs, metric="agreement")
     src = _torch_source(args)
     if src is None and needs_torch(recipe):
-        from optimizer.errors import RecipeError
-
         raise RecipeError(
             f"{recipe.kind} needs the PyTorch model this ONNX model was exported from",
             hint="pass --torch-source SOURCE.json (or use a zoo model built from PyTorch, e.g. digits-cnn)",
@@ -192,50 +277,19 @@ def _quantize_extended(args: argparse.Namespace, recipe: Any, model: Path, calib
         f"{recipe.label}: wrote {applied.path} ({fmt_bytes(before)} -> {fmt_bytes(after)}, "
         f"{before / after:.2f}x smaller)"
     )
-    for step in applied.steps:
-        print(
-            f"  step {step['step']} {step['label']}: {fmt_bytes(step['size_bytes'])} "
-            f"(gzip {fmt_bytes(step['compressed_size_bytes'])}); fine-tune: {step.get('finetune', 'none')}"
-        )
+    if (
+        len(applied.steps) > 1
+        or applied.detail["finetuned"]
+        or applied.steps[0].get("backend") != "onnxruntime"
+    ):
+        for step in applied.steps:
+            print(
+                f"  step {step['step']} {step['label']}: {fmt_bytes(step['size_bytes'])} "
+                f"(gzip {fmt_bytes(step['compressed_size_bytes'])}); fine-tune: {step.get('finetune', 'none')}"
+            )
     for key in ("note", "limits"):
         if key in applied.detail:
             print(f"  {key}: {applied.detail[key]}")
-    return 0
-
-
-def cmd_quantize(args: argparse.Namespace) -> int:
-    from optimizer.measure.data import load_data
-    from optimizer.models.inspect import inspect_model
-    from optimizer.optimize import resolve_model
-    from optimizer.techniques.chain import is_extended
-    from optimizer.techniques.quantize import quantize_model
-
-    recipe = build_recipe(args)
-    model = resolve_model(args.model)
-    calib = load_data(args.calib, inspect_model(model).inputs, metric="agreement") if args.calib else None
-    if calib is None and is_extended(recipe):
-        from optimizer import zoo
-
-        if zoo.is_zoo_name(args.model):
-            case = zoo.get_zoo_case(args.model)
-            calib = load_data(case.calib_path, inspect_model(model).inputs, metric="agreement")
-    if is_extended(recipe):
-        return _quantize_extended(args, recipe, model, calib)
-    out = quantize_model(model, recipe, args.output, calib=calib)
-    before, after = inspect_model(model).size_bytes, inspect_model(out).size_bytes
-    if args.json:
-        _print_json(
-            {
-                "output": str(out),
-                "recipe": recipe.model_dump(mode="json"),
-                "size_bytes_before": before,
-                "size_bytes_after": after,
-            }
-        )
-    else:
-        print(
-            f"{recipe.label}: wrote {out} ({fmt_bytes(before)} -> {fmt_bytes(after)}, {before / after:.2f}x smaller)"
-        )
     return 0
 
 
@@ -475,20 +529,18 @@ def add_commands(sub: Any, *, chart_writer: Any = None) -> None:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_inspect)
 
-    q = sub.add_parser("quantize", help="apply one recipe")
+    from optimizer.techniques.registry import describe_techniques, techniques
+
+    q = sub.add_parser(
+        "quantize",
+        help="apply one recipe",
+        description="Apply one recipe. The techniques:\n" + describe_techniques(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     q.add_argument("model")
     q.add_argument(
         "--recipe",
-        choices=[
-            "static-int8",
-            "dynamic-int8",
-            "fp16",
-            "int4",
-            "prune-magnitude",
-            "prune-channels",
-            "qat-int8",
-            "inc-autotune",
-        ],
+        choices=[name for t in techniques() for name in dict.fromkeys((t.cli_name, *t.aliases))],
         help="the recipe (or --recipe-json for any recipe, chains included)",
     )
     q.add_argument(
@@ -503,30 +555,7 @@ def add_commands(sub: Any, *, chart_writer: Any = None) -> None:
         metavar="JSON_FILE",
         help="the PyTorch model (TorchSource JSON) for pruning, QAT and INC; zoo models built in PyTorch have one",
     )
-    q.add_argument("--sparsity", type=float, default=0.5, help="prune-magnitude: fraction of weights zeroed")
-    q.add_argument(
-        "--scope", default="global", choices=["global", "per_layer"], help="prune-magnitude threshold"
-    )
-    q.add_argument("--amount", type=float, default=0.3, help="prune-channels: fraction of --target removed")
-    q.add_argument(
-        "--target", default="params", choices=["params", "macs"], help="prune-channels: what to cut"
-    )
-    q.add_argument(
-        "--finetune-epochs", type=int, default=0, help="pruning: fine-tune epochs (needs training data)"
-    )
-    q.add_argument("--epochs", type=int, default=2, help="qat-int8: training epochs")
-    q.add_argument("--lr", type=float, default=None, help="fine-tune / QAT learning rate")
-    q.add_argument(
-        "--tolerable-loss", type=float, default=0.01, help="inc-autotune: relative loss INC accepts"
-    )
-    q.add_argument("--keep-fp32", nargs="*", metavar="NODE", help="node names to leave in float32")
-    q.add_argument(
-        "--per-tensor", action="store_true", help="static int8: one scale per tensor (default per channel)"
-    )
-    q.add_argument("--per-channel", action="store_true", help="dynamic int8: per-channel weights")
-    q.add_argument("--calibration", default="minmax", choices=["minmax", "entropy", "percentile"])
-    q.add_argument("--op-types", nargs="*", metavar="OP", help="op types to quantize (e.g. MatMul Gemm Conv)")
-    q.add_argument("--block-size", type=int, default=32, help="int4: weights per scale block")
+    add_recipe_flags(q)
     q.add_argument("-o", "--output", required=True)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_quantize)

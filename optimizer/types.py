@@ -5,9 +5,19 @@ Nothing here loads a model: a :class:`ModelRef` is a reference to a file, never 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from optimizer.errors import GoalError
 
@@ -83,22 +93,97 @@ class DataSummary(Frozen):
 # --------------------------------------------------------------------------- recipes
 
 
-class _RecipeBase(Frozen):
+class RecipeBase(Frozen):
+    """What every recipe carries. A recipe is data: the transform is registered against its type
+    (:mod:`optimizer.techniques.registry`), and :func:`register_recipe_type` makes its ``kind`` known wherever a
+    recipe is read back (reports, job stores, tool results)."""
+
+    kind: str
     version: int = 1
     keep_fp32: tuple[str, ...] = Field(
         default=(), description="node names left in float32 (for selective, per-layer precision)"
     )
+    #: whether the result is a quantized (or float16) model: nothing may follow it in a chain
+    quantizing: ClassVar[bool] = False
 
     @property
     def label(self) -> str:
         """A short, human name for the recipe."""
-        return self.kind  # type: ignore[attr-defined,no-any-return]
+        return self.kind
 
 
-class StaticInt8Recipe(_RecipeBase):
+_RECIPE_TYPES: dict[str, type[RecipeBase]] = {}
+R = TypeVar("R", bound=type[RecipeBase])
+
+
+def register_recipe_type(cls: R) -> R:
+    """Make a recipe type readable by its ``kind`` (a new technique registers its recipe type here, through
+    :func:`optimizer.techniques.registry.register`)."""
+    klass: type[RecipeBase] = cls
+    kind = klass.model_fields["kind"].default
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"{cls.__name__} needs a default `kind` (its discriminator)")
+    _RECIPE_TYPES[kind] = cls
+    return cls
+
+
+def recipe_kinds() -> list[str]:
+    """Every recipe kind known in this process (built-ins and registered ones)."""
+    return sorted(_RECIPE_TYPES)
+
+
+def recipe_from(value: Any) -> RecipeBase:
+    """A recipe from its dict (or itself): dispatched on ``kind`` to the registered type.
+
+    Raises:
+        ValueError: no or unknown ``kind`` (pydantic turns it into a validation error); pydantic's
+            ValidationError: fields that do not fit the type.
+    """
+    if isinstance(value, RecipeBase):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"a recipe is an object with a `kind`, got {type(value).__name__}")
+    kind = value.get("kind")
+    cls = _RECIPE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown recipe kind {kind!r}; known kinds: {', '.join(recipe_kinds())}")
+    return cls.model_validate(value)
+
+
+class _RecipeField:
+    """Pydantic glue: a field holding any registered recipe, validated by ``kind`` and serialized with the fields
+    of its own type (not only the base's)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            recipe_from,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda r, info: r.model_dump(mode="json" if info.mode_is_json() else "python"), info_arg=True
+            ),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "type": "object",
+            "title": "Recipe",
+            "description": "a recipe: `kind` names the technique, the other fields are its settings",
+            "properties": {"kind": {"type": "string", "enum": recipe_kinds(), "maxLength": 64}},
+            "required": ["kind"],
+        }
+
+
+#: a field type for any registered recipe (the discriminated union, open to new techniques)
+Recipe = Annotated[RecipeBase, _RecipeField()]
+
+
+@register_recipe_type
+class StaticInt8Recipe(RecipeBase):
     """Static int8 QDQ quantization calibrated on data (the right default for CNNs)."""
 
     kind: Literal["static_int8"] = "static_int8"
+    quantizing: ClassVar[bool] = True
     per_channel: bool = True
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
     op_types: tuple[str, ...] | None = Field(
@@ -122,10 +207,12 @@ class StaticInt8Recipe(_RecipeBase):
         return f"static_int8{ops}-{gran}-{self.calibration}{rr}{keep}"
 
 
-class DynamicInt8Recipe(_RecipeBase):
+@register_recipe_type
+class DynamicInt8Recipe(RecipeBase):
     """Dynamic int8: weights int8 offline, activations quantized at run time (the transformer default)."""
 
     kind: Literal["dynamic_int8"] = "dynamic_int8"
+    quantizing: ClassVar[bool] = True
     # Gather holds the embedding tables of transformers (half of MiniLM's weights); Conv is left out on purpose:
     # onnxruntime's ConvInteger is often slower than fp32 and can wreck accuracy (STACK.md)
     op_types: tuple[str, ...] = ("MatMul", "Gemm", "Gather")
@@ -137,17 +224,21 @@ class DynamicInt8Recipe(_RecipeBase):
         return "dynamic_int8[" + ",".join(self.op_types) + "]" + keep
 
 
-class Fp16Recipe(_RecipeBase):
+@register_recipe_type
+class Fp16Recipe(RecipeBase):
     """Float16 weights and arithmetic, with float32 inputs and outputs kept."""
 
     kind: Literal["fp16"] = "fp16"
+    quantizing: ClassVar[bool] = True
     keep_io_types: bool = True
 
 
-class Int4WeightOnlyRecipe(_RecipeBase):
+@register_recipe_type
+class Int4WeightOnlyRecipe(RecipeBase):
     """4-bit block-wise weight-only quantization of MatMul (onnxruntime MatMulNBits)."""
 
     kind: Literal["int4_weight_only"] = "int4_weight_only"
+    quantizing: ClassVar[bool] = True
     block_size: int = Field(default=32, ge=16, le=256)
     symmetric: bool = True
 
@@ -167,19 +258,20 @@ def _pct(x: float) -> str:
     return f"{round(x * 100, 1):g}"
 
 
-class _TrainingRecipeBase(_RecipeBase):
+class TrainingRecipeBase(RecipeBase):
     """Recipes that change weights through PyTorch (or, for ONNX-only models, through numpy): no keep_fp32."""
 
     @model_validator(mode="after")
     def _no_keep_fp32(self) -> Self:
         if self.keep_fp32:
             raise ValueError(
-                f"keep_fp32 does not apply to {self.kind!r} (it names ONNX nodes left in float32 by a quantizer)"  # type: ignore[attr-defined]
+                f"keep_fp32 does not apply to {self.kind!r} (it names ONNX nodes left in float32 by a quantizer)"
             )
         return self
 
 
-class PruneMagnitudeRecipe(_TrainingRecipeBase):
+@register_recipe_type
+class PruneMagnitudeRecipe(TrainingRecipeBase):
     """Unstructured magnitude pruning: the smallest weights of Conv/Linear (Gemm/MatMul) layers are set to zero.
 
     With a PyTorch source this runs through ``torch.nn.utils.prune`` and may fine-tune with the mask in place;
@@ -202,7 +294,8 @@ class PruneMagnitudeRecipe(_TrainingRecipeBase):
         return f"prune_magnitude-{_pct(self.sparsity)}pct-{self.scope}{ft}"
 
 
-class PruneChannelsRecipe(_TrainingRecipeBase):
+@register_recipe_type
+class PruneChannelsRecipe(TrainingRecipeBase):
     """Structured pruning that removes whole channels (``torch-pruning`` keeps the layers consistent), so the
     exported ONNX really is smaller and faster. Needs a PyTorch source; the output layer keeps its width."""
 
@@ -228,11 +321,13 @@ class PruneChannelsRecipe(_TrainingRecipeBase):
         return f"prune_channels-{self.target}{_pct(self.amount)}pct{rounding}{ft}"
 
 
-class QatInt8Recipe(_TrainingRecipeBase):
+@register_recipe_type
+class QatInt8Recipe(TrainingRecipeBase):
     """Quantization-aware training for static int8 (torchao PT2E, the path neural-compressor 3.x uses), exported
     to ONNX with QuantizeLinear/DequantizeLinear pairs. Needs a PyTorch source and labelled training data."""
 
     kind: Literal["qat_int8"] = "qat_int8"
+    quantizing: ClassVar[bool] = True
     epochs: int = Field(default=2, ge=1, le=100)
     lr: float = Field(default=1e-3, gt=0.0, le=1.0, description="Adam learning rate (cosine-decayed)")
     per_channel: bool = True
@@ -242,12 +337,14 @@ class QatInt8Recipe(_TrainingRecipeBase):
         return f"qat_int8-{'pc' if self.per_channel else 'pt'}-e{self.epochs}"
 
 
-class IncAutotuneRecipe(_TrainingRecipeBase):
+@register_recipe_type
+class IncAutotuneRecipe(TrainingRecipeBase):
     """Intel Neural Compressor's accuracy-aware ``autotune`` over static int8 configurations (PT2E). INC stops at
     the first configuration whose tuning metric is within ``tolerable_loss``; the exported ONNX is measured again
     like every other candidate. Needs a PyTorch source and calibration data."""
 
     kind: Literal["inc_autotune"] = "inc_autotune"
+    quantizing: ClassVar[bool] = True
     tolerable_loss: float = Field(
         default=0.01, ge=0.0, le=1.0, description="relative loss of the tuning metric INC accepts"
     )
@@ -258,35 +355,19 @@ class IncAutotuneRecipe(_TrainingRecipeBase):
         return f"inc_autotune-{_pct(self.tolerable_loss)}pct"
 
 
-#: the recipes a chain may hold (a chain does not nest)
-ChainStep = Annotated[
-    StaticInt8Recipe
-    | DynamicInt8Recipe
-    | Fp16Recipe
-    | Int4WeightOnlyRecipe
-    | PruneMagnitudeRecipe
-    | PruneChannelsRecipe
-    | QatInt8Recipe
-    | IncAutotuneRecipe,
-    Field(discriminator="kind"),
-]
-
-#: kinds whose result is a quantized (or float16) model; nothing may follow them in a chain
-QUANTIZING_KINDS: frozenset[str] = frozenset(
-    {"static_int8", "dynamic_int8", "fp16", "int4_weight_only", "qat_int8", "inc_autotune"}
-)
-
-
-class ChainRecipe(_TrainingRecipeBase):
+@register_recipe_type
+class ChainRecipe(TrainingRecipeBase):
     """Steps applied in order (e.g. prune 30% of the channels with a fine-tune, then static int8 per channel),
     each measured in the report. Pruning steps come first; at most one quantizing step, and it comes last."""
 
     kind: Literal["chain"] = "chain"
-    steps: tuple[ChainStep, ...] = Field(min_length=2, max_length=8)
+    steps: tuple[Recipe, ...] = Field(min_length=2, max_length=8)
 
     @model_validator(mode="after")
     def _order(self) -> Self:
-        quant = [i for i, s in enumerate(self.steps) if s.kind in QUANTIZING_KINDS]
+        if any(isinstance(s, ChainRecipe) for s in self.steps):
+            raise ValueError("a chain does not nest: list the steps of the inner chain instead")
+        quant = [i for i, s in enumerate(self.steps) if s.quantizing]
         if len(quant) > 1:
             raise ValueError(
                 "a chain may quantize only once (quantizing twice compounds the error); "
@@ -299,33 +380,6 @@ class ChainRecipe(_TrainingRecipeBase):
     @property
     def label(self) -> str:
         return "+".join(s.label for s in self.steps)
-
-
-Recipe = Annotated[
-    StaticInt8Recipe
-    | DynamicInt8Recipe
-    | Fp16Recipe
-    | Int4WeightOnlyRecipe
-    | PruneMagnitudeRecipe
-    | PruneChannelsRecipe
-    | QatInt8Recipe
-    | IncAutotuneRecipe
-    | ChainRecipe,
-    Field(discriminator="kind"),
-]
-
-RECIPE_ALIASES: dict[str, str] = {
-    "static-int8": "static_int8",
-    "dynamic-int8": "dynamic_int8",
-    "fp16": "fp16",
-    "int4": "int4_weight_only",
-    "int4-weight-only": "int4_weight_only",
-    "prune-magnitude": "prune_magnitude",
-    "prune-channels": "prune_channels",
-    "qat-int8": "qat_int8",
-    "inc-autotune": "inc_autotune",
-    "chain": "chain",
-}
 
 
 class TorchSource(Frozen):

@@ -142,39 +142,18 @@ def _measured_objectives(candidates: Sequence[Candidate]) -> tuple[str, ...]:
 
 
 def recipe_methods(recipe: Any) -> set[str]:
-    """The compression methods a recipe uses: ``prune`` for kinds starting with "prune", else ``quantize``.
+    """The compression methods a recipe uses, as its technique registers them (a chain: its steps')."""
+    from optimizer.techniques.registry import recipe_methods as methods
 
-    A recipe that chains others (a ``steps`` sequence of recipes) uses the union of its steps' methods. This
-    is the one place the mapping lives.
-    """
-    steps = getattr(recipe, "steps", None)
-    if steps:
-        return set().union(*(recipe_methods(step) for step in steps))
-    kind = str(getattr(recipe, "kind", ""))
-    return {"prune"} if kind.startswith("prune") else {"quantize"}
-
-
-_PRECISION_OF_KIND: dict[str, str] = {
-    "static_int8": "int8",
-    "dynamic_int8": "int8",
-    "int4_weight_only": "int4",
-    "fp16": "fp16",
-    # quantization-aware training and neural-compressor's autotune both produce static int8
-    "qat_int8": "int8",
-    "inc_autotune": "int8",
-}
+    return methods(recipe)
 
 
 def recipe_precision(recipe: Any) -> str | None:
-    """The numeric precision a recipe produces (``int8``, ``int4``, ``fp16``) or None (e.g. pruning alone).
+    """The numeric precision a recipe produces (``int8``, ``int4``, ``fp16``) or None (e.g. pruning alone); for a
+    chained recipe, its last quantizing step's. From the technique registry."""
+    from optimizer.techniques.registry import recipe_precision as precision
 
-    For a chained recipe (``steps``), the precision of its last quantizing step.
-    """
-    steps = getattr(recipe, "steps", None)
-    if steps:
-        found = [p for step in steps if (p := recipe_precision(step)) is not None]
-        return found[-1] if found else None
-    return _PRECISION_OF_KIND.get(str(getattr(recipe, "kind", "")))
+    return precision(recipe)
 
 
 def allowed(candidate: Candidate, goal: Goal | None) -> bool:

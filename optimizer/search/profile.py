@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,11 @@ import onnx
 
 from optimizer.errors import TechniqueError
 from optimizer.measure.data import Dataset
+from optimizer.models.graph import QUANTIZABLE_OPS
 from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
 from optimizer.techniques.quantize import quantize_model
 from optimizer.types import LayerSensitivity, SensitivityReport, StaticInt8Recipe
 
-QUANTIZABLE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 PROFILE_SAMPLES = 4  # every intermediate tensor of both models is kept in memory: a few samples suffice
 _NOISE_FLOOR = 1e-12
 
@@ -263,39 +262,3 @@ def profile_layers_exact(
         seconds=round(time.perf_counter() - t0, 3),
         model_passes=sqnr.model_passes + len(specs) * 2,
     )
-
-
-# ops a "block" may extend through: elementwise activations and shape ops that follow a layer
-_BLOCK_STOP = frozenset(QUANTIZABLE_OPS)
-_BLOCK_MAX_NODES = 12
-
-
-def layer_blocks(model: onnx.ModelProto, layers: Sequence[str]) -> tuple[str, ...]:
-    """The node names that keep ``layers`` in float: each layer and the chain of non-layer nodes it feeds
-    (activations such as hard-swish written as Add/Clip/Div/Mul, BatchNorm folded as Mul/Add) up to the next
-    layer. Keeping only the layer's weights in fp32 while its activation chain stays quantized loses more than
-    it saves on such models (measured on ppocr-rec: keeping 48 Conv layers alone fell to 0% exact match).
-    """
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for n in model.graph.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
-    by_name = {n.name: n for n in model.graph.node}
-    keep: list[str] = []
-    seen: set[str] = set()
-    for name in layers:
-        node = by_name.get(name)
-        if node is None:
-            continue
-        queue = [node]
-        added = 0
-        while queue and added <= _BLOCK_MAX_NODES:
-            cur = queue.pop(0)
-            if cur.name in seen or not cur.name:
-                continue
-            seen.add(cur.name)
-            keep.append(cur.name)
-            added += 1
-            for out in cur.output:
-                queue.extend(c for c in consumers.get(out, []) if c.op_type not in _BLOCK_STOP)
-    return tuple(keep)

@@ -40,9 +40,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -54,24 +54,17 @@ from optimizer.models.inspect import inspect_model
 from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
 from optimizer.search.executors import Executor, Shared, TrialFn, make_executor
 from optimizer.search.pareto import ParetoReport, allowed, build_report, check_goal, size_limit_bytes
-from optimizer.search.profile import layer_blocks, profile_layers
+from optimizer.search.profile import profile_layers
 from optimizer.search.trial import TrialSpec, run_trial
+from optimizer.techniques import registry
 from optimizer.techniques.prune import compressed_size_bytes
+from optimizer.techniques.registry import GridContext, SizeBasis
 from optimizer.types import (
-    QUANTIZING_KINDS,
     Candidate,
-    ChainRecipe,
-    DynamicInt8Recipe,
-    Fp16Recipe,
     Frozen,
     Goal,
-    IncAutotuneRecipe,
-    Int4WeightOnlyRecipe,
     Metrics,
     ModelInspection,
-    PruneChannelsRecipe,
-    PruneMagnitudeRecipe,
-    QatInt8Recipe,
     Recipe,
     SensitivityReport,
     StaticInt8Recipe,
@@ -80,7 +73,6 @@ from optimizer.types import (
 
 log = logging.getLogger(__name__)
 
-SELECTIVE_KS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 SIZE_MARGIN = (
     1.05  # a predicted size this much over the limit is skipped; predictions are within a few percent
 )
@@ -113,19 +105,6 @@ class SweepEvent:
 ProgressFn = Callable[[SweepEvent], None]
 
 
-Family = Literal[
-    "anchor",
-    "calibration",
-    "per_tensor",
-    "selective",
-    "dynamic_conv",
-    "prune",  # pruning on the PyTorch model
-    "prune_onnx",  # magnitude pruning of an ONNX-only model's initializers
-    "needs_torch",  # listed to state a limit: never run without a PyTorch source
-    "qat",
-    "inc",
-    "chain",
-]
 #: the families of the quantization grid (the others need training or a PyTorch model)
 QUANT_FAMILIES: frozenset[str] = frozenset(
     {"anchor", "calibration", "per_tensor", "selective", "dynamic_conv"}
@@ -142,7 +121,7 @@ NEEDS_TORCH_REASON = (
 class GridItem:
     id: str
     recipe: Recipe
-    family: Family
+    family: str
     predicted_size: float
     k: int = 0
 
@@ -150,55 +129,9 @@ class GridItem:
 # --------------------------------------------------------------------------- the grid
 
 
-def _weight_params(info: ModelInspection, op_types: Sequence[str] | None) -> int:
-    return sum(la.param_count for la in info.layers if op_types is None or la.op_type in op_types)
-
-
-QUANT_LAYER_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-# what full static int8 quantizes among the weight-carrying ops (embeddings too)
-STATIC_WEIGHT_OPS = (*QUANT_LAYER_OPS, "Gather")
-DYNAMIC_OPS = ("MatMul", "Gemm", "Gather")
-
-
-def _kept_fraction(recipe: Recipe) -> float:
-    """The fraction of parameters channel pruning keeps (1 for every other recipe)."""
-    frac = 1.0
-    for step in recipe.steps if isinstance(recipe, ChainRecipe) else (recipe,):
-        if isinstance(step, PruneChannelsRecipe):
-            frac *= 1.0 - step.amount
-    return frac
-
-
-def predict_size(recipe: Recipe, info: ModelInspection, layer_params: dict[str, int]) -> float:
-    """Bytes the quantized file should take: float weights are 4 bytes, int8 1, fp16 2, int4 about 0.6.
-
-    Channel pruning keeps ``1 - amount`` of the weights (a MAC target is read as a parameter target); magnitude
-    pruning keeps the dense size; QAT and INC produce static int8; a chain is its quantizing step applied to
-    what its pruning keeps.
-    """
-    total = 4.0 * info.param_count
-    overhead = max(info.size_bytes - total, 0.0)
-    if isinstance(recipe, ChainRecipe):
-        last = next((st for st in recipe.steps if st.kind in QUANTIZING_KINDS), None)
-        full = predict_size(last, info, layer_params) if last is not None else overhead + total
-        return overhead + (full - overhead) * _kept_fraction(recipe)
-    if isinstance(recipe, PruneChannelsRecipe):
-        return overhead + total * _kept_fraction(recipe)
-    if isinstance(recipe, PruneMagnitudeRecipe):
-        return overhead + total
-    if isinstance(recipe, (QatInt8Recipe, IncAutotuneRecipe)):
-        recipe = StaticInt8Recipe()
-    kept = sum(layer_params.get(n, 0) for n in recipe.keep_fp32)
-    if isinstance(recipe, StaticInt8Recipe):
-        q = _weight_params(info, recipe.op_types or STATIC_WEIGHT_OPS) - kept
-        return overhead + total - 3.0 * q
-    if isinstance(recipe, DynamicInt8Recipe):
-        q = _weight_params(info, recipe.op_types) - kept
-        return overhead + total - 3.0 * q
-    if isinstance(recipe, Fp16Recipe):
-        return overhead + 2.0 * info.param_count + 2.0 * kept
-    q = _weight_params(info, ("MatMul",)) - kept
-    return overhead + total - 3.4 * q
+def predict_size(recipe: Recipe, info: ModelInspection) -> float:
+    """Bytes the recipe's file should take on this model (its technique's prediction, see the registry)."""
+    return registry.predict_size(recipe, SizeBasis.of(info))
 
 
 def candidate_id(index: int, recipe: Recipe) -> str:
@@ -218,83 +151,138 @@ def build_grid(
     finetune_epochs: int = 1,
     graph: onnx.ModelProto | None = None,
 ) -> list[GridItem]:
-    """Every candidate the sweep could try on this model (before the goal prunes it).
+    """Every candidate the sweep could try on this model (before the goal prunes it): what each registered
+    technique proposes (:func:`optimizer.techniques.registry.propose_all`), in grid order, with its predicted
+    size.
 
-    With ``torch_source``, the grid also holds channel and magnitude pruning (fine-tuned for ``finetune_epochs``
-    when the source has training data), QAT (with training data), INC autotune (with calibration data) and
-    chains of pruning then int8. Without one, ``onnx_pruning`` adds magnitude pruning of the initializers (and a
-    chain of it with int8), plus a ``needs_torch`` item that is never run: it states what needs the PyTorch model.
-    With ``graph`` (the pre-processed model), a selective candidate keeps each of its k layers in fp32 together
-    with the activation chain the layer feeds (:func:`optimizer.search.profile.layer_blocks`).
+    With ``torch_source``, the techniques that need the PyTorch model propose theirs (pruning fine-tuned for
+    ``finetune_epochs`` when the source has training data, QAT with training data, INC with calibration data,
+    chains of pruning then int8). Without one, ``onnx_pruning`` (the goal asks for pruning) adds magnitude pruning
+    of the initializers (and a chain of it with int8), plus a ``needs_torch`` item that is never run: it states
+    what needs the PyTorch model. With ``graph`` (the pre-processed model), a selective candidate keeps each of its
+    k layers in fp32 together with the activation chain the layer feeds (:func:`optimizer.models.graph.layer_blocks`).
     """
-    layer_params = {la.name: la.param_count for la in info.layers}
-    ops = set(info.op_counts)
+    ctx = GridContext(
+        info=info,
+        sensitivity=sensitivity,
+        has_calib=has_calib,
+        torch_source=torch_source,
+        asks_pruning=onnx_pruning,
+        finetune_epochs=finetune_epochs,
+        max_selective=max_selective,
+        graph=graph,
+    )
+    basis = SizeBasis.of(info)
     items: list[GridItem] = []
-
-    def add(recipe: Recipe, family: Any, k: int = 0) -> None:
-        rid = candidate_id(len(items), recipe)
-        items.append(GridItem(rid, recipe, family, predict_size(recipe, info, layer_params), k))
-
-    if has_calib and ops & set(QUANT_LAYER_OPS):
-        add(StaticInt8Recipe(), "anchor")
-    if ops & {"MatMul", "Gemm"}:
-        add(DynamicInt8Recipe(op_types=tuple(o for o in DYNAMIC_OPS if o in ops)), "anchor")
-    add(Fp16Recipe(), "anchor")
-    if "MatMul" in ops and _weight_params(info, ("MatMul",)) > 0:
-        add(Int4WeightOnlyRecipe(), "anchor")
-    if has_calib and ops & set(QUANT_LAYER_OPS):
-        add(StaticInt8Recipe(calibration="entropy"), "calibration")
-        add(StaticInt8Recipe(calibration="percentile"), "calibration")
-        add(StaticInt8Recipe(per_channel=False), "per_tensor")
-        if sensitivity and sensitivity.layers:
-            ranked = [la.name for la in sensitivity.layers]
-            ks = [k for k in SELECTIVE_KS if k < len(ranked)][:max_selective]
-            for k in ks:
-                keep = layer_blocks(graph, ranked[:k]) if graph is not None else tuple(ranked[:k])
-                add(StaticInt8Recipe(keep_fp32=keep), "selective", k)
-    if "Conv" in ops:
-        add(
-            DynamicInt8Recipe(op_types=tuple(o for o in ("Conv", *DYNAMIC_OPS) if o in ops)),
-            "dynamic_conv",
-        )
-    quant_ops = bool(ops & set(QUANT_LAYER_OPS))
-    if torch_source is not None:
-        ft = finetune_epochs if torch_source.train_path is not None else 0
-        prune30 = PruneChannelsRecipe(amount=0.3, finetune_epochs=ft)
-        prune50 = PruneChannelsRecipe(amount=0.5, finetune_epochs=ft)
-        sparse50 = PruneMagnitudeRecipe(sparsity=0.5, finetune_epochs=ft)
-        for recipe in (prune30, prune50, sparse50):
-            add(recipe, "prune")
-        if torch_source.train_path is not None:
-            add(QatInt8Recipe(), "qat")
-        if has_calib:
-            add(IncAutotuneRecipe(), "inc")
-        if has_calib and quant_ops:
-            for first in (prune30, prune50, sparse50):
-                add(ChainRecipe(steps=(first, StaticInt8Recipe())), "chain")
-        if torch_source.train_path is not None:
-            add(ChainRecipe(steps=(prune30, QatInt8Recipe())), "chain")
-    elif onnx_pruning and quant_ops:
-        add(PruneMagnitudeRecipe(sparsity=0.5), "prune_onnx")
-        add(PruneMagnitudeRecipe(sparsity=0.75), "prune_onnx")
-        if has_calib:
-            add(ChainRecipe(steps=(PruneMagnitudeRecipe(sparsity=0.5), StaticInt8Recipe())), "chain")
-        add(PruneChannelsRecipe(amount=0.3), "needs_torch")
+    for p in registry.propose_all(ctx):
+        rid = candidate_id(len(items), p.recipe)
+        items.append(GridItem(rid, p.recipe, p.family, registry.predict_size(p.recipe, basis), p.k))
     return items
 
 
 # --------------------------------------------------------------------------- the sweep
 
 
-@dataclass
-class _State:
-    goal: Goal | None
-    baseline: Metrics
-    results: dict[str, Candidate] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
+class Search:
+    """One sweep's state and the moves of the directed search (see the module docstring).
+
+    It owns what was measured (``results``), what was skipped and why (``skipped``), the grid, and the scale
+    that corrects size predictions once the full int8 candidate has been measured. ``run`` builds and measures
+    items on the executor; ``skip`` records why an item is not built; ``too_big`` skips an item whose predicted
+    size breaks the size limit.
+    """
+
+    def __init__(
+        self,
+        grid: list[GridItem],
+        *,
+        goal: Goal | None,
+        baseline: Metrics,
+        executor: Executor,
+        spec: Callable[[GridItem], TrialSpec],
+        out_dir: Path,
+        emit: ProgressFn,
+    ):
+        self.grid = grid
+        self.goal = goal
+        self.baseline = baseline
+        self.executor = executor
+        self._spec = spec
+        self.out_dir = out_dir
+        self.emit = emit
+        self.results: dict[str, Candidate] = {}
+        self.skipped: dict[str, str] = {}
+        self.scale = 1.0  # measured / predicted size of the full int8 candidate, once known
+        self.limit = size_limit_bytes(goal, baseline)
+
+    # ------------------------------------------------------------------ facts about the goal and the results
+
+    @property
+    def objective(self) -> str:
+        return self.goal.objective if self.goal else "balanced"
+
+    @property
+    def has_limits(self) -> bool:
+        return bool(self.goal and self.goal.has_constraints)
+
+    @property
+    def drop_limit(self) -> float | None:
+        return self.goal.max_accuracy_drop_pct if self.goal else None
 
     def feasible(self, c: Candidate) -> bool:
         return c.ok and (self.goal is None or not check_goal(c, self.goal, self.baseline))
+
+    def any_feasible(self) -> bool:
+        return any(self.feasible(c) for c in self.results.values())
+
+    def predicted(self, item: GridItem) -> float:
+        return item.predicted_size * self.scale
+
+    def planned(self) -> int:
+        return len(self.grid) - len(self.skipped)
+
+    # ------------------------------------------------------------------ moves
+
+    def run(self, items: Sequence[GridItem]) -> None:
+        """Build and measure the items not yet measured or skipped; each result is stored as it arrives."""
+        todo = [i for i in items if i.id not in self.results and i.id not in self.skipped]
+        for cand, blob in self.executor.run([self._spec(i) for i in todo]):
+            if blob is not None:
+                path = self.out_dir / "candidates" / f"{cand.id}.onnx"
+                path.write_bytes(blob)
+                cand = cand.model_copy(update={"model_path": str(path)})
+            self.results[cand.id] = cand
+            self.emit(SweepEvent("trial", len(self.results), self.planned(), cand))
+
+    def skip(self, item: GridItem, reason: str) -> None:
+        if item.id not in self.results and item.id not in self.skipped:
+            self.skipped[item.id] = reason
+            self.emit(
+                SweepEvent("skipped", len(self.results), self.planned(), message=f"{item.id}: {reason}")
+            )
+
+    def too_big(self, item: GridItem) -> bool:
+        if self.limit is not None and self.predicted(item) > self.limit * SIZE_MARGIN:
+            self.skip(
+                item,
+                f"predicted size {self.predicted(item) / 1e6:.3f} MB exceeds the {self.limit / 1e6:.3f} MB limit",
+            )
+            return True
+        return False
+
+    def measure_smallest_when_none_succeeded(
+        self, items: Sequence[GridItem], cancelled: threading.Event
+    ) -> None:
+        """Every candidate was predicted to miss (or failed): measure the smallest anyway, so "nearest" has
+        real numbers."""
+        if cancelled.is_set() or any(c.ok for c in self.results.values()):
+            return
+        for item in sorted(items, key=self.predicted):
+            if item.id not in self.results:
+                self.skipped.pop(item.id, None)
+                self.run([item])
+            if any(c.ok for c in self.results.values()):
+                break
 
 
 def _allowed_recipe(recipe: Recipe, goal: Goal | None) -> bool:
@@ -365,7 +353,6 @@ def run_sweep(
     base_metrics = base_metrics.model_copy(
         update={"accuracy_drop_pct": 0.0, "compressed_size_bytes": compressed_size_bytes(model_path)}
     )
-    state = _State(goal, base_metrics)
     emit(
         SweepEvent("baseline", 0, 0, message=f"baseline {base_metrics.metric_name} {base_metrics.metric:.4f}")
     )
@@ -379,25 +366,47 @@ def run_sweep(
 
     if not opts.torch_recipes:
         torch_source = None
-    asks_prune = goal is not None and goal.asks_for("prune")
     grid = build_grid(
         info,
         sensitivity,
         has_calib=calib is not None,
         max_selective=opts.max_selective,
         torch_source=torch_source,
-        onnx_pruning=asks_prune,
+        onnx_pruning=goal is not None and goal.asks_for("prune"),
         finetune_epochs=opts.finetune_epochs,
         graph=onnx.load(str(prepared), load_external_data=False),
     )
+
+    def spec(item: GridItem) -> TrialSpec:
+        return TrialSpec(
+            id=item.id,
+            recipe=item.recipe,
+            baseline_metric=float(base_metrics.metric or 0.0),
+            threads=opts.threads,
+            latency_runs=opts.latency_runs,
+            provider=provider,
+            torch_source=torch_source,
+        )
+
+    executor = make_executor(
+        opts.executor,
+        Shared(prepared.read_bytes(), data, calib, reference),
+        cancelled,
+        opts.workers,
+        gpus,
+        trial_fn,
+    )
+    search = Search(
+        grid, goal=goal, baseline=base_metrics, executor=executor, spec=spec, out_dir=out, emit=emit
+    )
     for c in extra_candidates:
-        state.results[c.id] = c
+        search.results[c.id] = c
     allowed_items = []
     for item in grid:
         if item.family == "needs_torch":
-            state.skipped[item.id] = NEEDS_TORCH_REASON
+            search.skipped[item.id] = NEEDS_TORCH_REASON
         elif not _allowed_recipe(item.recipe, goal):
-            state.skipped[item.id] = "excluded by the goal's precision or methods"
+            search.skipped[item.id] = "excluded by the goal's precision or methods"
         else:
             allowed_items.append(item)
     if not allowed_items:
@@ -406,79 +415,17 @@ def run_sweep(
             hint="allow quantization (int8 fits most models) or drop the precision requirement",
         )
 
-    shared = Shared(prepared.read_bytes(), data, calib, reference)
-    executor = make_executor(opts.executor, shared, cancelled, opts.workers, gpus, trial_fn)
-    limit = size_limit_bytes(goal, base_metrics)
-    scale = [1.0]  # measured / predicted size of the full int8 candidate, once known
-
-    def predicted(item: GridItem) -> float:
-        return item.predicted_size * scale[0]
-
-    def run(items: Sequence[GridItem]) -> None:
-        todo = [i for i in items if i.id not in state.results and i.id not in state.skipped]
-        specs = [
-            TrialSpec(
-                id=i.id,
-                recipe=i.recipe,
-                baseline_metric=float(base_metrics.metric or 0.0),
-                threads=opts.threads,
-                latency_runs=opts.latency_runs,
-                provider=provider,
-                torch_source=torch_source,
-            )
-            for i in todo
-        ]
-        for cand, blob in executor.run(specs):
-            if blob is not None:
-                path = out / "candidates" / f"{cand.id}.onnx"
-                path.write_bytes(blob)
-                cand = cand.model_copy(update={"model_path": str(path)})
-            state.results[cand.id] = cand
-            emit(SweepEvent("trial", len(state.results), len(grid) - len(state.skipped), cand))
-
-    def skip(item: GridItem, reason: str) -> None:
-        if item.id not in state.results and item.id not in state.skipped:
-            state.skipped[item.id] = reason
-            emit(
-                SweepEvent(
-                    "skipped",
-                    len(state.results),
-                    len(grid) - len(state.skipped),
-                    message=f"{item.id}: {reason}",
-                )
-            )
-
-    def too_big(item: GridItem) -> bool:
-        if limit is not None and predicted(item) > limit * SIZE_MARGIN:
-            skip(
-                item, f"predicted size {predicted(item) / 1e6:.3f} MB exceeds the {limit / 1e6:.3f} MB limit"
-            )
-            return True
-        return False
-
     if opts.exhaustive:
-        run(allowed_items)
+        search.run(allowed_items)
     else:
-        quant_items = [i for i in allowed_items if i.family in QUANT_FAMILIES]
-        _directed_search(quant_items, state, run, skip, too_big, predicted, scale, goal, opts, executor)
-        _training_search(
-            [i for i in allowed_items if i.family not in QUANT_FAMILIES], state, run, skip, too_big, goal
-        )
-
-    if not cancelled.is_set() and not any(c.ok for c in state.results.values()):
-        # every candidate was predicted to miss: measure the smallest anyway, so "nearest" has real numbers
-        for item in sorted(allowed_items, key=predicted):
-            if item.id not in state.results:
-                state.skipped.pop(item.id, None)
-                run([item])
-            if any(c.ok for c in state.results.values()):
-                break
-
+        _directed_search(search, [i for i in allowed_items if i.family in QUANT_FAMILIES])
+        _training_search(search, [i for i in allowed_items if i.family not in QUANT_FAMILIES])
+    search.measure_smallest_when_none_succeeded(allowed_items, cancelled)
     if cancelled.is_set():
         for item in allowed_items:
-            skip(item, "the sweep was cancelled before this candidate ran")
+            search.skip(item, "the sweep was cancelled before this candidate ran")
 
-    candidates = [state.results[i.id] for i in grid if i.id in state.results]
+    candidates = [search.results[i.id] for i in grid if i.id in search.results]
     candidates += [c for c in extra_candidates if c.id not in {x.id for x in candidates}]
     evaluations = len(candidates)
     report = build_report(
@@ -488,8 +435,8 @@ def run_sweep(
         goal,
         evaluations=evaluations,
         grid_size=len(grid),
-        skipped=list(state.skipped),
-        skipped_reasons=state.skipped,
+        skipped=list(search.skipped),
+        skipped_reasons=search.skipped,
         sensitivity=sensitivity,
     )
     if not cancelled.is_set():
@@ -499,18 +446,10 @@ def run_sweep(
     return report
 
 
-def _directed_search(
-    items: list[GridItem],
-    state: _State,
-    run: Callable[[Sequence[GridItem]], None],
-    skip: Callable[[GridItem, str], None],
-    too_big: Callable[[GridItem], bool],
-    predicted: Callable[[GridItem], float],
-    scale: list[float],
-    goal: Goal | None,
-    opts: SweepOptions,
-    executor: Executor,
-) -> None:
+def _directed_search(search: Search, items: list[GridItem]) -> None:
+    """Steps 2-3 of the search: anchors first, then only the accuracy repairs the results call for."""
+    state, run, skip, too_big, predicted = search, search.run, search.skip, search.too_big, search.predicted
+    goal = search.goal
     fam: dict[str, list[GridItem]] = {}
     for it in items:
         fam.setdefault(it.family, []).append(it)
@@ -520,7 +459,7 @@ def _directed_search(
     full = next((i for i in fam.get("anchor", []) if isinstance(i.recipe, StaticInt8Recipe)), None)
     full_c = state.results.get(full.id) if full else None
     if full and full_c and full_c.ok and full_c.metrics:
-        scale[0] = full_c.metrics.size_bytes / max(full.predicted_size, 1.0)
+        search.scale = full_c.metrics.size_bytes / max(full.predicted_size, 1.0)
 
     objective = goal.objective if goal else "balanced"
     has_limits = bool(goal and goal.has_constraints)
@@ -588,7 +527,7 @@ def _directed_search(
         return
     lo, hi = 0, len(cands) - 1
     best: int | None = None
-    width = max(1, getattr(executor, "slots", 1))
+    width = max(1, getattr(search.executor, "slots", 1))
     while lo <= hi and cands:
         span = hi - lo + 1
         probes = sorted({lo + (span * (j + 1)) // (width + 1) for j in range(min(width, span))})
@@ -619,17 +558,11 @@ def _directed_search(
             skip(it, "bisection over k showed a smaller k misses the accuracy limit (monotone in k)")
 
 
-def _training_search(
-    items: list[GridItem],
-    state: _State,
-    run: Callable[[Sequence[GridItem]], None],
-    skip: Callable[[GridItem, str], None],
-    too_big: Callable[[GridItem], bool],
-    goal: Goal | None,
-) -> None:
+def _training_search(search: Search, items: list[GridItem]) -> None:
     """Steps 5 and 6 of the search: QAT/INC as accuracy repairs, pruning and chains when asked for or needed."""
     if not items:
         return
+    state, run, skip, too_big, goal = search, search.run, search.skip, search.too_big, search.goal
     has_limits = bool(goal and goal.has_constraints)
     drop_limit = goal.max_accuracy_drop_pct if goal else None
     asks_prune = goal is not None and goal.asks_for("prune")

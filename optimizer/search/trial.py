@@ -20,9 +20,8 @@ import numpy as np
 from optimizer.errors import QuantTaaSError
 from optimizer.measure.data import Dataset
 from optimizer.measure.evaluate import evaluate_model
-from optimizer.techniques.chain import apply_recipe, complete_steps, is_extended
+from optimizer.techniques.chain import apply_recipe, complete_steps
 from optimizer.techniques.prune import compressed_size_bytes
-from optimizer.techniques.quantize import quantize_model
 from optimizer.types import Candidate, ErrorInfo, Frozen, Metrics, Recipe, TorchSource
 
 #: latency runs for the intermediate steps of a chain (the final model gets the trial's full count)
@@ -67,18 +66,16 @@ def run_trial(
             src = Path(tmp) / "input.onnx"
             src.write_bytes(model_bytes)
             target = Path(tmp) / "candidate.onnx"
-            if is_extended(spec.recipe):
-                applied = apply_recipe(
-                    src,
-                    spec.recipe,
-                    target,
-                    calib=calib,
-                    torch_source=spec.torch_source,
-                    evaluate=lambda p: measure(p, min(STEP_LATENCY_RUNS, spec.latency_runs)),
-                )
-                out, detail = applied.path, applied.detail
-            else:
-                out = quantize_model(src, spec.recipe, target, calib=calib, prepared=True)
+            applied = apply_recipe(
+                src,
+                spec.recipe,
+                target,
+                calib=calib,
+                torch_source=spec.torch_source,
+                evaluate=lambda p: measure(p, min(STEP_LATENCY_RUNS, spec.latency_runs)),
+                prepared=True,
+            )
+            out, detail = applied.path, applied.detail
             metrics = measure(out, spec.latency_runs)
             if "steps" in detail:
                 detail = {**detail, "steps": complete_steps(detail["steps"], metrics)}

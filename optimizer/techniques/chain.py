@@ -1,18 +1,18 @@
-"""Apply pruning, QAT, neural-compressor and chained recipes, recording what every step did and measured.
+"""The engine that applies any recipe, step by step, recording what every step did and measured.
 
-:func:`apply_recipe` takes any recipe the quantizer registry does not handle alone (``prune_magnitude``,
-``prune_channels``, ``qat_int8``, ``inc_autotune``, ``chain``) and runs its steps in order:
+:func:`apply_recipe` applies a recipe (a chain's steps in order; any other recipe is one step) with the step
+function its technique registers (:mod:`optimizer.techniques.registry`):
 
 - a PyTorch step (pruning with a PyTorch source, QAT, INC) works on the module built from the
-  :class:`~optimizer.types.TorchSource` (loaded at the first such step, then carried from step to step) and
-  exports it to ONNX;
+  :class:`~optimizer.types.TorchSource` (loaded at the first such step, then carried from step to step in the
+  :class:`StepContext`) and exports it to ONNX;
 - an ONNX step (the onnxruntime quantizers, or magnitude pruning without a PyTorch source) works on the ONNX file
   the previous step wrote. After it, the PyTorch module no longer matches the file, so a later PyTorch step is
   refused (a chain puts its pruning first and its one quantizing step last; :class:`ChainRecipe` checks that).
 
-Each step's file is measured for size and compressed size, and, when the caller gives an evaluator, for the
-metric and latency on onnxruntime: ``steps`` lists them in order. Whether a fine-tune ran, and why not when it did
-not, is stated for every step.
+Each step's file must load in onnxruntime, and is measured for size and compressed size, and, when the caller
+gives an evaluator, for the metric and latency on onnxruntime: ``steps`` lists them in order. Whether a fine-tune
+ran, and why not when it did not, is stated for every step.
 
 Light to import: torch is imported only when a step needs it.
 """
@@ -30,56 +30,29 @@ from typing import Any
 from optimizer.errors import QuantTaaSError, RecipeError, TechniqueError
 from optimizer.measure.data import Dataset
 from optimizer.models.inspect import inspect_model
-from optimizer.techniques.prune import (
-    COMPRESSION_NOTE,
-    ONNX_PRUNING_LIMITS,
-    compressed_size_bytes,
-    prune_onnx_magnitude,
-)
-from optimizer.techniques.quantize import check_loads, quantize_model
-from optimizer.types import (
-    ChainRecipe,
-    IncAutotuneRecipe,
-    Metrics,
-    PruneChannelsRecipe,
-    PruneMagnitudeRecipe,
-    QatInt8Recipe,
-    TorchSource,
-)
+from optimizer.techniques.prune import compressed_size_bytes
+from optimizer.techniques.quantize import check_loads
+from optimizer.techniques.registry import steps_of, technique_of
+from optimizer.types import Metrics, TorchSource
 
 __all__ = [
-    "EXTENDED_KINDS",
-    "TORCH_ONLY_KINDS",
     "AppliedRecipe",
+    "StepContext",
     "apply_recipe",
     "complete_steps",
-    "is_extended",
+    "finetune",
     "needs_torch",
-    "recipe_steps",
     "torch_source_for",
 ]
-
-#: kinds that need the PyTorch model
-TORCH_ONLY_KINDS: frozenset[str] = frozenset({"prune_channels", "qat_int8", "inc_autotune"})
-#: kinds :func:`apply_recipe` handles (the rest go to :func:`optimizer.techniques.quantize.quantize_model` alone)
-EXTENDED_KINDS: frozenset[str] = TORCH_ONLY_KINDS | {"prune_magnitude", "chain"}
 
 Evaluator = Callable[[Path], Metrics]
 
 
-def recipe_steps(recipe: Any) -> list[Any]:
-    """The steps of a chain, or ``[recipe]``."""
-    return list(recipe.steps) if isinstance(recipe, ChainRecipe) else [recipe]
-
-
-def is_extended(recipe: Any) -> bool:
-    """True for the recipes :func:`apply_recipe` runs (pruning, QAT, INC, chains)."""
-    return str(getattr(recipe, "kind", "")) in EXTENDED_KINDS
-
-
 def needs_torch(recipe: Any) -> bool:
     """True when some step of ``recipe`` can only run on the PyTorch model."""
-    return any(s.kind in TORCH_ONLY_KINDS for s in recipe_steps(recipe))
+    from optimizer.techniques.registry import recipe_needs
+
+    return "torch_source" in recipe_needs(recipe)
 
 
 def torch_source_for(
@@ -127,12 +100,15 @@ class AppliedRecipe:
     detail: dict[str, Any]
 
 
-class _State:
-    """What carries from step to step: the PyTorch module (loaded lazily) and whether the file has left it."""
+class StepContext:
+    """What carries from step to step: the calibration data, the PyTorch module (loaded lazily) and whether the
+    file has left it. ``prepared`` says the first step's input is already pre-processed for quantization (the
+    sweep does it once per model)."""
 
-    def __init__(self, src: TorchSource | None, calib: Dataset | None):
+    def __init__(self, src: TorchSource | None, calib: Dataset | None, *, prepared: bool = False):
         self.src = src
         self.calib = calib
+        self.prepared = prepared
         self.module: Any = None
         self.onnx_only_since: int | None = None  # the step after which the module no longer matches the file
         self._train: Dataset | None = None
@@ -175,10 +151,12 @@ class _State:
         return example_inputs(self.src, self.calib)
 
 
-def _finetune(state: _State, module: Any, epochs: int, lr: float, teacher: Any) -> dict[str, Any]:
+def finetune(ctx: StepContext, module: Any, epochs: int, lr: float, teacher: Any) -> dict[str, Any]:
+    """Fine-tune ``module`` for ``epochs`` on the source's training data, when there is some; the notes say
+    whether it ran and why not."""
     if epochs == 0:
         return {"finetuned": False, "finetune": "not requested (finetune_epochs=0)"}
-    train = state.train()
+    train = ctx.train()
     if train is None:
         return {
             "finetuned": False,
@@ -186,107 +164,13 @@ def _finetune(state: _State, module: Any, epochs: int, lr: float, teacher: Any) 
         }
     from optimizer.techniques.torch_backend import fit
 
-    assert state.src is not None
-    stats = fit(module, train, state.src.input_names, epochs=epochs, lr=lr, teacher=teacher)
+    assert ctx.src is not None
+    stats = fit(module, train, ctx.src.input_names, epochs=epochs, lr=lr, teacher=teacher)
     return {
         "finetuned": True,
         "finetune": f"{epochs} epoch(s) of Adam at lr {lr:g} on {stats['samples']} samples ({stats['loss']})",
         "training": stats,
     }
-
-
-def _torch_prune(state: _State, i: int, step: Any, out: Path) -> dict[str, Any]:
-    import torch
-
-    from optimizer.techniques.prune import (
-        make_pruning_permanent,
-        prune_module_channels,
-        prune_module_magnitude,
-    )
-    from optimizer.techniques.torch_backend import export_float, teacher_copy
-
-    module = state.module_for(i, step)
-    example = state.example()
-    teacher = teacher_copy(module, state.train()) if step.finetune_epochs else None
-    torch.manual_seed(0)
-    if isinstance(step, PruneChannelsRecipe):
-        notes = prune_module_channels(module, step, example)
-        notes.update(_finetune(state, module, step.finetune_epochs, step.lr, teacher))
-    else:
-        layers = prune_module_magnitude(module, step)
-        ft = _finetune(state, module, step.finetune_epochs, step.lr, teacher)
-        notes = {**make_pruning_permanent(layers), **ft, "scope": step.scope, "note": COMPRESSION_NOTE}
-    assert state.src is not None
-    export_float(module, example, out, state.src)
-    return notes
-
-
-def _run_step(state: _State, i: int, step: Any, src: Path, out: Path) -> dict[str, Any]:
-    """Apply one step from ``src`` to ``out``; returns its notes (backend, fine-tune, what changed)."""
-    if isinstance(step, PruneMagnitudeRecipe) and not state.torch_usable():
-        notes = prune_onnx_magnitude(src, step, out)
-        why = (
-            "no PyTorch source"
-            if state.src is None
-            else f"step {(state.onnx_only_since or 0) + 1} changed the ONNX file only"
-        )
-        notes.update(
-            finetuned=False,
-            finetune=f"not possible: pruned the ONNX initializers ({why})",
-            scope=step.scope,
-            note=COMPRESSION_NOTE,
-        )
-        if state.src is None:
-            notes["limits"] = ONNX_PRUNING_LIMITS
-        state.onnx_only_since = i
-        return notes
-    if isinstance(step, (PruneMagnitudeRecipe, PruneChannelsRecipe)):
-        return _torch_prune(state, i, step, out)
-    if isinstance(step, QatInt8Recipe):
-        from optimizer.techniques.qat import qat_int8
-        from optimizer.techniques.torch_backend import export_pt2e
-
-        module = state.module_for(i, step)
-        train = state.train()
-        if train is None:
-            raise RecipeError(
-                "quantization-aware training needs labelled training data",
-                hint="set TorchSource.train_path to a .npz of training inputs with `labels`",
-            )
-        assert state.src is not None
-        example = state.example()
-        graph, notes = qat_int8(module, step, example, train, state.src)
-        export_pt2e(graph, example, out, state.src)
-        state.onnx_only_since = i
-        return {
-            "backend": "torchao-pt2e",
-            "finetuned": True,
-            "finetune": "QAT training (see training)",
-            **notes,
-        }
-    if isinstance(step, IncAutotuneRecipe):
-        from optimizer.techniques.qat import inc_autotune
-        from optimizer.techniques.torch_backend import export_pt2e
-
-        module = state.module_for(i, step)
-        if state.calib is None:
-            raise RecipeError(
-                "neural-compressor autotune needs calibration data", hint="pass --calib DATA.npz"
-            )
-        assert state.src is not None
-        example = state.example()
-        graph, notes = inc_autotune(module, step, example, state.calib, state.src)
-        export_pt2e(graph, example, out, state.src)
-        state.onnx_only_since = i
-        return {
-            "backend": "neural-compressor-pt2e",
-            "finetuned": False,
-            "finetune": "none (post-training)",
-            **notes,
-        }
-    quantize_model(src, step, out, calib=state.calib)
-    state.onnx_only_since = i
-    return {"backend": "onnxruntime", "finetuned": False, "finetune": "none (post-training)"}
 
 
 def apply_recipe(
@@ -297,11 +181,13 @@ def apply_recipe(
     calib: Dataset | None = None,
     torch_source: TorchSource | None = None,
     evaluate: Evaluator | None = None,
+    prepared: bool = False,
 ) -> AppliedRecipe:
     """Apply ``recipe`` (one step or a :class:`ChainRecipe`) to the model at ``model_path``; write ``out_path``.
 
     ``evaluate`` measures every intermediate step's file (the caller measures the final one and completes the
-    record with :func:`complete_steps`). PyTorch steps run on one torch thread with a fixed seed.
+    record with :func:`complete_steps`). ``prepared``: the model is already pre-processed for quantization.
+    PyTorch steps run on one torch thread with a fixed seed.
 
     Raises:
         RecipeError: a step needs the PyTorch model and there is none (or an ONNX-only step came first), QAT
@@ -311,11 +197,12 @@ def apply_recipe(
         TechniqueError: a backend failed (torch.export, torchao, neural-compressor, torch-pruning, onnxruntime).
         Every error raised for a step carries ``details["steps"]``: the records of the steps before it.
     """
-    steps = recipe_steps(recipe)
-    state = _State(torch_source, calib)
+    steps = steps_of(recipe)
+    fns = [technique_of(step).step_fn() for step in steps]
+    state = StepContext(torch_source, calib, prepared=prepared)
     records: list[dict[str, Any]] = []
     uses_torch = torch_source is not None and any(
-        s.kind in TORCH_ONLY_KINDS or s.kind == "prune_magnitude" for s in steps
+        "torch_source" in technique_of(s).needs or s.kind == "prune_magnitude" for s in steps
     )
     with tempfile.TemporaryDirectory(prefix="quanttaas-chain-") as tmp, _threads(uses_torch):
         current = Path(model_path)
@@ -324,7 +211,7 @@ def apply_recipe(
             t0 = time.perf_counter()
             name = f"step {i + 1}/{len(steps)} ({step.label})" if len(steps) > 1 else step.label
             try:
-                notes = _run_step(state, i, step, current, target)
+                notes = fns[i](state, step, current, target, i)
                 check_loads(target)
             except QuantTaaSError as e:
                 e.details.setdefault("steps", list(records))

@@ -30,9 +30,13 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from optimizer.techniques.chain import StepContext
+
 __all__ = [
     "COMPRESSION_NOTE",
     "ONNX_PRUNING_LIMITS",
+    "apply_channels_step",
+    "apply_magnitude_step",
     "compressed_size_bytes",
     "make_pruning_permanent",
     "prune_module_channels",
@@ -300,3 +304,60 @@ def _name(root: nn.Module, layer: nn.Module) -> str:
 
 def _width(layer: nn.Module) -> int:
     return int(getattr(layer, "out_channels", getattr(layer, "out_features", 0)))
+
+
+# --------------------------------------------------------------------------- steps of the engine (registry)
+
+
+def _torch_prune(ctx: StepContext, index: int, step: Any, out: Path) -> dict[str, Any]:
+    import torch
+
+    from optimizer.techniques.chain import finetune
+    from optimizer.techniques.torch_backend import export_float, teacher_copy
+
+    module = ctx.module_for(index, step)
+    example = ctx.example()
+    teacher = teacher_copy(module, ctx.train()) if step.finetune_epochs else None
+    torch.manual_seed(0)
+    if isinstance(step, PruneChannelsRecipe):
+        notes = prune_module_channels(module, step, example)
+        notes.update(finetune(ctx, module, step.finetune_epochs, step.lr, teacher))
+    else:
+        layers = prune_module_magnitude(module, step)
+        ft = finetune(ctx, module, step.finetune_epochs, step.lr, teacher)
+        notes = {**make_pruning_permanent(layers), **ft, "scope": step.scope, "note": COMPRESSION_NOTE}
+    assert ctx.src is not None
+    export_float(module, example, out, ctx.src)
+    return notes
+
+
+def apply_magnitude_step(
+    ctx: StepContext, step: PruneMagnitudeRecipe, src: Path, out: Path, index: int
+) -> dict[str, Any]:
+    """Magnitude pruning as one engine step: on the PyTorch model when there is one (and a fine-tune), else on the
+    ONNX initializers (numpy, no fine-tune)."""
+    if ctx.torch_usable():
+        return _torch_prune(ctx, index, step, out)
+    notes = prune_onnx_magnitude(src, step, out)
+    why = (
+        "no PyTorch source"
+        if ctx.src is None
+        else f"step {(ctx.onnx_only_since or 0) + 1} changed the ONNX file only"
+    )
+    notes.update(
+        finetuned=False,
+        finetune=f"not possible: pruned the ONNX initializers ({why})",
+        scope=step.scope,
+        note=COMPRESSION_NOTE,
+    )
+    if ctx.src is None:
+        notes["limits"] = ONNX_PRUNING_LIMITS
+    ctx.onnx_only_since = index
+    return notes
+
+
+def apply_channels_step(
+    ctx: StepContext, step: PruneChannelsRecipe, src: Path, out: Path, index: int
+) -> dict[str, Any]:
+    """Structured channel pruning as one engine step (needs the PyTorch model)."""
+    return _torch_prune(ctx, index, step, out)

@@ -12,7 +12,7 @@ detail, never used as its metric.
   first whose tuning metric (top-1 agreement with the float model on the calibration inputs) is within
   ``tolerable_loss``; INC returns None when none is, which is reported as a failed candidate.
 
-Imports torch; imported only by :mod:`optimizer.techniques.chain` for the steps that need it.
+Imports torch; imported only when a QAT or INC step runs (the registry names its step functions by path).
 """
 
 from __future__ import annotations
@@ -20,16 +20,20 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from optimizer.errors import TechniqueError
+from optimizer.errors import RecipeError, TechniqueError
 from optimizer.measure.data import Dataset
 from optimizer.techniques.torch_backend import batch_dims, first_output, fit
 from optimizer.types import IncAutotuneRecipe, QatInt8Recipe, TorchSource
+
+if TYPE_CHECKING:
+    from optimizer.techniques.chain import StepContext
 
 log = logging.getLogger(__name__)
 
@@ -222,3 +226,47 @@ def _fold_weight_quantization(graph: Any) -> bool:
     except Exception as e:  # a private torchao helper: the model stays correct, only larger
         log.warning("could not fold INC's weight quantization: %s", e)
         return False
+
+
+# --------------------------------------------------------------------------- steps of the engine (registry)
+
+
+def apply_qat_step(ctx: StepContext, step: QatInt8Recipe, src: Path, out: Path, index: int) -> dict[str, Any]:
+    """Quantization-aware training as one engine step: trains the PyTorch model, exports ONNX QDQ."""
+    from optimizer.techniques.torch_backend import export_pt2e
+
+    module = ctx.module_for(index, step)
+    train = ctx.train()
+    if train is None:
+        raise RecipeError(
+            "quantization-aware training needs labelled training data",
+            hint="set TorchSource.train_path to a .npz of training inputs with `labels`",
+        )
+    assert ctx.src is not None
+    example = ctx.example()
+    graph, notes = qat_int8(module, step, example, train, ctx.src)
+    export_pt2e(graph, example, out, ctx.src)
+    ctx.onnx_only_since = index
+    return {"backend": "torchao-pt2e", "finetuned": True, "finetune": "QAT training (see training)", **notes}
+
+
+def apply_inc_step(
+    ctx: StepContext, step: IncAutotuneRecipe, src: Path, out: Path, index: int
+) -> dict[str, Any]:
+    """neural-compressor's autotune as one engine step: quantizes the PyTorch model, exports ONNX QDQ."""
+    from optimizer.techniques.torch_backend import export_pt2e
+
+    module = ctx.module_for(index, step)
+    if ctx.calib is None:
+        raise RecipeError("neural-compressor autotune needs calibration data", hint="pass --calib DATA.npz")
+    assert ctx.src is not None
+    example = ctx.example()
+    graph, notes = inc_autotune(module, step, example, ctx.calib, ctx.src)
+    export_pt2e(graph, example, out, ctx.src)
+    ctx.onnx_only_since = index
+    return {
+        "backend": "neural-compressor-pt2e",
+        "finetuned": False,
+        "finetune": "none (post-training)",
+        **notes,
+    }

@@ -1,7 +1,8 @@
-"""Apply a recipe to an ONNX model with onnxruntime's quantization tooling.
+"""The onnxruntime quantizers: static int8, dynamic int8, fp16 and int4 weight-only on an ONNX model.
 
-One function per recipe type, registered against the type (:func:`technique`); :func:`quantize_model` validates,
-pre-processes in a private temporary folder (parallel runs never share a file) and checks that the result loads.
+One backend function per recipe type (:func:`backend`); :func:`quantize_model` validates, pre-processes in a
+private temporary folder (parallel runs never share a file) and checks that the result loads. :func:`apply_step`
+is the step the technique registry (:mod:`optimizer.techniques.registry`) names for these four recipes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import onnx
@@ -30,18 +31,21 @@ from optimizer.types import (
     StaticInt8Recipe,
 )
 
+if TYPE_CHECKING:
+    from optimizer.techniques.chain import StepContext
+
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
-Technique = Callable[[Path, Any, Path, Dataset | None], None]
-_TECHNIQUES: dict[type, Technique] = {}
+Backend = Callable[[Path, Any, Path, Dataset | None], None]
+_BACKENDS: dict[type, Backend] = {}
 
 
-def technique(recipe_type: type[R]) -> Callable[[Callable[[Path, R, Path, Dataset | None], None]], Technique]:
-    """Register the function that applies ``recipe_type`` (one technique, one module or function)."""
+def backend(recipe_type: type[R]) -> Callable[[Callable[[Path, R, Path, Dataset | None], None]], Backend]:
+    """The onnxruntime function that applies ``recipe_type`` (this module's own dispatch, behind apply_step)."""
 
-    def wrap(fn: Callable[[Path, R, Path, Dataset | None], None]) -> Technique:
-        _TECHNIQUES[recipe_type] = fn
+    def wrap(fn: Callable[[Path, R, Path, Dataset | None], None]) -> Backend:
+        _BACKENDS[recipe_type] = fn
         return fn
 
     return wrap
@@ -51,6 +55,14 @@ def needs_calibration(recipe: Recipe) -> bool:
     return isinstance(recipe, StaticInt8Recipe)
 
 
+def apply_step(ctx: StepContext, recipe: Recipe, src: Path, out: Path, index: int) -> dict[str, Any]:
+    """One onnxruntime quantizer as a step of the engine (:func:`optimizer.techniques.chain.apply_recipe`); the
+    engine checks that the file loads. After it the ONNX file no longer matches a PyTorch model."""
+    quantize_model(src, recipe, out, calib=ctx.calib, prepared=ctx.prepared and index == 0, check=False)
+    ctx.onnx_only_since = index
+    return {"backend": "onnxruntime", "finetuned": False, "finetune": "none (post-training)"}
+
+
 def quantize_model(
     model_path: str | Path,
     recipe: Recipe,
@@ -58,9 +70,11 @@ def quantize_model(
     *,
     calib: Dataset | None = None,
     prepared: bool = False,
+    check: bool = True,
 ) -> Path:
     """Apply ``recipe`` to the model at ``model_path`` and write the result to ``out_path``.
 
+    ``check=False`` leaves the load check to the caller (the engine checks every step).
     ``prepared=True`` skips pre-processing when the caller already ran :func:`optimizer.models.preprocess.prepare_model`
     (the sweep does it once per model, not once per candidate).
 
@@ -78,7 +92,7 @@ def quantize_model(
             f"{src.name} is already quantized ({', '.join(f'{k}x{v}' for k, v in info.quantization_markers.items())})",
             hint="quantize the original float model instead; quantizing twice compounds the error",
         )
-    fn = _TECHNIQUES.get(type(recipe))
+    fn = _BACKENDS.get(type(recipe))
     if fn is None:
         raise RecipeError(f"no technique is registered for recipe kind {recipe.kind!r}")
     if needs_calibration(recipe) and calib is None:
@@ -105,7 +119,8 @@ def quantize_model(
                 f"{recipe.kind} failed on {src.name}: {e.__class__.__name__}: {str(e)[:300]}",
                 hint="try another recipe, or keep the failing layer in fp32 with keep_fp32",
             ) from e
-        check_loads(staged)
+        if check:
+            check_loads(staged)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(
             str(staged), out
@@ -168,7 +183,7 @@ def _calibration_batch(model_path: Path) -> int:
     return 16
 
 
-@technique(StaticInt8Recipe)
+@backend(StaticInt8Recipe)
 def _static_int8(src: Path, recipe: StaticInt8Recipe, out: Path, calib: Dataset | None) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -218,7 +233,7 @@ def _static_int8(src: Path, recipe: StaticInt8Recipe, out: Path, calib: Dataset 
     )
 
 
-@technique(DynamicInt8Recipe)
+@backend(DynamicInt8Recipe)
 def _dynamic_int8(src: Path, recipe: DynamicInt8Recipe, out: Path, calib: Dataset | None) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -248,7 +263,7 @@ def _dynamic_int8(src: Path, recipe: DynamicInt8Recipe, out: Path, calib: Datase
     )
 
 
-@technique(Fp16Recipe)
+@backend(Fp16Recipe)
 def _fp16(src: Path, recipe: Fp16Recipe, out: Path, calib: Dataset | None) -> None:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -259,7 +274,7 @@ def _fp16(src: Path, recipe: Fp16Recipe, out: Path, calib: Dataset | None) -> No
     onnx.save(converted, str(out))
 
 
-@technique(Int4WeightOnlyRecipe)
+@backend(Int4WeightOnlyRecipe)
 def _int4_weight_only(src: Path, recipe: Int4WeightOnlyRecipe, out: Path, calib: Dataset | None) -> None:
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -282,4 +297,5 @@ def _int4_weight_only(src: Path, recipe: Int4WeightOnlyRecipe, out: Path, calib:
 
 
 def registered_kinds() -> list[str]:
-    return sorted(str(t.model_fields["kind"].default) for t in _TECHNIQUES if issubclass(t, BaseModel))
+    """The recipe kinds this module's onnxruntime backends apply."""
+    return sorted(str(t.model_fields["kind"].default) for t in _BACKENDS if issubclass(t, BaseModel))

@@ -55,4 +55,4 @@ def test_contract_every_tool_has_an_http_route_in_openapi(client: Any) -> None:
     for name, tool in REGISTRY.items():
         op = paths[f"/tools/{name}"]["post"]
         assert op["operationId"] == name
-        assert op["description"] == tool.description
+        assert op["description"] == tool.describe()

@@ -14,7 +14,7 @@ from mcp_server.http_app import create_app
 def test_http_health_reports_ok_and_the_tool_count(client: Any) -> None:
     r = client.get("/health")
     assert r.status_code == 200
-    assert r.json()["status"] == "ok" and r.json()["tools"] == 15
+    assert r.json()["status"] == "ok" and r.json()["tools"] == 16
 
 
 def test_http_tool_call_returns_result_and_text(client: Any) -> None:
@@ -98,7 +98,7 @@ def test_http_token_required_on_every_route_but_health(token_client: Any) -> Non
     wrong = token_client.get("/tools", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     ok = token_client.get("/tools", headers={"Authorization": "Bearer s3cret-token"})
-    assert ok.status_code == 200 and len(ok.json()) == 15
+    assert ok.status_code == 200 and len(ok.json()) == 16
 
 
 def test_http_foreign_host_header_is_refused(client: Any) -> None:

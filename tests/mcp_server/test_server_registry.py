@@ -86,8 +86,8 @@ def test_tool_args_bound_every_string_and_number(tool: Tool[Any, Any]) -> None:
 
 @pytest.mark.parametrize("tool", REGISTRY.values(), ids=list(REGISTRY))
 def test_tool_description_says_what_it_costs(tool: Tool[Any, Any]) -> None:
-    assert "cost" in tool.description.lower()
-    assert len(tool.description) >= 80
+    assert "cost" in tool.describe().lower()
+    assert len(tool.describe()) >= 80
 
 
 @pytest.mark.parametrize("tool", REGISTRY.values(), ids=list(REGISTRY))

@@ -33,7 +33,7 @@ async def test_stdio_server_answers_the_sdk_client(quanttaas_exe: list[str], ser
         inspected = await c.call_tool("inspect_model", {"model": "digits-cnn"})
         bad = await c.call_tool("inspect_model", {"model": 42})
         again = await c.call_tool("list_zoo", {})
-    assert "run_sweep" in names and len(names) == 15
+    assert "run_sweep" in names and len(names) == 16
     assert inspected.structured_content["opset"] == 17
     assert bad.is_error and json.loads(bad.content[0].text)["error"]["code"] == "input_invalid"
     assert not again.is_error
@@ -128,7 +128,7 @@ async def test_streamable_http_mcp_on_a_real_uvicorn(settings: Any, live_server:
             r = await c.call_tool("inspect_model", {"model": "digits-cnn"})
         async with httpx.AsyncClient() as h:
             health = await h.get(f"{url}/health")
-    assert len(names) == 15 and r.structured_content["param_count"] > 20_000
+    assert len(names) == 16 and r.structured_content["param_count"] > 20_000
     assert health.status_code == 200
 
 

@@ -426,7 +426,7 @@ def test_run_sweep_measures_trials_on_cuda_when_the_cluster_has_a_gpu(
 def test_layer_blocks_keeps_a_layer_with_the_activation_chain_it_feeds() -> None:
     from onnx import TensorProto, helper
 
-    from optimizer.search.profile import layer_blocks
+    from optimizer.models.graph import layer_blocks
 
     nodes = [
         helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1"),

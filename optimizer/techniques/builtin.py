@@ -1,0 +1,326 @@
+"""The built-in techniques, one record each (see :mod:`optimizer.techniques.registry`).
+
+Size predictions: float weights take 4 bytes, int8 1, fp16 2, int4 about 0.6; what a recipe keeps in float32 keeps
+4. Channel pruning keeps ``1 - amount`` of the weights (a MAC target is read as a parameter target); magnitude
+pruning keeps the dense size; QAT and INC produce static int8; a chain is its quantizing step applied to what its
+pruning keeps. The first measured int8 size re-scales every prediction in the sweep.
+
+Imported by the registry at the end of its module; light (no onnx, onnxruntime or torch here).
+"""
+
+from __future__ import annotations
+
+from optimizer.techniques.registry import (
+    CliFlag,
+    GridContext,
+    Proposal,
+    SizeBasis,
+    Technique,
+    register,
+)
+from optimizer.types import (
+    ChainRecipe,
+    DynamicInt8Recipe,
+    Fp16Recipe,
+    IncAutotuneRecipe,
+    Int4WeightOnlyRecipe,
+    PruneChannelsRecipe,
+    PruneMagnitudeRecipe,
+    QatInt8Recipe,
+    RecipeBase,
+    StaticInt8Recipe,
+)
+
+#: layers int8 quantizers act on
+QUANT_LAYER_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+#: what full static int8 quantizes among the weight-carrying ops (embeddings too)
+STATIC_WEIGHT_OPS = (*QUANT_LAYER_OPS, "Gather")
+DYNAMIC_OPS = ("MatMul", "Gemm", "Gather")
+#: the ks of the selective candidates (the k most sensitive layers kept in float)
+SELECTIVE_KS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+
+ONNXRUNTIME_STEP = "optimizer.techniques.quantize:apply_step"
+
+
+# --------------------------------------------------------------------------- size predictions
+
+
+def _int8_size(basis: SizeBasis, quantized: int) -> float:
+    return basis.overhead + basis.float_bytes - 3.0 * quantized
+
+
+def _static_size(recipe: StaticInt8Recipe, basis: SizeBasis) -> float:
+    q = basis.weight_params(recipe.op_types or STATIC_WEIGHT_OPS) - basis.kept_params(recipe)
+    return _int8_size(basis, q)
+
+
+def _dynamic_size(recipe: DynamicInt8Recipe, basis: SizeBasis) -> float:
+    return _int8_size(basis, basis.weight_params(recipe.op_types) - basis.kept_params(recipe))
+
+
+def _fp16_size(recipe: Fp16Recipe, basis: SizeBasis) -> float:
+    return basis.overhead + 2.0 * basis.info.param_count + 2.0 * basis.kept_params(recipe)
+
+
+def _int4_size(recipe: Int4WeightOnlyRecipe, basis: SizeBasis) -> float:
+    q = basis.weight_params(("MatMul",)) - basis.kept_params(recipe)
+    return basis.overhead + basis.float_bytes - 3.4 * q
+
+
+def _kept_fraction(recipe: RecipeBase) -> float:
+    """The fraction of parameters channel pruning keeps (1 for every other recipe)."""
+    frac = 1.0
+    for step in recipe.steps if isinstance(recipe, ChainRecipe) else (recipe,):
+        if isinstance(step, PruneChannelsRecipe):
+            frac *= 1.0 - step.amount
+    return frac
+
+
+def _channels_size(recipe: PruneChannelsRecipe, basis: SizeBasis) -> float:
+    return basis.overhead + basis.float_bytes * _kept_fraction(recipe)
+
+
+def _dense_size(recipe: RecipeBase, basis: SizeBasis) -> float:
+    return basis.overhead + basis.float_bytes
+
+
+def _trained_int8_size(recipe: RecipeBase, basis: SizeBasis) -> float:
+    return _static_size(StaticInt8Recipe(), basis)
+
+
+def _chain_size(recipe: ChainRecipe, basis: SizeBasis) -> float:
+    from optimizer.techniques.registry import predict_size
+
+    last = next((st for st in recipe.steps if st.quantizing), None)
+    full = predict_size(last, basis) if last is not None else basis.overhead + basis.float_bytes
+    return basis.overhead + (full - basis.overhead) * _kept_fraction(recipe)
+
+
+# --------------------------------------------------------------------------- proposals for the grid
+
+
+def _quantizable(ctx: GridContext) -> bool:
+    return bool(ctx.ops & set(QUANT_LAYER_OPS))
+
+
+def _static_proposals(ctx: GridContext) -> list[Proposal]:
+    if not (ctx.has_calib and _quantizable(ctx)):
+        return []
+    out = [
+        Proposal(StaticInt8Recipe(), "anchor"),
+        Proposal(StaticInt8Recipe(calibration="entropy"), "calibration"),
+        Proposal(StaticInt8Recipe(calibration="percentile"), "calibration"),
+        Proposal(StaticInt8Recipe(per_channel=False), "per_tensor"),
+    ]
+    if ctx.sensitivity and ctx.sensitivity.layers:
+        from optimizer.models.graph import layer_blocks
+
+        ranked = [la.name for la in ctx.sensitivity.layers]
+        ks = [k for k in SELECTIVE_KS if k < len(ranked)][: ctx.max_selective]
+        for k in ks:
+            keep = layer_blocks(ctx.graph, ranked[:k]) if ctx.graph is not None else tuple(ranked[:k])
+            out.append(Proposal(StaticInt8Recipe(keep_fp32=keep), "selective", k))
+    return out
+
+
+def _dynamic_proposals(ctx: GridContext) -> list[Proposal]:
+    out = []
+    if ctx.ops & {"MatMul", "Gemm"}:
+        out.append(
+            Proposal(DynamicInt8Recipe(op_types=tuple(o for o in DYNAMIC_OPS if o in ctx.ops)), "anchor")
+        )
+    if "Conv" in ctx.ops:
+        ops = tuple(o for o in ("Conv", *DYNAMIC_OPS) if o in ctx.ops)
+        out.append(Proposal(DynamicInt8Recipe(op_types=ops), "dynamic_conv"))
+    return out
+
+
+def _fp16_proposals(ctx: GridContext) -> list[Proposal]:
+    return [Proposal(Fp16Recipe(), "anchor")]
+
+
+def _int4_proposals(ctx: GridContext) -> list[Proposal]:
+    if "MatMul" in ctx.ops and SizeBasis.of(ctx.info).weight_params(("MatMul",)) > 0:
+        return [Proposal(Int4WeightOnlyRecipe(), "anchor")]
+    return []
+
+
+def _pruning_steps(ctx: GridContext) -> tuple[RecipeBase, RecipeBase, RecipeBase]:
+    ft = ctx.finetune
+    return (
+        PruneChannelsRecipe(amount=0.3, finetune_epochs=ft),
+        PruneChannelsRecipe(amount=0.5, finetune_epochs=ft),
+        PruneMagnitudeRecipe(sparsity=0.5, finetune_epochs=ft),
+    )
+
+
+def _channels_proposals(ctx: GridContext) -> list[Proposal]:
+    if ctx.torch_source is not None:
+        prune30, prune50, _ = _pruning_steps(ctx)
+        return [Proposal(prune30, "prune"), Proposal(prune50, "prune")]
+    if ctx.asks_pruning and _quantizable(ctx):
+        # never run: states in the report what needs the PyTorch model
+        return [Proposal(PruneChannelsRecipe(amount=0.3), "needs_torch")]
+    return []
+
+
+def _magnitude_proposals(ctx: GridContext) -> list[Proposal]:
+    if ctx.torch_source is not None:
+        return [Proposal(_pruning_steps(ctx)[2], "prune")]
+    if ctx.asks_pruning and _quantizable(ctx):
+        return [
+            Proposal(PruneMagnitudeRecipe(sparsity=0.5), "prune_onnx"),
+            Proposal(PruneMagnitudeRecipe(sparsity=0.75), "prune_onnx"),
+        ]
+    return []
+
+
+def _qat_proposals(ctx: GridContext) -> list[Proposal]:
+    if ctx.torch_source is not None and ctx.torch_source.train_path is not None:
+        return [Proposal(QatInt8Recipe(), "qat")]
+    return []
+
+
+def _inc_proposals(ctx: GridContext) -> list[Proposal]:
+    if ctx.torch_source is not None and ctx.has_calib:
+        return [Proposal(IncAutotuneRecipe(), "inc")]
+    return []
+
+
+def _chain_proposals(ctx: GridContext) -> list[Proposal]:
+    out = []
+    if ctx.torch_source is not None:
+        if ctx.has_calib and _quantizable(ctx):
+            for first in _pruning_steps(ctx):
+                out.append(Proposal(ChainRecipe(steps=(first, StaticInt8Recipe())), "chain"))
+        if ctx.torch_source.train_path is not None:
+            out.append(Proposal(ChainRecipe(steps=(_pruning_steps(ctx)[0], QatInt8Recipe())), "chain"))
+    elif ctx.asks_pruning and _quantizable(ctx) and ctx.has_calib:
+        out.append(
+            Proposal(ChainRecipe(steps=(PruneMagnitudeRecipe(sparsity=0.5), StaticInt8Recipe())), "chain")
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- the records
+
+QUANTIZE = frozenset({"quantize"})
+PRUNE = frozenset({"prune"})
+
+register(
+    Technique(
+        recipe_type=StaticInt8Recipe,
+        description="static int8 (QDQ) calibrated on data: weights and activations int8; the CNN default",
+        predict_size=_static_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply=ONNXRUNTIME_STEP,
+        needs=frozenset({"calibration"}),
+        aliases=("static-int8",),
+        propose=_static_proposals,
+        cli_flags=(
+            CliFlag("--per-tensor", "per_channel", False, "one scale per tensor instead of per channel"),
+        ),
+    )
+)
+register(
+    Technique(
+        recipe_type=DynamicInt8Recipe,
+        description="dynamic int8: int8 weights, activations quantized at run time; the transformer default",
+        predict_size=_dynamic_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply=ONNXRUNTIME_STEP,
+        aliases=("dynamic-int8",),
+        propose=_dynamic_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=Fp16Recipe,
+        description="float16 weights and arithmetic (inputs and outputs stay float32): half the size",
+        predict_size=_fp16_size,
+        methods=QUANTIZE,
+        precision="fp16",
+        apply=ONNXRUNTIME_STEP,
+        aliases=("fp16",),
+        propose=_fp16_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=Int4WeightOnlyRecipe,
+        description="4-bit block-wise weight-only quantization of MatMul layers (MatMulNBits)",
+        predict_size=_int4_size,
+        methods=QUANTIZE,
+        precision="int4",
+        apply=ONNXRUNTIME_STEP,
+        aliases=("int4", "int4-weight-only"),
+        propose=_int4_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=PruneMagnitudeRecipe,
+        description="magnitude pruning: the smallest weights set to zero (the gzip size shrinks, not the file)",
+        predict_size=_dense_size,
+        methods=PRUNE,
+        apply="optimizer.techniques.prune:apply_magnitude_step",
+        aliases=("prune-magnitude",),
+        propose=_magnitude_proposals,
+        cli_defaults={"sparsity": 0.5},
+    )
+)
+register(
+    Technique(
+        recipe_type=PruneChannelsRecipe,
+        description="structured pruning of whole channels (torch-pruning): a smaller and faster file",
+        predict_size=_channels_size,
+        methods=PRUNE,
+        apply="optimizer.techniques.prune:apply_channels_step",
+        needs=frozenset({"torch_source"}),
+        aliases=("prune-channels",),
+        propose=_channels_proposals,
+        cli_defaults={"amount": 0.3},
+    )
+)
+register(
+    Technique(
+        recipe_type=QatInt8Recipe,
+        description="quantization-aware training for static int8 (torchao PT2E), exported as ONNX QDQ",
+        predict_size=_trained_int8_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply="optimizer.techniques.qat:apply_qat_step",
+        needs=frozenset({"torch_source", "training_data"}),
+        aliases=("qat-int8",),
+        propose=_qat_proposals,
+        cli_flags=(
+            CliFlag("--per-tensor", "per_channel", False, "one scale per tensor instead of per channel"),
+        ),
+    )
+)
+register(
+    Technique(
+        recipe_type=IncAutotuneRecipe,
+        description="Intel Neural Compressor's accuracy-aware autotune over static int8 configurations",
+        predict_size=_trained_int8_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply="optimizer.techniques.qat:apply_inc_step",
+        needs=frozenset({"torch_source", "calibration"}),
+        aliases=("inc-autotune",),
+        propose=_inc_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=ChainRecipe,
+        description="steps in order, e.g. prune 30% of the channels (fine-tuned) then static int8; each measured",
+        predict_size=_chain_size,
+        methods=frozenset(),
+        apply=None,
+        aliases=("chain",),
+        propose=_chain_proposals,
+    )
+)
