@@ -434,6 +434,12 @@ def print_report(report: Any) -> None:
         f"{report.evaluations} of {report.grid_size} candidates evaluated ({len(report.skipped)} skipped as unable "
         f"to win, {len(report.failed)} failed); front: {len(report.front)}"
     )
+    if report.execution:
+        print(
+            f"trials ran {report.execution}"
+            if report.execution.startswith("in ")
+            else f"trials: {report.execution}"
+        )
     print(f"  {'candidate':<44} {'size':>10} {'metric':>8} {'drop pt':>8} {'p50 ms':>8}")
     for c in report.candidates:
         mark = "*" if c.id == report.recommended else ("f" if c.id in report.front else " ")

@@ -32,10 +32,10 @@ def available_providers() -> list[str]:
 
 
 def make_session(model_path: str | Path, *, threads: int = 1, provider: str | None = None) -> Any:
-    """An onnxruntime session with a stated thread count; CUDA when asked for and present, else CPU.
+    """An onnxruntime session with a stated thread count, on CUDA when asked for (never silently on CPU then).
 
     Raises:
-        EvaluationError: onnxruntime cannot load or run this model.
+        EvaluationError: onnxruntime cannot load or run this model, or CUDA was asked for and is missing.
     """
     import onnxruntime as ort
 
@@ -45,7 +45,13 @@ def make_session(model_path: str | Path, *, threads: int = 1, provider: str | No
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     providers = [CPU]
-    if provider == CUDA and CUDA in ort.get_available_providers():
+    if provider == CUDA:
+        if CUDA not in ort.get_available_providers():
+            raise EvaluationError(
+                f"a GPU measurement was asked for, and this onnxruntime has no CUDA provider "
+                f"(it has {', '.join(ort.get_available_providers())})",
+                hint="install onnxruntime-gpu where GPU trials run (pip install 'quanttaas[gpu]')",
+            )
         providers = [CUDA, CPU]
     try:
         return ort.InferenceSession(str(model_path), sess_options=opts, providers=providers)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from optimizer.measure.data import Dataset
 from optimizer.measure.evaluate import CUDA
-from optimizer.search.trial import TrialSpec, run_trial
+from optimizer.search.trial import TrialInputs, TrialSpec, run_trial
 from optimizer.types import Candidate, ErrorInfo
 
-TrialFn = Callable[
-    [TrialSpec, bytes, Dataset, "Dataset | None", "list[np.ndarray] | None"], "tuple[Candidate, bytes | None]"
-]
+TrialFn = Callable[[TrialSpec, TrialInputs], "tuple[Candidate, bytes | None]"]
+
+#: a GPU trial takes this much of a GPU, so one GPU measures several candidates at once
+GPU_FRACTION = 0.25
+#: a trial whose worker or node died is run again this many times (Ray retries system failures only: a recipe that
+#: raises is a failed candidate at once)
+NODE_RETRIES = 1
 
 
 class Executor:
@@ -28,13 +28,12 @@ class Executor:
     def cancel(self) -> None:
         pass
 
+    def describe(self) -> str:
+        """Where the trials run, in one line (the report states it)."""
+        return "in this process, one trial at a time (serial executor)"
 
-@dataclass
-class Shared:
-    model_bytes: bytes
-    data: Dataset
-    calib: Dataset | None
-    reference: list[np.ndarray] | None
+
+Shared = TrialInputs  # the name the sweep has used for what every trial reads
 
 
 class SerialExecutor(Executor):
@@ -47,11 +46,13 @@ class SerialExecutor(Executor):
         for spec in specs:
             if self.cancelled.is_set():
                 return
-            yield self.trial_fn(spec, self.s.model_bytes, self.s.data, self.s.calib, self.s.reference)
+            yield self.trial_fn(spec, self.s)
 
 
 class RayExecutor(Executor):
-    """Trials as Ray tasks; the model and data go to the object store once per sweep."""
+    """Trials as Ray tasks; the model, the data and the torch source's files go to the object store once per
+    sweep (no file system is shared with the nodes). A GPU trial takes a fraction of a GPU; a trial whose worker
+    or node died is retried elsewhere (``NODE_RETRIES``)."""
 
     def __init__(
         self,
@@ -65,13 +66,11 @@ class RayExecutor(Executor):
 
         self.ray = ensure_ray()
         self.cancelled = cancelled
-        self.refs = [
-            self.ray.put(x) for x in (shared.model_bytes, shared.data, shared.calib, shared.reference)
-        ]
+        self.inputs = self.ray.put(shared)
         cpus = self.ray.cluster_resources().get("CPU", 1.0)
         self.slots = max(1, int(workers or cpus))
         self.gpus = gpus
-        self._task = self.ray.remote(num_cpus=1, max_retries=0)(trial_fn)
+        self._task = self.ray.remote(num_cpus=1, max_retries=NODE_RETRIES)(trial_fn)
         self._in_flight: dict[Any, TrialSpec] = {}
 
     def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
@@ -83,8 +82,10 @@ class RayExecutor(Executor):
                 return
             while queue and len(by_ref) < self.slots:
                 spec = queue.pop(0)
-                opts: dict[str, Any] = {"num_gpus": 1} if self.gpus and spec.provider == CUDA else {}
-                ref = self._task.options(**opts).remote(spec, *self.refs)
+                opts: dict[str, Any] = (
+                    {"num_gpus": GPU_FRACTION} if self.gpus and spec.provider == CUDA else {}
+                )
+                ref = self._task.options(**opts).remote(spec, self.inputs)
                 by_ref[ref] = spec
             done, _ = self.ray.wait(list(by_ref), num_returns=1, timeout=1.0)
             for ref in done:
@@ -105,6 +106,18 @@ class RayExecutor(Executor):
                         ),
                         None,
                     )
+
+    def describe(self) -> str:
+        from optimizer.search.runtime import runtime_info
+
+        info = runtime_info()
+        nodes = sum(1 for n in self.ray.nodes() if n.get("Alive"))
+        res = self.ray.cluster_resources()
+        gpu = f" and {GPU_FRACTION:g} GPU" if self.gpus else ""
+        return (
+            f"{info.reason if info else 'on Ray'}; {nodes} node(s), {res.get('CPU', 0):g} CPUs, "
+            f"{res.get('GPU', 0):g} GPUs; {self.slots} trials at a time, each on 1 CPU{gpu}"
+        )
 
     def cancel(self) -> None:
         for ref in list(self._in_flight):

@@ -671,6 +671,9 @@ class ParetoReport(Frozen):
         description="candidate id -> the limits of the goal it misses (empty: it meets them all; a failed "
         "candidate misses 'measured'), computed once by the library's goal check",
     )
+    execution: str | None = Field(
+        default=None, description="where the trials ran: the runtime chosen (and why), nodes, CPUs and GPUs"
+    )
 
     @model_validator(mode="after")
     def _ids_exist(self) -> ParetoReport:

@@ -211,8 +211,8 @@ def profile_layers_exact(
     import threading
 
     from optimizer.measure.evaluate import evaluate_model
-    from optimizer.search.executors import Shared, make_executor
-    from optimizer.search.trial import TrialSpec
+    from optimizer.search.executors import make_executor
+    from optimizer.search.trial import TrialInputs, TrialSpec
 
     recipe = recipe or StaticInt8Recipe()
     t0 = time.perf_counter()
@@ -232,7 +232,7 @@ def profile_layers_exact(
             )
             for la in top
         ]
-        shared = Shared(fp32.read_bytes(), data, calib, reference)
+        shared = TrialInputs(fp32.read_bytes(), data, calib, reference)
         results = {
             c.id: c for c, _ in make_executor(executor, shared, threading.Event(), workers, 0.0).run(specs)
         }

@@ -52,10 +52,10 @@ from optimizer.measure.data import Dataset
 from optimizer.measure.evaluate import CUDA, evaluate_model, make_session, measure_latency
 from optimizer.models.inspect import inspect_model
 from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
-from optimizer.search.executors import Executor, Shared, TrialFn, make_executor
+from optimizer.search.executors import Executor, TrialFn, make_executor
 from optimizer.search.pareto import ParetoReport, allowed, build_report, check_goal, size_limit_bytes
 from optimizer.search.profile import profile_layers
-from optimizer.search.trial import TrialSpec, run_trial
+from optimizer.search.trial import TrialInputs, TrialSpec, run_trial
 from optimizer.techniques import registry
 from optimizer.techniques.prune import compressed_size_bytes
 from optimizer.techniques.registry import GridContext, SizeBasis
@@ -285,6 +285,32 @@ class Search:
                 break
 
 
+def _placement(goal: Goal | None, opts: SweepOptions) -> tuple[float, str | None]:
+    """Where trials run: the cluster's GPUs (CUDA provider) unless the goal says CPU; CPU otherwise.
+
+    Raises:
+        GoalError: the goal names a GPU and there is none to measure on (never CPU numbers in its place).
+    """
+    from optimizer.measure.evaluate import available_providers
+
+    wants_gpu = goal is not None and goal.device == "gpu"
+    gpus = 0.0
+    if opts.executor == "ray" and not (goal is not None and goal.device == "cpu"):
+        from optimizer.search.runtime import cluster_gpus
+
+        gpus = cluster_gpus()
+    elif opts.executor == "serial" and wants_gpu and CUDA in available_providers():
+        gpus = 1.0
+    if wants_gpu and not gpus:
+        where = "the Ray cluster" if opts.executor == "ray" else "this machine's onnxruntime"
+        raise GoalError(
+            f"the goal asks for a GPU, and {where} has none to measure on; CPU numbers would not answer it",
+            hint="run where a GPU and onnxruntime-gpu are (pip install 'quanttaas[gpu]', or RAY_ADDRESS=<a cluster "
+            "with GPU nodes>), or drop the GPU from the goal",
+        )
+    return gpus, (CUDA if gpus else None)
+
+
 def _allowed_recipe(recipe: Recipe, goal: Goal | None) -> bool:
     return allowed(Candidate(id="probe", recipe=recipe), goal)
 
@@ -334,12 +360,7 @@ def run_sweep(
         log.warning("opset upgrade failed; per-channel static candidates may fail", exc_info=True)
         prepare_model(model_path, prepared)
 
-    gpus = 0.0
-    if opts.executor == "ray" and (goal is None or goal.device != "cpu"):
-        from optimizer.search.runtime import cluster_gpus
-
-        gpus = cluster_gpus()
-    provider = CUDA if gpus else None
+    gpus, provider = _placement(goal, opts)
 
     base_metrics, reference = evaluate_model(
         model_path,
@@ -388,14 +409,8 @@ def run_sweep(
             torch_source=torch_source,
         )
 
-    executor = make_executor(
-        opts.executor,
-        Shared(prepared.read_bytes(), data, calib, reference),
-        cancelled,
-        opts.workers,
-        gpus,
-        trial_fn,
-    )
+    inputs = TrialInputs.for_sweep(prepared.read_bytes(), data, calib, reference, torch_source)
+    executor = make_executor(opts.executor, inputs, cancelled, opts.workers, gpus, trial_fn)
     search = Search(
         grid, goal=goal, baseline=base_metrics, executor=executor, spec=spec, out_dir=out, emit=emit
     )
@@ -441,7 +456,9 @@ def run_sweep(
     )
     if not cancelled.is_set():
         report = _remeasure_finalists(report, model_path, data, goal, opts, provider, emit)
-    report = report.model_copy(update={"wall_seconds": round(time.perf_counter() - t0, 3)})
+    report = report.model_copy(
+        update={"wall_seconds": round(time.perf_counter() - t0, 3), "execution": executor.describe()}
+    )
     emit(SweepEvent("finished", evaluations, evaluations, message=report.reason))
     return report
 

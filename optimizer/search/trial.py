@@ -1,10 +1,9 @@
 """One sweep trial: quantize (or prune, train, chain), evaluate, return the candidate (or the error that stopped it).
 
-A trial takes the model as bytes and the data as arrays, and returns the candidate model as bytes, so it runs
-the same in-process or as a Ray task on another machine of a cluster: nothing is shared through the file system,
-except for recipes that need the PyTorch model: those read the files a :class:`~optimizer.types.TorchSource`
-names (its state_dict and training data), which a cluster must see at the same paths.
-A trial never raises: a failure is recorded in the candidate (failures are data).
+A trial takes everything it reads from one :class:`TrialInputs` (the model as bytes, the data as arrays, and the
+files a :class:`~optimizer.types.TorchSource` names, as bytes) and returns the candidate model as bytes, so it
+runs the same in-process or as a Ray task on another machine of a cluster: nothing is shared through the file
+system. A trial never raises: a failure is recorded in the candidate (failures are data).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,50 @@ from optimizer.types import Candidate, ErrorInfo, Frozen, Metrics, Recipe, Torch
 STEP_LATENCY_RUNS = 10
 
 
+@dataclass
+class TrialInputs:
+    """What every trial of a sweep reads, sent once (a Ray object) rather than read from shared paths."""
+
+    model_bytes: bytes
+    data: Dataset
+    calib: Dataset | None
+    reference: list[np.ndarray] | None
+    #: the files of the sweep's TorchSource (state_dict, training data) by the path the source names
+    torch_files: dict[str, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def for_sweep(
+        cls,
+        model_bytes: bytes,
+        data: Dataset,
+        calib: Dataset | None,
+        reference: list[np.ndarray] | None,
+        torch_source: TorchSource | None = None,
+    ) -> TrialInputs:
+        """Read the torch source's files once, on the machine that has them."""
+        files: dict[str, bytes] = {}
+        if torch_source is not None:
+            for path in (torch_source.state_dict_path, torch_source.train_path):
+                if path and Path(path).is_file():
+                    files[path] = Path(path).read_bytes()
+        return cls(model_bytes, data, calib, reference, files)
+
+
+def localize_source(source: TorchSource | None, files: dict[str, bytes], folder: Path) -> TorchSource | None:
+    """The source with its files written into ``folder`` (on the worker), so a node that does not share the
+    driver's file system reads what the driver sent."""
+    if source is None or not files:
+        return source
+    updates: dict[str, str] = {}
+    for key in ("state_dict_path", "train_path"):
+        path = getattr(source, key)
+        if path and path in files:
+            local = folder / f"{key}{Path(path).suffix}"
+            local.write_bytes(files[path])
+            updates[key] = str(local)
+    return source.model_copy(update=updates)
+
+
 class TrialSpec(Frozen):
     id: str
     recipe: Recipe
@@ -38,14 +82,9 @@ class TrialSpec(Frozen):
     torch_source: TorchSource | None = None
 
 
-def run_trial(
-    spec: TrialSpec,
-    model_bytes: bytes,
-    data: Dataset,
-    calib: Dataset | None,
-    reference: list[np.ndarray] | None,
-) -> tuple[Candidate, bytes | None]:
+def run_trial(spec: TrialSpec, inputs: TrialInputs) -> tuple[Candidate, bytes | None]:
     """Apply ``spec.recipe`` to the (pre-processed) model and measure it. Never raises."""
+    data, calib, reference = inputs.data, inputs.calib, inputs.reference
     t0 = time.perf_counter()
     detail: dict[str, Any] = {}
 
@@ -64,14 +103,15 @@ def run_trial(
     try:
         with tempfile.TemporaryDirectory(prefix="quanttaas-trial-") as tmp:
             src = Path(tmp) / "input.onnx"
-            src.write_bytes(model_bytes)
+            src.write_bytes(inputs.model_bytes)
+            source = localize_source(spec.torch_source, inputs.torch_files, Path(tmp))
             target = Path(tmp) / "candidate.onnx"
             applied = apply_recipe(
                 src,
                 spec.recipe,
                 target,
                 calib=calib,
-                torch_source=spec.torch_source,
+                torch_source=source,
                 evaluate=lambda p: measure(p, min(STEP_LATENCY_RUNS, spec.latency_runs)),
                 prepared=True,
             )

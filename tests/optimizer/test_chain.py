@@ -18,7 +18,7 @@ from optimizer.models.inspect import inspect_model
 from optimizer.optimize import zoo_source_for
 from optimizer.search.pareto import allowed, recipe_methods, recipe_precision
 from optimizer.search.sweep import SweepOptions, build_grid, run_sweep
-from optimizer.search.trial import TrialSpec, run_trial
+from optimizer.search.trial import TrialInputs, TrialSpec, run_trial
 from optimizer.techniques.quantize import quantize_model
 from optimizer.types import (
     Candidate,
@@ -128,7 +128,7 @@ def test_chain_trial_records_every_step_with_its_metrics(
     spec = TrialSpec(
         id="chain", recipe=PRUNE_THEN_INT8, baseline_metric=0.98, latency_runs=5, torch_source=source
     )
-    cand, blob = run_trial(spec, Path(digits.model_path).read_bytes(), eval_data, calib, None)
+    cand, blob = run_trial(spec, TrialInputs(Path(digits.model_path).read_bytes(), eval_data, calib, None))
     assert cand.ok and blob is not None and cand.metrics is not None, cand.error
     first, second = cand.detail["steps"]
     assert (first["kind"], second["kind"]) == ("prune_channels", "static_int8")
@@ -157,7 +157,7 @@ def test_a_failed_chain_keeps_the_steps_that_ran(digits: zoo.ZooCase, data: tupl
     eval_data, calib = data
     recipe = ChainRecipe(steps=(PruneMagnitudeRecipe(sparsity=0.5), PruneChannelsRecipe(amount=0.3)))
     spec = TrialSpec(id="broken", recipe=recipe, baseline_metric=0.98, latency_runs=3)  # no PyTorch source
-    cand, blob = run_trial(spec, Path(digits.model_path).read_bytes(), eval_data, calib, None)
+    cand, blob = run_trial(spec, TrialInputs(Path(digits.model_path).read_bytes(), eval_data, calib, None))
     assert blob is None and cand.error is not None and cand.error.code == "recipe_invalid"
     assert cand.error.message.startswith("step 2/2 (prune_channels-params30pct)")
     [done] = cand.detail["steps"]

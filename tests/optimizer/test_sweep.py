@@ -153,14 +153,14 @@ def test_run_sweep_records_a_crashed_trial_and_goes_on(
 ) -> None:
     data, calib = digits_data
 
-    def crash_one(spec, model_bytes, data, calib, reference):  # defined here so Ray ships it by value
+    def crash_one(spec, inputs):  # defined here so Ray ships it by value
         import os as _os
 
         from optimizer.search.trial import run_trial as _run
 
         if spec.recipe.kind == "fp16":
             _os._exit(17)
-        return _run(spec, model_bytes, data, calib, reference)
+        return _run(spec, inputs)
 
     report = run_sweep(
         digits.model_path,
@@ -180,10 +180,10 @@ def test_run_sweep_records_a_crashed_trial_and_goes_on(
 def test_run_sweep_keeps_failed_trials_as_data(digits: zoo.ZooCase, digits_data, tmp_path: Path) -> None:
     data, calib = digits_data
 
-    def fail_static(spec, model_bytes, data, calib, reference):
+    def fail_static(spec, inputs):
         if spec.recipe.kind == "static_int8":
             raise RuntimeError("backend exploded")
-        return run_trial(spec, model_bytes, data, calib, reference)
+        return run_trial(spec, inputs)
 
     report = run_sweep(
         digits.model_path,
@@ -453,7 +453,7 @@ def test_run_sweep_cancel_stops_trials_already_running_on_ray(
 ) -> None:
     data, calib = digits_data
 
-    def slow(spec, model_bytes, data, calib, reference):  # shipped by value to the workers
+    def slow(spec, inputs):  # shipped by value to the workers
         import time as _t
 
         _t.sleep(120)
