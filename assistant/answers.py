@@ -14,6 +14,7 @@ from assistant.events import ToolRecord
 
 __all__ = [
     "candidate_line",
+    "describe_goal",
     "describe_recipe",
     "files_for",
     "fmt_drop",
@@ -113,6 +114,38 @@ def describe_recipe(recipe: dict[str, Any] | None) -> str:
     if kind == "chain":
         return " then ".join(describe_recipe(s) for s in recipe.get("steps") or [])
     return kind.replace("_", " ")
+
+
+def describe_goal(goal: dict[str, Any] | None) -> str:
+    """A structured goal (the dict the tools return) in one line, worded as the server's ``Goal.describe``:
+    ``size <= 0.04 MB, accuracy drop <= 1.0 pt, objective: balanced``."""
+    g = goal or {}
+    parts: list[str] = []
+    for key, template in (
+        ("max_size_mb", "size <= {} MB"),
+        ("max_size_ratio", None),
+        ("max_accuracy_drop_pct", "accuracy drop <= {} pt"),
+        ("max_latency_ms", "p50 latency <= {} ms"),
+        ("min_speedup", "speedup >= {}x"),
+    ):
+        value = finite(g.get(key))
+        if value is None:
+            continue
+        parts.append(f"size <= {value * 100:g}% of original" if template is None else template.format(value))
+    if not parts:
+        parts.append("no constraints")
+    for key, label in (("precision", "precision"), ("device", "device")):
+        if g.get(key):
+            parts.append(f"{label}: {g[key]}")
+    for key, label in (
+        ("methods_allowed", "methods allowed"),
+        ("methods_forbidden", "methods forbidden"),
+        ("methods_requested", "methods asked for"),
+    ):
+        if g.get(key):
+            parts.append(f"{label}: {', '.join(str(m) for m in g[key])}")
+    parts.append(f"objective: {g.get('objective') or 'balanced'}")
+    return ", ".join(parts)
 
 
 def candidate_line(c: dict[str, Any], baseline: dict[str, Any]) -> str:

@@ -16,10 +16,13 @@ A new request ("make digits-cnn under 40 KB with less than 1% accuracy loss") ru
 
 and answers from the measured numbers. Follow-ups on the same model:
 
-- a changed goal ("I can accept 2%", "under 30 KB", "fp16 only"): the new words are merged into the goal of the
-  last sweep and the measured candidates are re-ranked with ``recommend``; only when none meets the new goal is a new
-  sweep run;
+- a changed goal ("I can accept 2%", "under 30 KB", "fp16 only"): the server merges the new words into the goal of
+  the last verdict (``parse_goal(text, prior=goal)``) and the measured candidates are re-ranked with ``recommend``;
+  only when none meets the new goal is a new sweep run;
 - "make it smaller / faster / more accurate": the goal gets a bound just past the current recommendation;
+
+Goals stay the structured data the tools return: they go back to ``run_sweep`` and ``recommend`` as that object, never
+as words for the server to read again, and each candidate's misses come from the server's goal check.
 - "show me the fastest (smallest, most accurate) one", "why not int4?", "what did you try?", "why this one?".
 
 A message that names a model starts a new request; one that does not refines the last one.
@@ -36,6 +39,7 @@ from typing import Any
 from assistant.answers import (
     baseline_line,
     candidate_line,
+    describe_goal,
     files_for,
     files_text,
     finite,
@@ -47,16 +51,16 @@ from assistant.answers import (
 )
 from assistant.brain import BrainStep, ToolCall
 from assistant.events import Outcome, ToolRecord
-from assistant.honesty import latest_verdict
 from assistant.transcript import Turn, split_context, turns_of
 
-__all__ = ["OfflinePlanner", "compose_goal_text", "merge_goals", "plan"]
+__all__ = ["OfflinePlanner", "goal_arg", "goal_with", "plan", "same_goal"]
 
 PLANNER_NAME = "offline-planner"
 PROFILE_SAMPLES = 16
 PROFILE_SAMPLES_LARGE = 4
-DEFAULT_GOAL_TEXT = "accuracy loss at most 1 points"
+DEFAULT_MAX_DROP_PCT = 1.0  # the limit assumed when a request names a model but no goal
 _CONSTRAINTS = ("max_size_mb", "max_size_ratio", "max_accuracy_drop_pct", "max_latency_ms", "min_speedup")
+_METHOD_FIELDS = ("methods_allowed", "methods_forbidden", "methods_requested")
 _MODEL_SUFFIXES = (".onnx", ".pt2")
 _DATA_SUFFIXES = (".npz",)
 
@@ -78,94 +82,45 @@ def plan(messages: list[dict[str, Any]]) -> BrainStep:
     return _TurnPlanner(turns).step()
 
 
-# --------------------------------------------------------------------------- goals as data and as words
+# --------------------------------------------------------------------------- goals as data
+
+# A goal is the dict the tools return (``parse_goal``'s ``goal``, a report's ``goal``): it goes back to the tools as
+# that structure, never as words to read again. Merging a follow-up into it is the server's job
+# (``parse_goal(text, prior=goal)``); the planner only sets fields it decides itself ("make it smaller").
 
 
-def _fmt_num(v: float) -> str:
-    return f"{v:.10g}"
+def goal_arg(goal: dict[str, Any]) -> dict[str, Any]:
+    """A goal from a tool result as a tool argument (``has_constraints`` is derived by the server again)."""
+    return {k: v for k, v in goal.items() if k != "has_constraints"}
 
 
-def compose_goal_text(goal: dict[str, Any]) -> str:
-    """Words that ``parse_goal`` reads back into the same goal (fields of ``optimizer.goals.parse.Goal`` as a dict)."""
-    parts: list[str] = []
-    if goal.get("max_size_mb") is not None:
-        parts.append(f"size at most {_fmt_num(goal['max_size_mb'])} MB")
-    if goal.get("max_size_ratio") is not None:
-        parts.append(f"size at most {_fmt_num(goal['max_size_ratio'] * 100)}% of the original size")
-    if goal.get("max_accuracy_drop_pct") is not None:
-        parts.append(f"accuracy loss at most {_fmt_num(goal['max_accuracy_drop_pct'])} points")
-    if goal.get("max_latency_ms") is not None:
-        parts.append(f"p50 latency at most {_fmt_num(goal['max_latency_ms'])} ms")
-    if goal.get("min_speedup") is not None:
-        parts.append(f"at least {_fmt_num(goal['min_speedup'])}x faster")
-    allowed = goal.get("methods_allowed") or []
-    if goal.get("precision"):
-        parts.append(
-            f"{goal['precision']} only" if allowed == ["quantize"] else f"{goal['precision']} precision"
-        )
-    if allowed and not (goal.get("precision") and allowed == ["quantize"]):
-        parts.append(
-            " and ".join("quantization" if m == "quantize" else "pruning" for m in allowed) + " only"
-        )
-    for m in goal.get("methods_forbidden") or []:
-        parts.append("no quantization" if m == "quantize" else "no pruning")
-    if goal.get("device"):
-        parts.append(f"on {goal['device']}")
-    objective = goal.get("objective", "balanced")
-    if objective != "balanced":
-        parts.append(
-            {"size": "as small as possible", "latency": "as fast as possible"}.get(
-                objective, "as accurate as possible"
-            )
-        )
-    return ", ".join(parts)
+def goal_with(goal: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """``goal`` with ``fields`` set, as a tool argument."""
+    return {**goal_arg(goal), **fields}
 
 
-def merge_goals(prior: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """``prior`` with what ``new`` sets replacing it (a new size bound replaces both kinds of size bound)."""
-    out = {
-        k: prior.get(k)
-        for k in (*_CONSTRAINTS, "objective", "precision", "methods_allowed", "methods_forbidden", "device")
-    }
-    if new.get("max_size_mb") is not None or new.get("max_size_ratio") is not None:
-        out["max_size_mb"] = new.get("max_size_mb")
-        out["max_size_ratio"] = new.get("max_size_ratio")
-    if new.get("max_latency_ms") is not None or new.get("min_speedup") is not None:
-        out["max_latency_ms"] = new.get("max_latency_ms")
-        out["min_speedup"] = new.get("min_speedup")
-    if new.get("max_accuracy_drop_pct") is not None:
-        out["max_accuracy_drop_pct"] = new["max_accuracy_drop_pct"]
-    if new.get("objective", "balanced") != "balanced":
-        out["objective"] = new["objective"]
-    for key in ("precision", "device"):
-        if new.get(key):
-            out[key] = new[key]
-    allowed = list(new.get("methods_allowed") or prior.get("methods_allowed") or [])
-    forbidden = list(new.get("methods_forbidden") or prior.get("methods_forbidden") or [])
-    if new.get("methods_allowed"):
-        forbidden = [m for m in forbidden if m not in new["methods_allowed"]]
-    if new.get("methods_forbidden"):
-        allowed = [m for m in allowed if m not in new["methods_forbidden"]]
-    out["methods_allowed"] = allowed or None
-    out["methods_forbidden"] = forbidden or None
-    if out.get("objective") is None:
-        out["objective"] = "balanced"
-    return out
+def same_goal(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two structured goals ask for the same (their limits, objective, methods, precision, device)."""
+
+    def norm(g: dict[str, Any]) -> tuple[Any, ...]:
+        limits = tuple(g.get(k) for k in _CONSTRAINTS)
+        methods = tuple(tuple(sorted(g.get(k) or ())) for k in _METHOD_FIELDS)
+        return (g.get("objective") or "balanced", limits, methods, g.get("precision"), g.get("device"))
+
+    return norm(a) == norm(b)
 
 
-def _goal_has_content(goal: dict[str, Any]) -> bool:
-    """What run_sweep accepts: a limit, an objective other than balanced, or a precision."""
+def _words_set_something(goal: dict[str, Any]) -> bool:
+    """Whether the words a goal was read from set anything: a limit, an objective, a method, a precision, a device."""
     return (
         any(goal.get(k) is not None for k in _CONSTRAINTS)
         or goal.get("objective", "balanced") != "balanced"
-        or bool(goal.get("precision"))
+        or any(goal.get(k) for k in ("precision", "device", *_METHOD_FIELDS))
     )
 
 
-def _goal_has_anything(goal: dict[str, Any]) -> bool:
-    return _goal_has_content(goal) or bool(
-        goal.get("methods_allowed") or goal.get("methods_forbidden") or goal.get("device")
-    )
+def _joined(*texts: str) -> str:
+    return "; ".join(t for t in texts if t)
 
 
 # --------------------------------------------------------------------------- reading the message
@@ -266,15 +221,16 @@ def _name_pattern(name: str) -> re.Pattern[str]:
 
 @dataclass
 class _Case:
-    """The last sweep of the conversation: its model, data, goal text, job and report."""
+    """The last sweep of the conversation: its model, data, job, report and active goal."""
 
     model: str
     data: str | None
-    goal_text: str
     job_id: str | None
     job: dict[str, Any] | None
     report: dict[str, Any] | None  # the get_pareto_report result
     goal: dict[str, Any] | None  # the goal of the last verdict on this job (report or recommend)
+    recommended: str | None = None  # what the last verdict recommends
+    misses: dict[str, list[dict[str, Any]]] | None = None  # the last verdict's misses (server goal check)
 
 
 # --------------------------------------------------------------------------- the planner
@@ -381,26 +337,29 @@ class _TurnPlanner:
         job_id = str((s.result or {}).get("job_id", ""))
         report = None
         goal: dict[str, Any] | None = None
+        recommended: str | None = None
+        misses: dict[str, list[dict[str, Any]]] | None = None
         for r in self.prior:
             if not r.ok or r.result is None or r.result.get("job_id") != job_id:
                 continue
             if r.name == "get_pareto_report":
                 report = r.result
-                goal = r.result.get("report", {}).get("goal")
+                body = r.result.get("report", {})
+                goal, recommended, misses = body.get("goal"), body.get("recommended"), body.get("misses")
             elif r.name == "recommend":
-                goal = r.result.get("goal")
-        if goal is None:
-            pg = self._find("parse_goal", {"text": s.arguments.get("goal", "")})
-            if pg is not None and pg.ok and pg.result is not None:
-                goal = pg.result.get("goal")
+                goal, misses = r.result.get("goal"), r.result.get("misses")
+                recommended = r.result.get("recommendation", {}).get("recommended")
+        if goal is None:  # no verdict yet (the sweep failed): the goal the sweep ran
+            goal = (s.job or {}).get("goal_fields") or (s.result or {}).get("goal_fields")
         return _Case(
             model=str(s.arguments["model"]),
             data=s.arguments.get("data"),
-            goal_text=str(s.arguments.get("goal", "")),
             job_id=job_id or None,
             job=s.job,
             report=report,
             goal=goal,
+            recommended=recommended,
+            misses=misses,
         )
 
     # ------------------------------------------------------------ the step
@@ -490,17 +449,21 @@ class _TurnPlanner:
 
     # ------------------------------------------------------------ goal requests
 
-    def _parse(self, text: str) -> ToolRecord | BrainStep:
-        """The parse_goal record for ``text``, or the step that calls it."""
-        r = self._find("parse_goal", {"text": text})
-        return self._call(("parse_goal", {"text": text})) if r is None else r
+    def _parse(self, text: str, prior: dict[str, Any] | None = None) -> ToolRecord | BrainStep:
+        """The parse_goal record for ``text`` (merged into ``prior`` on the server when given), or the step that
+        calls it."""
+        args: dict[str, Any] = {"text": text}
+        if prior is not None:
+            args["prior"] = goal_arg(prior)
+        r = self._find("parse_goal", args)
+        return self._call(("parse_goal", args)) if r is None else r
 
     def _goal_request(
         self, cleaned: str, named: str | None, data: str | None, case: _Case | None, follow_up: bool
     ) -> BrainStep:
         goal_words = cleaned[:500] if cleaned else ""
         goal: dict[str, Any] = {}
-        pg: ToolRecord | None = None
+        runnable = False
         if re.search(r"[a-z0-9]", goal_words, re.I):
             got = self._parse(goal_words)
             if isinstance(got, BrainStep):
@@ -519,6 +482,7 @@ class _TurnPlanner:
                     return self._error_answer("read your goal", pg)
                 goal_words = rewritten
                 goal = (pg.result or {}).get("goal", {})
+            runnable = bool((pg.result or {}).get("runnable"))
             # a number the goal reader could not place is a limit it would silently drop: ask instead of guessing
             unread = [str(w) for w in goal.get("unparsed_words") or [] if re.search(r"\d", str(w))]
             if unread:
@@ -530,19 +494,23 @@ class _TurnPlanner:
                     "needs_input",
                 )
 
-        if follow_up and case is not None and _goal_has_anything(goal):
-            prior = case.goal or {}
-            merged = merge_goals(prior, goal)
-            if not _goal_has_content(merged):
+        if follow_up and case is not None and _words_set_something(goal):
+            # the server merges the follow-up into the goal of the last sweep: what the words set replaces
+            merged = self._parse(goal_words, prior=case.goal or {})
+            if isinstance(merged, BrainStep):
+                return merged
+            if not merged.ok or merged.result is None:
+                return self._error_answer("apply your follow-up to the goal", merged)
+            if not merged.result.get("runnable"):
                 return self._answer("That goal sets no limit I can measure. " + _HELP, "needs_input")
-            return self._refine(case, compose_goal_text(merged), note="")
+            return self._refine(case, dict(merged.result.get("goal") or {}), note="")
 
         model = named
         if model is None:
-            if _goal_has_anything(goal) or has_words(goal_words):
+            if _words_set_something(goal) or has_words(goal_words):
                 zoo, stored = self._catalog()
                 choices = ", ".join([*zoo, *stored])
-                if not _goal_has_anything(goal):
+                if not _words_set_something(goal):
                     return self._answer(_HELP + f" Models I can use: {choices}.", "needs_input")
                 return self._answer(
                     f"Which model should I optimize? Name one in your message or with --model: {choices} "
@@ -552,18 +520,13 @@ class _TurnPlanner:
             return self._answer(_HELP, "needs_input")
 
         assumed = ""
-        if not _goal_has_content(goal):
-            extra = compose_goal_text(goal)
-            goal_words = DEFAULT_GOAL_TEXT + (f", {extra}" if extra else "")
-            got = self._parse(goal_words)
-            if isinstance(got, BrainStep):
-                return got
-            pg = got
+        if not runnable:  # run_sweep would refuse it: assume the default limit, and say so
+            goal = goal_with(goal, max_accuracy_drop_pct=DEFAULT_MAX_DROP_PCT)
             assumed = (
                 "You gave no limit, so I assumed you can afford at most 1 point of accuracy loss and want the best "
                 "balance of size, accuracy and speed. "
             )
-        return self._full(model, data, goal_words, lead=assumed, parse=pg)
+        return self._full(model, data, goal, lead=assumed)
 
     def _accept_rewrite(self, text: str, goal: dict[str, Any]) -> str | None:
         """ "I can accept 2%": a bare percentage with a word of acceptance is an accuracy loss."""
@@ -582,9 +545,7 @@ class _TurnPlanner:
 
     # ------------------------------------------------------------ the full workflow
 
-    def _full(
-        self, model: str, data: str | None, goal_text: str, *, lead: str = "", parse: ToolRecord | None = None
-    ) -> BrainStep:
+    def _full(self, model: str, data: str | None, goal: dict[str, Any], *, lead: str = "") -> BrainStep:
         inspect_args = {"model": model}
         insp = self._find("inspect_model", inspect_args)
         if insp is None:
@@ -600,10 +561,10 @@ class _TurnPlanner:
             profile_args["data"] = data
         if self._find("profile_layers", profile_args) is None:
             return self._call(("profile_layers", profile_args))
-        sweep_args: dict[str, Any] = {"model": model, "goal": goal_text}
+        sweep_args: dict[str, Any] = {"model": model, "goal": goal_arg(goal)}
         if data:
             sweep_args["data"] = data
-        sweep = self._find("run_sweep", sweep_args)
+        sweep = self._find("run_sweep", sweep_args) or self._sweep_for(model, data, goal)
         if sweep is None or (sweep.ok and (sweep.job or {}).get("state") in ("interrupted",)):
             return self._call(("run_sweep", sweep_args))
         if not sweep.ok:
@@ -621,10 +582,7 @@ class _TurnPlanner:
         if state == "failed":
             err = job.get("error") or {}
             if err.get("code") == "goal_invalid":
-                pg = parse or self._find("parse_goal", {"text": goal_text})
-                desc = (
-                    (pg.result or {}).get("description") if pg is not None and pg.ok else None
-                ) or goal_text
+                desc = str(job.get("goal") or describe_goal(goal))
                 return self._answer(
                     f"{lead}**{model}: your goal cannot be met.** The sweep refused it: {err.get('message', '')}. "
                     f"Goal as I read it: {desc}. {err.get('hint', '')}".strip(),
@@ -647,6 +605,19 @@ class _TurnPlanner:
             return step
         return self._verdict_answer(model, rep.result or {}, lead=lead, fresh=True)
 
+    def _sweep_for(self, model: str, data: str | None, goal: dict[str, Any]) -> ToolRecord | None:
+        """A sweep of this conversation for the same model, data and goal, however the goal was given (an LLM
+        that started the turn may have passed words): its goal is the one the server ran (``goal_fields``)."""
+        for r in reversed(self.all):
+            if r.name != "run_sweep" or not r.ok or r.arguments.get("model") != model:
+                continue
+            if r.arguments.get("data") != data:
+                continue
+            ran = (r.job or {}).get("goal_fields") or (r.result or {}).get("goal_fields")
+            if isinstance(ran, dict) and same_goal(ran, goal):
+                return r
+        return None
+
     def _fetch_files(
         self, job_id: str, candidate: str | None, report_result: dict[str, Any]
     ) -> BrainStep | None:
@@ -665,15 +636,11 @@ class _TurnPlanner:
 
     # ------------------------------------------------------------ refinements
 
-    def _refine(self, case: _Case, goal_text: str, *, note: str) -> BrainStep:
-        pg = self._parse(goal_text)
-        if isinstance(pg, BrainStep):
-            return pg
-        if not pg.ok:
-            return self._error_answer("read the new goal", pg)
+    def _refine(self, case: _Case, goal: dict[str, Any], *, note: str) -> BrainStep:
+        """Re-rank the last sweep's candidates for ``goal`` (the structured goal); sweep again when none meets it."""
         if case.report is None or case.job_id is None:
-            return self._full(case.model, case.data, goal_text, lead=note, parse=pg)
-        rec_args = {"job_id": case.job_id, "goal": goal_text}
+            return self._full(case.model, case.data, goal, lead=note)
+        rec_args = {"job_id": case.job_id, "goal": goal_arg(goal)}
         rec = self._find("recommend", rec_args)
         if rec is None:
             return self._call(("recommend", rec_args))
@@ -694,21 +661,13 @@ class _TurnPlanner:
             if rec.ok
             else ""
         )
-        return self._full(case.model, case.data, goal_text, lead=lead, parse=pg)
+        return self._full(case.model, case.data, goal, lead=lead)
 
     def _current_best(self, case: _Case) -> dict[str, Any] | None:
         """The candidate recommended for the active goal (or the nearest one), with metrics."""
         if case.report is None:
             return None
-        job_records = [
-            r
-            for r in self.prior
-            if r.result is not None
-            and r.result.get("job_id") == case.job_id
-            and r.name in ("get_pareto_report", "recommend")
-        ]
-        v = latest_verdict(job_records)
-        cid = v.recommended
+        cid = case.recommended
         report = case.report.get("report", {})
         if cid is None:
             nearest = report.get("nearest") or []
@@ -718,18 +677,25 @@ class _TurnPlanner:
                 return dict(c)
         return None
 
+    def _own_change(self, case: _Case, **fields: Any) -> dict[str, Any]:
+        """The goal of the last verdict with fields the planner sets itself from the user's words ("make it
+        smaller", "show me the fastest"): every word was understood, and they join the goal's text."""
+        goal = case.goal or {}
+        return goal_with(
+            goal, **fields, unparsed_words=[], text=_joined(str(goal.get("text") or ""), self.text)
+        )
+
     def _more(self, case: _Case, direction: str) -> BrainStep:
         best = self._current_best(case)
-        goal = dict(case.goal or {})
         if best is None or case.report is None:
-            goal["objective"] = direction
-            return self._refine(case, compose_goal_text(merge_goals(goal, {"objective": direction})), note="")
+            return self._refine(case, self._own_change(case, objective=direction), note="")
         m = best["metrics"]
         change: dict[str, Any] = {"objective": direction}
+        # a new bound replaces both kinds of its bound (as a follow-up merged on the server does)
         if direction == "size":
-            change["max_size_mb"] = (int(m["size_bytes"]) - 1) / 1e6
+            change.update(max_size_mb=(int(m["size_bytes"]) - 1) / 1e6, max_size_ratio=None)
         elif direction == "latency" and finite(m.get("latency_ms_p50")):
-            change["max_latency_ms"] = float(f"{float(m['latency_ms_p50']) * 0.99:.4g}")
+            change.update(max_latency_ms=float(f"{float(m['latency_ms_p50']) * 0.99:.4g}"), min_speedup=None)
         elif direction == "accuracy":
             drop = finite(m.get("accuracy_drop_pct"))
             if drop is not None and drop <= 0:
@@ -742,20 +708,15 @@ class _TurnPlanner:
                 )
             if drop is not None:
                 change["max_accuracy_drop_pct"] = max(round(drop - 0.01, 2), 0.0)
-        merged = merge_goals(goal, change)
         what = {"size": "smaller than", "latency": "faster than", "accuracy": "more accurate than"}[direction]
         note = f"You asked for a model {what} {best['id']}, so I tightened the goal accordingly. "
-        return self._refine(case, compose_goal_text(merged), note=note)
+        return self._refine(case, self._own_change(case, **change), note=note)
 
     def _show(self, case: _Case, objective: str) -> BrainStep:
-        goal = merge_goals(case.goal or {}, {"objective": objective})
+        goal = self._own_change(case, objective=objective)
         if case.report is None:
-            return self._refine(case, compose_goal_text(goal), note="")
-        goal_text = compose_goal_text(goal)
-        parsed = self._parse(goal_text)
-        if isinstance(parsed, BrainStep):
-            return parsed
-        rec_args = {"job_id": case.job_id, "goal": goal_text}
+            return self._refine(case, goal, note="")
+        rec_args = {"job_id": case.job_id, "goal": goal_arg(goal)}
         rec = self._find("recommend", rec_args)
         if rec is None:
             return self._call(("recommend", rec_args))
@@ -842,23 +803,24 @@ class _TurnPlanner:
             for sid, why in (report.get("skipped_reasons") or {}).items()
             if id_match and re.search(id_match, label_of(sid))
         }
-        goal = case.goal or report.get("goal") or {}
-        rec = report.get("recommended")
+        rec = case.recommended
         name = _METHOD_NAMES.get(method, method)
         lines: list[str] = []
         if measured:
             for c in measured:
                 lines.append(f"{name} was measured: {candidate_line(c, base)}.")
-                misses = self._misses(c, goal, base)
+                # the server's goal check, computed once for the goal of the last verdict
+                misses = [str(m.get("text", "")) for m in (case.misses or {}).get(str(c.get("id")), [])]
                 if c.get("id") == rec:
                     lines.append("It is the recommended candidate.")
-                elif misses:
-                    lines.append("It misses your goal: " + "; ".join(misses) + ".")
                 elif not c.get("metrics"):
                     pass
+                elif misses:
+                    lines.append("It misses your goal: " + "; ".join(misses) + ".")
                 else:
                     lines.append(
-                        "It is within the size and accuracy limits, but another candidate ranked higher for your objective."
+                        "It misses none of the limits of your goal, but another candidate ranked higher for your "
+                        "objective."
                     )
         if skipped:
             for sid, why in skipped.items():
@@ -902,32 +864,6 @@ class _TurnPlanner:
             )
         return "The sweep's goal-directed search only builds the candidates that can still win."
 
-    def _misses(self, c: dict[str, Any], goal: dict[str, Any], base: dict[str, Any]) -> list[str]:
-        m = c.get("metrics") or {}
-        out: list[str] = []
-        size = finite(m.get("size_bytes"))
-        if size is not None:
-            limits = []
-            if goal.get("max_size_mb") is not None:
-                limits.append(float(goal["max_size_mb"]) * 1e6)
-            if goal.get("max_size_ratio") is not None and finite(base.get("size_bytes")):
-                limits.append(float(goal["max_size_ratio"]) * float(base["size_bytes"]))
-            if limits and size > min(limits):
-                out.append(f"its size {fmt_size(size)} is over the {fmt_size(min(limits))} limit")
-        drop = finite(m.get("accuracy_drop_pct"))
-        if (
-            drop is not None
-            and goal.get("max_accuracy_drop_pct") is not None
-            and drop > float(goal["max_accuracy_drop_pct"])
-        ):
-            out.append(
-                f"its {fmt_drop(drop)} is over the {float(goal['max_accuracy_drop_pct']):.2f} pt limit"
-            )
-        p50 = finite(m.get("latency_ms_p50"))
-        if p50 is not None and goal.get("max_latency_ms") is not None and p50 > float(goal["max_latency_ms"]):
-            out.append(f"its p50 {fmt_ms(p50)} is over the {fmt_ms(float(goal['max_latency_ms']))} limit")
-        return out
-
     def _explain(self, case: _Case) -> BrainStep:
         """Why the last answer is what it is: the tools' reason, the candidates and why the others were not built."""
         if case.report is None:
@@ -948,7 +884,7 @@ class _TurnPlanner:
         else:
             reason = str(report.get("reason", ""))
             feasible = [report["recommended"]] if report.get("recommended") else []
-        lines = [f"The sweep's reason (job {case.job_id}, goal: {self._describe(case.goal or {})}): {reason}"]
+        lines = [f"The sweep's reason (job {case.job_id}, goal: {describe_goal(case.goal or {})}): {reason}"]
         if feasible:
             lines.append(f"Candidates that meet the goal: {', '.join(feasible)}.")
         measured = [c for c in report.get("candidates", []) if c.get("metrics")]
@@ -987,8 +923,8 @@ class _TurnPlanner:
             reason = str(report.get("reason", ""))
             nearest = report.get("nearest") or []
             feasible = [cid] if cid else []
-        desc = self._describe(goal)
-        has_limits = any(goal.get(k) is not None for k in _CONSTRAINTS)
+        desc = describe_goal(goal)
+        has_limits = bool(goal.get("has_constraints"))
         lines: list[str] = []
         if lead:
             lines.append(lead.strip())
@@ -1059,14 +995,6 @@ class _TurnPlanner:
         if "measured" in missed:
             parts.append("the nearest candidates failed to build or run")
         return ("Why: " + "; ".join(parts) + ".") if parts else ""
-
-    def _describe(self, goal: dict[str, Any]) -> str:
-        text = goal.get("text")
-        if text:
-            r = self._find("parse_goal", {"text": text})
-            if r is not None and r.ok and r.result is not None:
-                return str(r.result.get("description", text))
-        return compose_goal_text(goal) or "no limits"
 
     def _workflow_lines(self, model: str, report: dict[str, Any], *, explain: bool) -> list[str]:
         lines: list[str] = []

@@ -204,17 +204,23 @@ class JobView:
 
 
 def _rerank(report: ParetoReport, result: dict[str, Any]) -> ParetoReport:
-    """The report with the goal and recommendation of a ``recommend`` result (nothing was measured again)."""
-    from optimizer.search.pareto import Recommendation
+    """The report with the goal, recommendation and misses of a ``recommend`` result (nothing was measured
+    again; the misses are the server's goal check for the new goal)."""
+    from optimizer.search.pareto import ConstraintMiss, Recommendation
     from optimizer.types import Goal
 
     rec = Recommendation.model_validate(result["recommendation"])
+    misses = {
+        str(cid): [ConstraintMiss.model_validate(m) for m in found]
+        for cid, found in (result.get("misses") or {}).items()
+    }
     return report.model_copy(
         update={
             "goal": Goal.model_validate(result["goal"]),
             "recommended": rec.recommended,
             "reason": rec.reason,
             "nearest": rec.nearest,
+            "misses": misses,
         }
     )
 
