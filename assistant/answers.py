@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from assistant.events import ToolRecord
+from assistant.techniques import describe_recipe
 
 __all__ = [
     "candidate_line",
@@ -89,31 +90,6 @@ def label_of(candidate_id: str) -> str:
     """The recipe label inside a candidate id: ``c00-static_int8-pc-minmax`` -> ``static_int8-pc-minmax``."""
     head, _, rest = candidate_id.partition("-")
     return rest if head[:1] == "c" and head[1:].isdigit() and rest else candidate_id
-
-
-def describe_recipe(recipe: dict[str, Any] | None) -> str:
-    """A recipe in words: ``static int8 (per-channel, minmax calibration)``."""
-    if not recipe:
-        return "unknown recipe"
-    kind = str(recipe.get("kind", ""))
-    keep = recipe.get("keep_fp32") or []
-    tail = ""
-    if keep:
-        tail = f", the {len(keep)} most sensitive layer{'s' if len(keep) != 1 else ''} kept in fp32"
-    if kind == "static_int8":
-        gran = "per-channel" if recipe.get("per_channel", True) else "per-tensor"
-        ops = recipe.get("op_types")
-        on = f", only {'/'.join(ops)}" if ops else ""
-        return f"static int8 ({gran}, {recipe.get('calibration', 'minmax')} calibration{on}{tail})"
-    if kind == "dynamic_int8":
-        return f"dynamic int8 ({'/'.join(recipe.get('op_types') or [])}{tail})"
-    if kind == "fp16":
-        return f"float16{tail.replace(', the', ' (the') + ')' if tail else ''}"
-    if kind == "int4_weight_only":
-        return "int4 weight-only (MatMul)"
-    if kind == "chain":
-        return " then ".join(describe_recipe(s) for s in recipe.get("steps") or [])
-    return kind.replace("_", " ")
 
 
 def describe_goal(goal: dict[str, Any] | None) -> str:

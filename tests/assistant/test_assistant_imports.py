@@ -10,6 +10,8 @@ MODULES = [
     "assistant",
     "assistant.agent",
     "assistant.planner",
+    "assistant.planner.workflow",
+    "assistant.techniques",
     "assistant.honesty",
     "assistant.answers",
     "assistant.connection",
