@@ -38,9 +38,10 @@ from assistant.events import (
     ToolRecord,
     ToolStarted,
 )
-from assistant.honesty import check_answer, latest_verdict
+from assistant.honesty import check_answer
 from assistant.planner import PLANNER_NAME, OfflinePlanner
 from assistant.settings import AssistantSettings
+from assistant.toollog import ToolLog
 from assistant.transcript import tool_message, with_context
 
 __all__ = ["Assistant", "AsyncAssistant", "make_brain"]
@@ -84,7 +85,7 @@ class AsyncAssistant:
         self.tools = ToolClient(self.settings, server_settings=server_settings, chart_writer=chart_writer)
         self.save_dir = Path(save_dir) if save_dir is not None else None
         self.messages: list[dict[str, Any]] = []
-        self.records: list[ToolRecord] = []
+        self.records = ToolLog()  # every tool call of the conversation, with its result
         self._specs: list[dict[str, Any]] = []
         self._ids: set[str] = set()
 
@@ -220,10 +221,10 @@ class AsyncAssistant:
             )
             corrected = True
 
-        verdict = latest_verdict(self.records)
-        files = files_for(
-            self.records, verdict.job_id, verdict.recommended or _nearest(self.records, verdict.job_id)
-        )
+        verdict = self.records.verdict()
+        report = self.records.report(verdict.job_id) if verdict.job_id else None
+        shown = verdict.recommended or (report.nearest_id if report is not None else None)
+        files = files_for(self.records, verdict.job_id, shown)
         if brain is not self.planner and files and not any(v in text for v in files.values()):
             text += "\n" + files_text(files)
         if outcome is None:
@@ -244,7 +245,7 @@ class AsyncAssistant:
             brain=brain.name if notice is None else PLANNER_NAME,
             notice=notice,
             corrected=corrected,
-            tool_calls=self.records[first_record:],
+            tool_calls=list(self.records[first_record:]),
             honesty=honesty,
             job_id=verdict.job_id,
             recommended=verdict.recommended if outcome == "met" else None,
@@ -367,19 +368,6 @@ class AsyncAssistant:
             await anyio.Path(target).write_bytes(base64.b64decode(r.result["content_base64"]))
             saved[key] = str(target)
         return saved
-
-
-def _nearest(records: list[ToolRecord], job_id: str | None) -> str | None:
-    for r in reversed(records):
-        if (
-            r.name == "get_pareto_report"
-            and r.ok
-            and r.result is not None
-            and r.result.get("job_id") == job_id
-        ):
-            nearest = r.result.get("report", {}).get("nearest") or []
-            return str(nearest[0].get("candidate_id")) if nearest else None
-    return None
 
 
 _DONE = object()

@@ -7,11 +7,12 @@ two, rounded the way :mod:`assistant.honesty` accepts: an answer built here alwa
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from assistant.events import ToolRecord
 from assistant.techniques import describe_recipe
+from assistant.toollog import ToolLog
 
 __all__ = [
     "candidate_line",
@@ -152,46 +153,29 @@ def baseline_line(model: str, baseline: dict[str, Any]) -> str:
     return f"the original {model}: " + ", ".join(parts)
 
 
-def _latest(records: Sequence[ToolRecord], name: str, **match: Any) -> ToolRecord | None:
-    for r in reversed(records):
-        if (
-            r.name == name
-            and r.ok
-            and r.result is not None
-            and all(r.result.get(k) == v for k, v in match.items())
-        ):
-            return r
-    return None
-
-
-def files_for(records: Sequence[ToolRecord], job_id: str | None, candidate_id: str | None) -> dict[str, str]:
+def files_for(records: Iterable[ToolRecord], job_id: str | None, candidate_id: str | None) -> dict[str, str]:
     """The files of a result, named from tool results: the model (path and artifact) and the report/chart."""
     if not job_id:
         return {}
+    log = records if isinstance(records, ToolLog) else ToolLog(records)
     files: dict[str, str] = {}
-    rep = _latest(records, "get_pareto_report", job_id=job_id)
-    if rep is not None and rep.result is not None:
-        report = rep.result.get("report", {})
-        if candidate_id:
-            for c in report.get("candidates", []):
-                if c.get("id") == candidate_id and c.get("model_path"):
-                    files["model"] = str(c["model_path"])
-            if candidate_id == report.get("recommended") and rep.result.get("best_artifact"):
-                files["model_artifact"] = str(rep.result["best_artifact"])
-            elif candidate_id in (rep.result.get("candidate_artifacts") or {}):
-                files["model_artifact"] = str(rep.result["candidate_artifacts"][candidate_id])
-        if rep.result.get("chart_artifact"):
-            files["chart_artifact"] = str(rep.result["chart_artifact"])
-    for r in records:
-        if r.name == "get_artifact" and r.ok and r.result is not None:
-            aid = str(r.result.get("artifact_id", ""))
-            if not aid.startswith(f"{job_id}/"):
-                continue
-            if aid.endswith("report.json"):
-                files["report_artifact"] = aid
-                files["report_download"] = str(r.result.get("download_path", ""))
-            elif aid == files.get("model_artifact"):
-                files["model_download"] = str(r.result.get("download_path", ""))
+    view = log.report(job_id)
+    if view is not None:
+        candidate = view.candidate(candidate_id)
+        if candidate is not None and candidate.get("model_path"):
+            files["model"] = str(candidate["model_path"])
+        artifact = view.artifact_of(candidate_id)
+        if artifact is not None:
+            files["model_artifact"] = artifact
+        if view.result.get("chart_artifact"):
+            files["chart_artifact"] = str(view.result["chart_artifact"])
+    for art in log.artifacts(job_id):
+        aid = str(art.get("artifact_id", ""))
+        if aid.endswith("report.json"):
+            files["report_artifact"] = aid
+            files["report_download"] = str(art.get("download_path", ""))
+        elif aid == files.get("model_artifact"):
+            files["model_download"] = str(art.get("download_path", ""))
     return files
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import streamlit as st
 
+from assistant.toollog import ToolLog
 from ui.render import LiveTurn, brain_label, render_turn
 from ui.session import (
     DATA_TYPES,
@@ -301,7 +302,7 @@ def _answer(assistant: Any, text: str) -> None:
         if live.final is not None:
             reply = live.final.reply
             job_id, report, sens = absorb_reply(reply, ss.jobs)
-            if any(r.name == "run_sweep" for r in reply.tool_calls) or job_id is not None:
+            if ToolLog(reply.tool_calls).called("run_sweep") or job_id is not None:
                 ss.context_pending = False
             if report is not None and job_id is not None:
                 live.turn.job_id = job_id

@@ -234,17 +234,20 @@ def absorb_reply(
     report of a known job for the new goal. Results that do not parse are skipped (the answer's text still says
     what happened). Raises nothing.
     """
+    from assistant.toollog import ToolLog
+
+    log = ToolLog(reply.tool_calls)
     job_id: str | None = None
     report: ParetoReport | None = None
     sens: SensitivityReport | None = None
-    for record in reply.tool_calls:
-        result = record.result
-        if not record.ok or result is None:
-            continue
+    profile = log.latest("profile_layers")
+    if profile is not None:
+        with contextlib.suppress(ValueError):
+            sens = SensitivityReport.model_validate(profile.result)
+    for record in log.verdicts():  # reports and re-rankings, oldest first: the last one stands
+        result = record.result or {}
         try:
-            if record.name == "profile_layers":
-                sens = SensitivityReport.model_validate(result)
-            elif record.name == "get_pareto_report":
+            if record.name == "get_pareto_report":
                 report = ParetoReport.model_validate(result["report"])
                 job_id = str(result["job_id"])
                 jobs[job_id] = JobView(
@@ -253,7 +256,7 @@ def absorb_reply(
                     best_artifact=result.get("best_artifact"),
                     candidate_artifacts=dict(result.get("candidate_artifacts") or {}),
                 )
-            elif record.name == "recommend" and str(result.get("job_id")) in jobs:
+            elif str(result.get("job_id")) in jobs:
                 job_id = str(result["job_id"])
                 report = _rerank(jobs[job_id].report(), result)
         except (KeyError, TypeError, ValueError):

@@ -27,6 +27,7 @@ from assistant.brain import BrainStep
 from assistant.events import Outcome
 from assistant.planner.state import Case, Conversation, answer
 from assistant.techniques import CAPABILITIES, not_in_grid, technique
+from assistant.toollog import ReportView
 
 __all__ = ["HELP", "explain_choice", "tried", "verdict_answer", "why_not", "workflow_lines"]
 
@@ -40,8 +41,8 @@ HELP = (
 def tried(conv: Conversation, case: Case) -> str:
     """What the last sweep measured, failed and skipped, and the tool calls so far ("what did you try?")."""
     lines: list[str] = []
-    report = (case.report or {}).get("report")
-    if report is None:
+    view = case.report
+    if view is None:
         state = (case.job or {}).get("state", "unknown")
         err = (case.job or {}).get("error") or {}
         lines.append(
@@ -50,18 +51,17 @@ def tried(conv: Conversation, case: Case) -> str:
             + "; it produced no report, so no candidate was measured."
         )
     else:
-        base = report.get("baseline", {})
-        ok = [c for c in report.get("candidates", []) if c.get("metrics")]
-        failed = [c for c in report.get("candidates", []) if not c.get("metrics")]
+        report, base = view.report, view.baseline
+        failed = [c for c in view.candidates if not c.get("metrics")]
         wall = finite(report.get("wall_seconds"))
         lines.append(
-            f"For {case.model} (job {case.job_id}) I measured {len(report.get('candidates', []))} of the "
+            f"For {case.model} (job {case.job_id}) I measured {len(view.candidates)} of the "
             f"{report.get('grid_size', '?')} candidates in the search space"
             + (f" in {wall:.1f} s" if wall is not None else "")
             + f"; {baseline_line(case.model, base)}."
         )
-        for c in ok:
-            mark = " (recommended)" if c.get("id") == report.get("recommended") else ""
+        for c in view.measured:
+            mark = " (recommended)" if c.get("id") == view.recommended else ""
             lines.append(f"- {candidate_line(c, base)}{mark}")
         for c in failed:
             lines.append(f"- {candidate_line(c, base)}")
@@ -73,9 +73,7 @@ def tried(conv: Conversation, case: Case) -> str:
             lines.append(f"Not built ({len(skipped)}), because they could not win:")
             for why, ids in groups.items():
                 lines.append(f"- {', '.join(ids)}: {why}")
-    counts: dict[str, int] = {}
-    for r in conv.all:
-        counts[r.name] = counts.get(r.name, 0) + 1
+    counts = conv.log.counts()
     lines.append(
         "Tool calls in this conversation so far: " + ", ".join(f"{n} ({k})" for n, k in counts.items()) + "."
     )
@@ -85,16 +83,15 @@ def tried(conv: Conversation, case: Case) -> str:
 def why_not(conv: Conversation, case: Case, key: str) -> BrainStep:
     """Why a technique (``key``, see :mod:`assistant.techniques`) is not the answer: its measured candidates and
     what they miss, the ones not built and why, or why the sweep had none."""
-    report = (case.report or {}).get("report")
-    if report is None:
+    view = case.report
+    if view is None:
         return answer(tried(conv, case), "answered")
-    base = report.get("baseline", {})
-    cands = report.get("candidates", [])
+    base, cands = view.baseline, view.candidates
     tech = technique(key)
     measured = [c for c in cands if tech.matches(c.get("recipe") or {})]
     skipped = {
         sid: why
-        for sid, why in (report.get("skipped_reasons") or {}).items()
+        for sid, why in (view.report.get("skipped_reasons") or {}).items()
         if tech.skipped_label and re.search(tech.skipped_label, label_of(sid))
     }
     rec = case.recommended
@@ -132,28 +129,20 @@ def why_not(conv: Conversation, case: Case, key: str) -> BrainStep:
 
 
 def _not_in_grid(conv: Conversation, case: Case, key: str) -> str:
-    insp = conv.find("inspect_model", {"model": case.model})
-    ops: list[str] = []
-    if insp is not None and insp.ok and insp.result is not None:
-        ops = sorted({str(la.get("op_type")) for la in insp.result.get("layers", [])})
+    inspection = conv.log.inspection(case.model) or {}
+    ops = sorted({str(la.get("op_type")) for la in inspection.get("layers", [])})
     return not_in_grid(key, case.model, ops)
 
 
 def explain_choice(conv: Conversation, case: Case) -> BrainStep:
     """Why the last answer is what it is: the tools' reason, the candidates and why the others were not built."""
-    if case.report is None:
+    view = case.report
+    if view is None:
         return answer(tried(conv, case), "answered")
-    report = case.report.get("report", {})
-    base = report.get("baseline", {})
-    recs = [
-        r
-        for r in conv.prior
-        if r.name in ("recommend", "get_pareto_report")
-        and r.result is not None
-        and r.result.get("job_id") == case.job_id
-    ]
-    last = recs[-1].result if recs else case.report
-    if last is not None and "recommendation" in last:
+    report, base = view.report, view.baseline
+    verdict = conv.earlier.verdict_record(case.job_id)
+    last = verdict.result if verdict is not None and verdict.result is not None else view.result
+    if "recommendation" in last:
         reason = str(last["recommendation"].get("reason", ""))
         feasible = list(last["recommendation"].get("feasible") or [])
     else:
@@ -162,18 +151,17 @@ def explain_choice(conv: Conversation, case: Case) -> BrainStep:
     lines = [f"The sweep's reason (job {case.job_id}, goal: {describe_goal(case.goal or {})}): {reason}"]
     if feasible:
         lines.append(f"Candidates that meet the goal: {', '.join(feasible)}.")
-    measured = [c for c in report.get("candidates", []) if c.get("metrics")]
-    if measured:
+    if view.measured:
         lines.append("Measured:")
-        lines.extend(f"- {candidate_line(c, base)}" for c in measured)
-    lines.extend(workflow_lines(conv, case.model, report, explain=True)[-1:])
+        lines.extend(f"- {candidate_line(c, base)}" for c in view.measured)
+    lines.extend(workflow_lines(conv, case.model, view, explain=True)[-1:])
     return answer("\n".join(lines), "answered")
 
 
 def verdict_answer(
     conv: Conversation,
     model: str,
-    report_result: dict[str, Any],
+    view: ReportView,
     *,
     lead: str,
     fresh: bool,
@@ -183,13 +171,11 @@ def verdict_answer(
     """The answer for a goal: the recommended candidate against the original and why, or that the goal cannot be
     met, the nearest candidates and what they miss; with ``fresh`` how the sweep went, and the files.
 
-    ``report_result`` is the get_pareto_report result; ``recommend`` a recommend result that re-ranked it for a new
-    goal (its verdict is the one given).
+    ``view`` is the sweep's report; ``recommend`` a recommend result that re-ranked it for a new goal (its verdict
+    is the one given).
     """
-    report = report_result.get("report", {})
-    job_id = str(report_result.get("job_id", ""))
-    base = report.get("baseline", {})
-    cands = {c.get("id"): c for c in report.get("candidates", [])}
+    report, job_id, base = view.report, view.job_id, view.baseline
+    cands = {c.get("id"): c for c in view.candidates}
     if recommend is not None:
         rec_obj = recommend.get("recommendation", {})
         goal = recommend.get("goal") or {}
@@ -232,11 +218,11 @@ def verdict_answer(
             lines.append(why)
         lines.append(f"For comparison, {baseline_line(model, base)}.")
     if fresh:
-        lines.extend(workflow_lines(conv, model, report, explain=explain))
+        lines.extend(workflow_lines(conv, model, view, explain=explain))
     unparsed = [w for w in (goal.get("unparsed_words") or []) if w not in ("model", "file")]
     if unparsed:
         lines.append(f"Words I did not use from your request: {', '.join(unparsed)}.")
-    files = files_for(conv.all, job_id, cid or (nearest[0].get("candidate_id") if nearest else None))
+    files = files_for(conv.log, job_id, cid or (nearest[0].get("candidate_id") if nearest else None))
     ft = files_text(files, nearest=not cid)
     if ft:
         lines.append(ft)
@@ -277,22 +263,16 @@ def _why_unmet(nearest: list[dict[str, Any]], cands: list[dict[str, Any]], base:
     return ("Why: " + "; ".join(parts) + ".") if parts else ""
 
 
-def workflow_lines(conv: Conversation, model: str, report: dict[str, Any], *, explain: bool) -> list[str]:
+def workflow_lines(conv: Conversation, model: str, view: ReportView, *, explain: bool) -> list[str]:
     """How the answer was found: the model, its most sensitive layer, and what the search measured and skipped."""
     lines: list[str] = []
-    insp = conv.find("inspect_model", {"model": model})
-    if insp is not None and insp.ok and insp.text:
+    report = view.report
+    insp = conv.log.latest("inspect_model", args={"model": model})
+    if insp is not None and insp.text:
         lines.append(f"Model: {insp.text}")
-    prof = next(
-        (
-            r
-            for r in reversed(conv.all)
-            if r.name == "profile_layers" and r.arguments.get("model") == model and r.ok
-        ),
-        None,
-    )
-    if prof is not None and prof.result is not None:
-        layers = prof.result.get("layers") or []
+    profile = conv.log.profile(model)
+    if profile is not None:
+        layers = profile.get("layers") or []
         if layers and finite(layers[0].get("sqnr_db")) is not None:
             first = layers[0]
             lines.append(
@@ -306,7 +286,7 @@ def workflow_lines(conv: Conversation, model: str, report: dict[str, Any], *, ex
         + (f" in {wall:.1f} s" if wall is not None else "")
         + f", {len(report.get('front') or [])} on the Pareto front"
     )
-    failed = [c for c in report.get("candidates", []) if not c.get("metrics")]
+    failed = [c for c in view.candidates if not c.get("metrics")]
     if failed:
         search += f", {len(failed)} failed ({', '.join(str(c.get('id')) for c in failed)})"
     if skipped:

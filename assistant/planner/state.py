@@ -12,6 +12,7 @@ from typing import Any
 
 from assistant.brain import BrainStep, ToolCall
 from assistant.events import Outcome, ToolRecord
+from assistant.toollog import ReportView, ToolLog
 from assistant.transcript import Turn, split_context
 
 __all__ = ["Case", "Conversation", "answer"]
@@ -33,31 +34,33 @@ class Case:
     data: str | None
     job_id: str | None
     job: dict[str, Any] | None
-    report: dict[str, Any] | None  # the get_pareto_report result
+    report: ReportView | None  # its report (get_pareto_report)
     goal: dict[str, Any] | None  # the goal of the last verdict on this job (report or recommend)
     recommended: str | None = None  # what the last verdict recommends
     misses: dict[str, list[dict[str, Any]]] | None = None  # the last verdict's misses (server goal check)
 
 
 class Conversation:
-    """The turns so far, the tool records of this turn and of earlier ones, and the user's message."""
+    """The turns so far, the tool log of the conversation, of earlier turns and of this one, and the message."""
 
     def __init__(self, turns: list[Turn]):
         self.turns = turns
         self.turn = turns[-1]
-        self.all: list[ToolRecord] = [r for t in turns for r in t.records]
+        self.log = ToolLog(r for t in turns for r in t.records)
         # a follow-up refers to what the user saw (earlier turns), never to this turn's own work
-        self.prior: list[ToolRecord] = [r for t in turns[:-1] for r in t.records]
+        self.earlier = ToolLog(r for t in turns[:-1] for r in t.records)
+        self.this_turn = ToolLog(self.turn.records)
         self.text, self.context = split_context(self.turn.user)
-        self._n = len(self.turn.records)
 
     # ------------------------------------------------------------ steps
 
     def call(self, *calls: tuple[str, dict[str, Any]]) -> BrainStep:
         """A step that calls these tools (ids unique in the conversation)."""
-        tc = []
-        for i, (name, args) in enumerate(calls):
-            tc.append(ToolCall(id=f"q{len(self.turns)}-{self._n + i}", name=name, arguments=args))
+        n = len(self.this_turn)
+        tc = [
+            ToolCall(id=f"q{len(self.turns)}-{n + i}", name=name, arguments=args)
+            for i, (name, args) in enumerate(calls)
+        ]
         return BrainStep(tool_calls=tc)
 
     def error_answer(self, what: str, r: ToolRecord) -> BrainStep:
@@ -69,61 +72,19 @@ class Conversation:
         text = f"I could not {what}: {msg}" + (f" Hint: {hint}" if hint else "")
         return answer(text, "error" if code in _FAILURES else "needs_input")
 
-    # ------------------------------------------------------------ the records
-
-    def find(self, name: str, args: dict[str, Any], *, this_turn: bool = False) -> ToolRecord | None:
-        """The last call of ``name`` with exactly ``args`` (this turn only with ``this_turn``), whatever it returned."""
-        pool = self.turn.records if this_turn else self.all
-        for r in reversed(pool):
-            if r.name == name and r.arguments == args:
-                return r
-        return None
-
-    def catalog(self) -> tuple[list[str], list[str]]:
-        """The zoo names and the stored model ids the server listed (and the models registered since)."""
-        zoo: list[str] = []
-        stored: list[str] = []
-        for r in self.all:
-            if not r.ok or r.result is None:
-                continue
-            if r.name == "list_zoo":
-                zoo = [str(e.get("name")) for e in r.result.get("entries", [])]
-            elif r.name == "list_models":
-                stored = [str(m.get("id")) for m in r.result.get("models", [])]
-                zoo = zoo or [str(z) for z in r.result.get("zoo", [])]
-            elif r.name == "register_model":
-                mid = str(r.result.get("model", {}).get("id", ""))
-                if mid and mid not in stored:
-                    stored.append(mid)
-        return zoo, stored
+    # ------------------------------------------------------------ the case
 
     def case(self) -> Case | None:
         """The last sweep of earlier turns and the last verdict on it, or None before any sweep."""
-        sweeps = [
-            r
-            for r in self.prior
-            if r.name == "run_sweep" and r.ok and r.result is not None and "model" in r.arguments
-        ]
+        sweeps = self.earlier.sweeps()
         if not sweeps:
             return None
         s = sweeps[-1]
         job_id = str((s.result or {}).get("job_id", ""))
-        report = None
-        goal: dict[str, Any] | None = None
-        recommended: str | None = None
-        misses: dict[str, list[dict[str, Any]]] | None = None
-        for r in self.prior:
-            if not r.ok or r.result is None or r.result.get("job_id") != job_id:
-                continue
-            if r.name == "get_pareto_report":
-                report = r.result
-                body = r.result.get("report", {})
-                goal, recommended, misses = body.get("goal"), body.get("recommended"), body.get("misses")
-            elif r.name == "recommend":
-                goal, misses = r.result.get("goal"), r.result.get("misses")
-                recommended = r.result.get("recommendation", {}).get("recommended")
-        if goal is None:  # no verdict yet (the sweep failed): the goal the sweep ran
-            goal = (s.job or {}).get("goal_fields") or (s.result or {}).get("goal_fields")
+        verdict = self.earlier.for_job(job_id).verdict()
+        report = self.earlier.report(job_id)
+        # no verdict yet (the sweep failed): the goal the sweep ran
+        goal = verdict.goal or (s.job or {}).get("goal_fields") or (s.result or {}).get("goal_fields")
         return Case(
             model=str(s.arguments["model"]),
             data=s.arguments.get("data"),
@@ -131,6 +92,6 @@ class Conversation:
             job=s.job,
             report=report,
             goal=goal,
-            recommended=recommended,
-            misses=misses,
+            recommended=verdict.recommended,
+            misses=verdict.misses or None,
         )

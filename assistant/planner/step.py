@@ -43,13 +43,13 @@ def _step(conv: Conversation) -> BrainStep:
     # 1. what the server holds
     # the zoo is fixed; stored models change (uploads, other clients), so they are listed again each turn
     need: list[tuple[str, dict[str, Any]]] = []
-    if conv.find("list_zoo", {}) is None:
+    if conv.log.call("list_zoo", {}) is None:
         need.append(("list_zoo", {}))
-    if conv.find("list_models", {}, this_turn=True) is None:
+    if conv.this_turn.call("list_models", {}) is None:
         need.append(("list_models", {}))
     if need:
         return conv.call(*need)
-    zoo, stored = conv.catalog()
+    catalog = conv.log.catalog()
 
     # 2. files named in the text or given with --model / --data
     files = files_named(conv.text, conv.context)
@@ -61,7 +61,7 @@ def _step(conv: Conversation) -> BrainStep:
         if path is None:
             continue
         args = {"path": path}
-        r = conv.find(tool, args)
+        r = conv.log.call(tool, args)
         if r is None:
             return conv.call((tool, args))
         if not r.ok:
@@ -69,7 +69,7 @@ def _step(conv: Conversation) -> BrainStep:
         registered[key] = str((r.result or {}).get(key, {}).get("id", ""))
 
     # 3. the model
-    found = mentions(files.text, [*zoo, *stored])
+    found = mentions(files.text, [*catalog.zoo, *catalog.stored])
     named = registered.get("model") or files.model_id or (found[0][2] if found else None)
     cleaned = without_mentions(files.text, found)
     data = registered.get("data") or files.data_id

@@ -26,6 +26,7 @@ from assistant.planner.goals import (
 from assistant.planner.intent import accept_rewrite, has_words
 from assistant.planner.prose import HELP, verdict_answer
 from assistant.planner.state import Case, Conversation, answer
+from assistant.toollog import ReportView
 
 __all__ = ["PROFILE_SAMPLES", "PROFILE_SAMPLES_LARGE", "Workflow"]
 
@@ -45,7 +46,7 @@ class Workflow:
         args: dict[str, Any] = {"text": text}
         if prior is not None:
             args["prior"] = goal_arg(prior)
-        r = self.conv.find("parse_goal", args)
+        r = self.conv.log.call("parse_goal", args)
         return self.conv.call(("parse_goal", args)) if r is None else r
 
     def goal_request(
@@ -98,8 +99,8 @@ class Workflow:
         model = named
         if model is None:
             if words_set_something(goal) or has_words(goal_words):
-                zoo, stored = self.conv.catalog()
-                choices = ", ".join([*zoo, *stored])
+                catalog = self.conv.log.catalog()
+                choices = ", ".join([*catalog.zoo, *catalog.stored])
                 if not words_set_something(goal):
                     return answer(HELP + f" Models I can use: {choices}.", "needs_input")
                 return answer(
@@ -122,7 +123,7 @@ class Workflow:
 
     def full(self, model: str, data: str | None, goal: dict[str, Any], *, lead: str = "") -> BrainStep:
         inspect_args = {"model": model}
-        insp = self.conv.find("inspect_model", inspect_args)
+        insp = self.conv.log.call("inspect_model", inspect_args)
         if insp is None:
             return self.conv.call(("inspect_model", inspect_args))
         if not insp.ok:
@@ -134,12 +135,12 @@ class Workflow:
         profile_args: dict[str, Any] = {"model": model, "samples": samples}
         if data:
             profile_args["data"] = data
-        if self.conv.find("profile_layers", profile_args) is None:
+        if self.conv.log.call("profile_layers", profile_args) is None:
             return self.conv.call(("profile_layers", profile_args))
         sweep_args: dict[str, Any] = {"model": model, "goal": goal_arg(goal)}
         if data:
             sweep_args["data"] = data
-        sweep = self.conv.find("run_sweep", sweep_args) or self._sweep_for(model, data, goal)
+        sweep = self.conv.log.call("run_sweep", sweep_args) or self._sweep_for(model, data, goal)
         if sweep is None or (sweep.ok and (sweep.job or {}).get("state") in ("interrupted",)):
             return self.conv.call(("run_sweep", sweep_args))
         if not sweep.ok:
@@ -169,44 +170,33 @@ class Workflow:
                 "error",
             )
         report_args = {"job_id": job_id}
-        rep = self.conv.find("get_pareto_report", report_args)
+        rep = self.conv.log.call("get_pareto_report", report_args)
         if rep is None:
             return self.conv.call(("get_pareto_report", report_args))
         if not rep.ok:
             return self.conv.error_answer(f"read the result of job {job_id}", rep)
-        report = (rep.result or {}).get("report", {})
-        step = self._fetch_files(job_id, report.get("recommended"), rep.result or {})
+        report = ReportView(rep.result or {})
+        step = self._fetch_files(job_id, report.recommended, report)
         if step is not None:
             return step
-        return verdict_answer(self.conv, model, rep.result or {}, lead=lead, fresh=True)
+        return verdict_answer(self.conv, model, report, lead=lead, fresh=True)
 
     def _sweep_for(self, model: str, data: str | None, goal: dict[str, Any]) -> ToolRecord | None:
         """A sweep of this conversation for the same model, data and goal, however the goal was given (an LLM
         that started the turn may have passed words): its goal is the one the server ran (``goal_fields``)."""
-        for r in reversed(self.conv.all):
-            if r.name != "run_sweep" or not r.ok or r.arguments.get("model") != model:
-                continue
-            if r.arguments.get("data") != data:
-                continue
+        for r in reversed(self.conv.log.all("run_sweep", args={"model": model, "data": data})):
             ran = (r.job or {}).get("goal_fields") or (r.result or {}).get("goal_fields")
             if isinstance(ran, dict) and same_goal(ran, goal):
                 return r
         return None
 
-    def _fetch_files(
-        self, job_id: str, candidate: str | None, report_result: dict[str, Any]
-    ) -> BrainStep | None:
+    def _fetch_files(self, job_id: str, candidate: str | None, report: ReportView) -> BrainStep | None:
+        """The get_artifact calls (no content) that locate the report and the candidate's model, if any is missing."""
         wanted: list[dict[str, Any]] = [{"artifact_id": f"{job_id}/report.json", "inline": False}]
-        if candidate:
-            rep = report_result.get("report", {})
-            aid = (
-                report_result.get("best_artifact")
-                if candidate == rep.get("recommended")
-                else (report_result.get("candidate_artifacts") or {}).get(candidate)
-            )
-            if aid:
-                wanted.insert(0, {"artifact_id": aid, "inline": False})
-        missing = [("get_artifact", a) for a in wanted if self.conv.find("get_artifact", a) is None]
+        aid = report.artifact_of(candidate)
+        if aid:
+            wanted.insert(0, {"artifact_id": aid, "inline": False})
+        missing = [("get_artifact", a) for a in wanted if self.conv.log.call("get_artifact", a) is None]
         return self.conv.call(*missing) if missing else None
 
     # ------------------------------------------------------------ follow-ups on the last sweep
@@ -216,7 +206,7 @@ class Workflow:
         if case.report is None or case.job_id is None:
             return self.full(case.model, case.data, goal, lead=note)
         rec_args = {"job_id": case.job_id, "goal": goal_arg(goal)}
-        rec = self.conv.find("recommend", rec_args)
+        rec = self.conv.log.call("recommend", rec_args)
         if rec is None:
             return self.conv.call(("recommend", rec_args))
         if rec.ok and rec.result is not None and rec.result.get("recommendation", {}).get("recommended"):
@@ -224,7 +214,7 @@ class Workflow:
             step = self._fetch_files(case.job_id, cid, case.report)
             if step is not None:
                 return step
-            n = len([c for c in case.report.get("report", {}).get("candidates", []) if c.get("metrics")])
+            n = len(case.report.measured)
             lead = (
                 note
                 + f"I re-ranked the {n} candidate{'s' if n != 1 else ''} already measured in job {case.job_id} "
@@ -244,15 +234,8 @@ class Workflow:
         """The candidate recommended for the active goal (or the nearest one), with metrics."""
         if case.report is None:
             return None
-        cid = case.recommended
-        report = case.report.get("report", {})
-        if cid is None:
-            nearest = report.get("nearest") or []
-            cid = nearest[0].get("candidate_id") if nearest else None
-        for c in report.get("candidates", []):
-            if c.get("id") == cid and c.get("metrics"):
-                return dict(c)
-        return None
+        found = case.report.candidate(case.recommended or case.report.nearest_id)
+        return found if found is not None and found.get("metrics") else None
 
     def _own_change(self, case: Case, **fields: Any) -> dict[str, Any]:
         """The goal of the last verdict with fields the planner sets itself from the user's words ("make it
@@ -276,7 +259,7 @@ class Workflow:
         elif direction == "accuracy":
             drop = finite(m.get("accuracy_drop_pct"))
             if drop is not None and drop <= 0:
-                base = case.report.get("report", {}).get("baseline", {})
+                base = case.report.baseline
                 return answer(
                     f"{best['id']} already loses no accuracy: {fmt_metric(str(m.get('metric_name')), m.get('metric'))} "
                     f"against {fmt_metric(str(base.get('metric_name')), base.get('metric'))} for the original "
@@ -294,7 +277,7 @@ class Workflow:
         if case.report is None:
             return self.refine(case, goal, note="")
         rec_args = {"job_id": case.job_id, "goal": goal_arg(goal)}
-        rec = self.conv.find("recommend", rec_args)
+        rec = self.conv.log.call("recommend", rec_args)
         if rec is None:
             return self.conv.call(("recommend", rec_args))
         if not rec.ok or rec.result is None:
@@ -304,8 +287,7 @@ class Workflow:
             step2 = self._fetch_files(case.job_id, cid, case.report)
             if step2 is not None:
                 return step2
-        report = case.report.get("report", {})
-        ok = [c for c in report.get("candidates", []) if c.get("metrics")]
+        ok = case.report.measured
         key = {"latency": "latency_ms_p50", "size": "size_bytes", "accuracy": "accuracy_drop_pct"}[objective]
         word = {"latency": "fastest", "size": "smallest", "accuracy": "most accurate"}[objective]
         measured = [c for c in ok if finite(c["metrics"].get(key)) is not None]
@@ -315,7 +297,7 @@ class Workflow:
             if top["id"] != cid:
                 extra = (
                     f"The {word} of all {len(ok)} measured candidates is "
-                    f"{candidate_line(top, report.get('baseline', {}))}; it is not recommended for your goal. "
+                    f"{candidate_line(top, case.report.baseline)}; it is not recommended for your goal. "
                 )
         return verdict_answer(
             self.conv, case.model, case.report, lead=extra, recommend=rec.result, fresh=False
