@@ -13,7 +13,6 @@ Streamlit), running the async one in a background event loop.
 
 from __future__ import annotations
 
-import base64
 import json
 import queue
 import time
@@ -26,7 +25,7 @@ import anyio.from_thread
 
 from assistant.answers import files_for, files_text
 from assistant.brain import Brain, BrainError, BrainStep
-from assistant.connection import ToolClient
+from assistant.connection import DownloadError, ToolClient
 from assistant.events import (
     Event,
     Final,
@@ -232,7 +231,9 @@ class AsyncAssistant:
                 "met" if honesty.claims_goal_met else "not_met" if honesty.claims_goal_unmet else "answered"
             )
         if self.save_dir is not None and outcome in ("met", "not_met") and verdict.job_id:
-            saved = await self._save(verdict.job_id, files)
+            saved, problems = await self._save(verdict.job_id, files)
+            if problems:
+                text += "\nNot saved: " + "; ".join(problems) + "."
             if saved:
                 files.update(saved)
                 text += (
@@ -350,24 +351,34 @@ class AsyncAssistant:
         final = await self.tools.call("get_job", {"job_id": job_id, "include_trials": True}, "final")
         yield final.result if final.ok and final.result is not None else info
 
-    async def _save(self, job_id: str, files: dict[str, str]) -> dict[str, str]:
-        """Download the model and the report into ``save_dir/<job_id>/`` through get_artifact."""
+    async def download(self, artifact_id: str) -> bytes:
+        """The bytes of a job artifact, whatever its size (see :meth:`assistant.connection.ToolClient.download`).
+
+        Raises:
+            DownloadError: it could not be fetched (the error says why and what to do).
+        """
+        return await self.tools.download(artifact_id, self._unique_id("download"))
+
+    async def _save(self, job_id: str, files: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        """Download the model and the report into ``save_dir/<job_id>/``; (what was saved, what could not be)."""
         if self.save_dir is None:
-            return {}
+            return {}, []
         wanted = {"saved_model": files.get("model_artifact"), "saved_report": f"{job_id}/report.json"}
         saved: dict[str, str] = {}
+        problems: list[str] = []
         for key, aid in wanted.items():
             if not aid:
                 continue
-            cid = self._unique_id(f"save-{key}")
-            r = await self.tools.call("get_artifact", {"artifact_id": aid, "inline": True}, cid)
-            if not r.ok or r.result is None or not r.result.get("content_base64"):
+            try:
+                data = await self.tools.download(aid, self._unique_id(f"save-{key}"))
+            except DownloadError as e:  # said in the answer, never skipped in silence
+                problems.append(f"{aid} ({e.message}" + (f"; {e.hint}" if e.hint else "") + ")")
                 continue
             target = self.save_dir / job_id / Path(aid).name
             target.parent.mkdir(parents=True, exist_ok=True)
-            await anyio.Path(target).write_bytes(base64.b64decode(r.result["content_base64"]))
+            await anyio.Path(target).write_bytes(data)
             saved[key] = str(target)
-        return saved
+        return saved, problems
 
 
 _DONE = object()
@@ -414,6 +425,14 @@ class Assistant:
     def call_tool(self, name: str, arguments: dict[str, Any], call_id: str = "direct") -> ToolRecord:
         """Run one tool outside the conversation; see :meth:`AsyncAssistant.call_tool`."""
         return self._portal.call(self.inner.call_tool, name, arguments, call_id)
+
+    def download(self, artifact_id: str) -> bytes:
+        """The bytes of a job artifact, whatever its size; see :meth:`AsyncAssistant.download`.
+
+        Raises:
+            DownloadError: it could not be fetched.
+        """
+        return self._portal.call(self.inner.download, artifact_id)
 
     def ask(self, message: str, *, model: str | None = None, data: str | None = None) -> Reply:
         """Answer one message; see :meth:`AsyncAssistant.ask`."""
