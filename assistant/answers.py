@@ -13,6 +13,7 @@ from typing import Any
 from assistant.events import ToolRecord
 from assistant.techniques import describe_recipe
 from assistant.toollog import ToolLog
+from optimizer.units import format_bytes
 
 __all__ = [
     "candidate_line",
@@ -22,28 +23,11 @@ __all__ = [
     "fmt_drop",
     "fmt_metric",
     "fmt_ms",
-    "fmt_size",
     "label_of",
 ]
 
+_UNKNOWN_SIZE = "unknown size"
 _ACCURACY_LIKE = ("top1", "top5", "acc", "match", "agreement", "f1")
-
-
-def _trim(text: str) -> str:
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def fmt_size(n: float | None) -> str:
-    """Bytes for people, decimal units and three significant digits: 36979 -> ``37 KB``."""
-    if n is None:
-        return "unknown size"
-    value = float(n)
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if abs(value) >= scale:
-            v = value / scale
-            digits = 0 if abs(v) >= 100 else 1 if abs(v) >= 10 else 2
-            return f"{_trim(f'{v:.{digits}f}')} {unit}"
-    return f"{round(value)} B"
 
 
 def fmt_ms(v: float | None) -> str:
@@ -134,7 +118,7 @@ def candidate_line(c: dict[str, Any], baseline: dict[str, Any]) -> str:
         return f"{cid}: failed ({err.get('code', 'error')}: {str(err.get('message', ''))[:160]})"
     size = m.get("size_bytes")
     ratio = fmt_ratio(float(size or 0), float(baseline.get("size_bytes") or 0))
-    parts = [f"{fmt_size(size)}" + (f" ({ratio})" if ratio else "")]
+    parts = [format_bytes(size, missing=_UNKNOWN_SIZE) + (f" ({ratio})" if ratio else "")]
     parts.append(
         f"{fmt_metric(str(m.get('metric_name', 'metric')), m.get('metric'))} ({fmt_drop(m.get('accuracy_drop_pct'))})"
     )
@@ -145,7 +129,7 @@ def candidate_line(c: dict[str, Any], baseline: dict[str, Any]) -> str:
 
 def baseline_line(model: str, baseline: dict[str, Any]) -> str:
     parts = [
-        fmt_size(baseline.get("size_bytes")),
+        format_bytes(baseline.get("size_bytes"), missing=_UNKNOWN_SIZE),
         fmt_metric(str(baseline.get("metric_name", "metric")), baseline.get("metric")),
     ]
     if baseline.get("latency_ms_p50") is not None:

@@ -20,7 +20,6 @@ from assistant.answers import (
     finite,
     fmt_drop,
     fmt_ms,
-    fmt_size,
     label_of,
 )
 from assistant.brain import BrainStep
@@ -28,6 +27,7 @@ from assistant.events import Outcome
 from assistant.planner.state import Case, Conversation, answer
 from assistant.techniques import CAPABILITIES, not_in_grid, technique
 from assistant.toollog import ReportView
+from optimizer.units import format_bytes
 
 __all__ = ["HELP", "explain_choice", "tried", "verdict_answer", "why_not", "workflow_lines"]
 
@@ -240,7 +240,7 @@ def _why_unmet(nearest: list[dict[str, Any]], cands: list[dict[str, Any]], base:
     if missed & {"max_size_mb", "max_size_ratio"}:
         small = min(ok, key=lambda c: (c["metrics"]["size_bytes"], c["id"]))
         parts.append(
-            f"the smallest model measured is {small['id']} at {fmt_size(small['metrics']['size_bytes'])}"
+            f"the smallest model measured is {small['id']} at {format_bytes(small['metrics']['size_bytes'])}"
         )
     if "max_accuracy_drop_pct" in missed:
         drops = [c for c in ok if finite(c["metrics"].get("accuracy_drop_pct")) is not None]
