@@ -40,8 +40,9 @@ from mcp_server.errors import (
 from mcp_server.jobs import RESUMABLE, JobRecord
 from mcp_server.services import DATA_SUFFIXES, MODEL_SUFFIXES, DataRef, Services, SweepSpec
 from optimizer.errors import GoalError
-from optimizer.search.pareto import ConstraintMiss, ParetoReport, Recommendation, format_bytes
+from optimizer.search.pareto import ConstraintMiss, ParetoReport, Recommendation
 from optimizer.types import Candidate, ErrorInfo, Goal, ModelInspection, ModelRef, SensitivityReport
+from optimizer.units import format_bytes
 from optimizer.zoo import ZooEntry
 
 __all__ = ["REGISTRY", "Tool", "ToolOutput", "call_tool", "get_tool"]

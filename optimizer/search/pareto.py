@@ -30,6 +30,7 @@ from pydantic import Field, model_validator
 
 from optimizer.errors import NotFoundError
 from optimizer.types import Candidate, Frozen, Goal, Metrics, SensitivityReport
+from optimizer.units import format_bytes  # the one byte formatter (re-exported for the report's readers)
 
 __all__ = [
     "OBJECTIVES",
@@ -61,21 +62,6 @@ Objective = Literal["size", "latency", "accuracy", "balanced"]
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def _trim(x: float, digits: int) -> str:
-    text = f"{x:.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def format_bytes(n: float) -> str:
-    """A byte count for people, decimal units: ``52100`` -> ``"52.1 KB"``, ``40000`` -> ``"40 KB"``."""
-    value = float(n)
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if abs(value) >= scale:
-            v = value / scale
-            return f"{_trim(v, 0 if abs(v) >= 100 else 1 if abs(v) >= 10 else 2)} {unit}"
-    return f"{round(value)} B"
 
 
 def _fmt_limit(x: float) -> str:
