@@ -213,12 +213,15 @@ def _add_tool_route(app: FastAPI, tool: Tool[Any, Any], services: Services) -> N
     ]
     endpoint.__signature__ = inspect.Signature(params, return_annotation=Response)  # type: ignore[attr-defined]
     endpoint.__name__ = f"call_{tool.name}"
+    responses = dict(_ERRORS)
+    if "filename" in args_model.model_fields:  # the registering tools check the file's type by its extension
+        responses[415] = {"model": ErrorEnvelope, "description": "the file name's extension is not one taken"}
     app.add_api_route(
         f"/tools/{tool.name}",
         endpoint,
         methods=["POST"],
         response_model=response_model,
-        responses=_ERRORS,
+        responses=responses,
         summary=tool.title,
         description=tool.description,
         operation_id=tool.name,
@@ -246,6 +249,13 @@ async def _save_upload(
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InputError("the form has no `file` part", hint="send the file in a form field named `file`")
+        known = {"file", "name", "model"} if what == "data" else {"file", "name"}
+        unknown = sorted(k for k in form if k not in known)
+        if unknown:
+            raise ArgumentsError(
+                f"unknown form field(s) {', '.join(repr(k[:40]) for k in unknown[:5])}",
+                hint=f"a {what} upload takes the fields {', '.join(sorted(known))}",
+            )
         filename = upload.filename or ""
         suffix = services.check_type(filename, suffixes, what)
         raw_name = form.get("name")
@@ -260,8 +270,6 @@ async def _save_upload(
         model: str | None = None
         raw_model = form.get("model")
         if raw_model is not None:
-            if what != "data":
-                raise ArgumentsError("`model` is a field of data uploads only", hint="send `file` and `name`")
             try:
                 model = TypeAdapter(ModelName).validate_python(raw_model)
             except ValidationError:
@@ -308,7 +316,12 @@ def upload_body(suffixes: tuple[str, ...], what: str) -> dict[str, Any]:
             "required": True,
             "content": {
                 "multipart/form-data": {
-                    "schema": {"type": "object", "required": ["file"], "properties": properties},
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": properties,
+                        "additionalProperties": False,
+                    },
                     "encoding": {"file": {"contentType": "application/octet-stream"}},
                 }
             },

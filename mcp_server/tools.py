@@ -136,6 +136,20 @@ FileName = Annotated[
         description="the file's name; its extension tells the type (e.g. 'model.onnx', 'eval.npz')",
     ),
 ]
+
+
+def _extension_pattern(suffixes: tuple[str, ...]) -> str:
+    """A file name pattern that also states the extensions the server takes (any letter case)."""
+    either = "|".join(
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in x[1:]) for x in suffixes
+    )
+    return rf"^[A-Za-z0-9][A-Za-z0-9 ._-]{{0,249}}\.(?:{either})$"
+
+
+# The schema states the extension; the tool refuses another one itself, with file_type (415) and a hint, rather
+# than as a pattern mismatch.
+ModelFileName = Annotated[FileName, Field(json_schema_extra={"pattern": _extension_pattern(MODEL_SUFFIXES)})]
+DataFileName = Annotated[FileName, Field(json_schema_extra={"pattern": _extension_pattern(DATA_SUFFIXES)})]
 # 16 M base64 characters = 12 MB of file; larger files go through HTTP POST /models or /data
 Base64Content = Annotated[
     str,
@@ -427,7 +441,7 @@ class RegisterModelArgs(Args):
 
     path: ServerPath | None = None
     content_base64: Base64Content | None = None
-    filename: FileName | None = Field(
+    filename: ModelFileName | None = Field(
         default=None, description="needed with content_base64: e.g. 'model.onnx'"
     )
     name: DisplayName | None = None
@@ -445,7 +459,9 @@ class RegisterDataArgs(RegisterModelArgs):
     """Give exactly one of `path` (a file on the server) or `content_base64` together with `filename`; with
     `model`, the data is checked against that model before it is stored."""
 
-    filename: FileName | None = Field(default=None, description="needed with content_base64: e.g. 'eval.npz'")
+    filename: DataFileName | None = Field(
+        default=None, description="needed with content_base64: e.g. 'eval.npz'"
+    )
     model: ModelName | None = Field(
         default=None,
         description="check the data against this model before storing it: inputs, labels within its classes, "

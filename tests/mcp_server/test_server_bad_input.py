@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -962,12 +963,21 @@ def test_bad_input_openapi_states_upload_types_and_exactly_one_of_rules(http: An
         assert file["x-file-extensions"] == types and all(t in file["description"] for t in types)
         assert form["schema"]["properties"]["name"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
         assert "415" in doc["paths"][path]["post"]["responses"]
-    assert (
-        "model"
-        in doc["paths"]["/data"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"][
-            "properties"
-        ]
-    )
+        # a form field the schema does not name is refused, as the schema says
+        assert form["schema"]["additionalProperties"] is False
+        assert set(form["schema"]["properties"]) == (
+            {"file", "name", "model"} if path == "/data" else {"file", "name"}
+        )
+    extra = http.post("/models", files={"file": ("m.onnx", TINY)}, data={"model": "digits-cnn"})
+    assert extra.status_code == 422 and "unknown form field" in extra.json()["error"]["message"]
+    # the registering tools: the file name's extension is in the schema, and the 415 refusing others is documented
+    tools = {t["name"]: t for t in http.get("/tools").json()}
+    for tool, good, bad in [("register_model", "m.ONNX", "m.exe"), ("register_data", "d.npz", "d.csv")]:
+        pattern = tools[tool]["input_schema"]["properties"]["filename"]["anyOf"][0]["pattern"]
+        assert re.match(pattern, good) and not re.match(pattern, bad)
+        assert "415" in doc["paths"][f"/tools/{tool}"]["post"]["responses"]
+        r = http.post(f"/tools/{tool}", json={"content_base64": "AAAA", "filename": bad})
+        assert r.status_code == 415 and r.json()["error"]["code"] == "file_type"
 
     def body_schema(tool: str) -> dict[str, Any]:
         ref = doc["paths"][f"/tools/{tool}"]["post"]["requestBody"]["content"]["application/json"]["schema"][
@@ -1222,3 +1232,50 @@ def test_bad_input_read_only_home_serves_reads_and_refuses_writes_clearly(
         assert str(home) in err["message"] + err["hint"], err
     assert out["mcp_sweep"]["is_error"]
     assert json.loads(out["mcp_sweep"]["text"])["error"]["code"] == "storage_unavailable"
+
+
+# --------------------------------------------------------------------------- point 3: NaN/Inf never reach a backend
+
+
+def _plant_data(services: Any, name: str, blob: bytes) -> str:
+    """Put a data file in the store as an older server, which did not check values, would have."""
+    import hashlib
+
+    from mcp_server.services import DataRef
+
+    digest = hashlib.sha256(blob).hexdigest()
+    data_id = f"{name}-{digest[:12]}"
+    folder = services.settings.data_dir / data_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data.npz").write_bytes(blob)
+    ref = DataRef(
+        id=data_id,
+        path=str(folder / "data.npz"),
+        sha256=digest,
+        size_bytes=len(blob),
+        samples=64,
+        arrays={"x": [64, 4], "labels": [64]},
+        has_labels=True,
+    )
+    (folder / "ref.json").write_text(ref.model_dump_json())
+    return data_id
+
+
+@pytest.mark.anyio
+async def test_bad_input_nan_and_inf_data_already_stored_are_refused_by_profile_and_sweep(
+    bad_app: Any, http: Any, tiny_id: str
+) -> None:
+    services = bad_app.state.services
+    for name, blob, where in [("old-nan", NAN_INPUT_NPZ, "sample 5"), ("old-inf", INF_INPUT_NPZ, "sample 7")]:
+        data_id = _plant_data(services, name, blob)
+        for tool, args in [
+            ("profile_layers", {"model": tiny_id, "data": data_id, "samples": 64}),
+            ("run_sweep", {"model": tiny_id, "data": data_id, "goal": "under 1 MB"}),
+        ]:
+            r = http.post(f"/tools/{tool}", json=args)
+            assert r.status_code == 400, (tool, r.text)
+            err = r.json()["error"]
+            assert err["code"] == "data_invalid" and where in err["message"] and "NaN" in err["message"]
+            async with Client(bad_app.state.mcp, mode="legacy") as c:
+                assert _mcp_error(await c.call_tool(tool, args))["code"] == "data_invalid"
+    _assert_alive(http)
