@@ -121,7 +121,7 @@ class JobStore:
         self.problems: list[StorageError] = []
         try:
             self._open()
-        except sqlite3.Error as e:
+        except (sqlite3.Error, OSError) as e:  # OSError: the folder itself cannot be reached
             self._close_quietly()
             self._set_problem("unavailable", *self._diagnose(e))
         if self._conn is not None:
@@ -184,8 +184,13 @@ class JobStore:
             os.access(f, os.W_OK) for f in files if f.exists()
         )
 
-    def _diagnose(self, e: sqlite3.Error) -> tuple[str, str]:
+    def _diagnose(self, e: sqlite3.Error | OSError) -> tuple[str, str]:
         path, text = self.path, str(e)
+        if isinstance(e, OSError):
+            return (
+                f"the job database {path} cannot be reached ({e.strerror or text})",
+                f"Give the server's user access to {path.parent} (chown/chmod), then restart the server.",
+            )
         aside = (
             f"Stop the server, then restore {path} from a backup, or move it aside (mv {path} {path}.damaged; "
             "a new empty database is created at the next start)."

@@ -204,7 +204,7 @@ class Services:
             except OSError as e:
                 self._note(e)
         for d in (s.home, s.models_dir, s.data_dir, s.upload_dir, s.work_dir):
-            if d.is_dir() and not os.access(d, os.W_OK):
+            if os.path.isdir(d) and not os.access(d, os.W_OK):  # os.path.isdir never raises
                 self._home_problems.append(
                     StorageError(
                         f"{d} is not writable: nothing new can be stored there (reads keep working)",
