@@ -219,7 +219,9 @@ def _kw(body: str) -> re.Pattern[str]:
 # Vocabulary
 # --------------------------------------------------------------------------------------------------
 
-_NUM = r"(?<![\w.])(?<!\w-)(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+# A minus sign before a number makes it negative, and no size, time, percentage or factor is negative: such a
+# number is left unread (its words stay in unparsed_words) instead of being read without its sign.
+_NUM = r"(?<![\w.-])(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
 # Names of task metrics; a drop in any of them is read as the accuracy drop (in points of that metric).
 _METRIC = r"wer|cer|bleu|rouge(?:-?[l12])?|miou|auc|map|exact[\s-]match|em"
 _ACC = (
@@ -484,7 +486,7 @@ _BARE_SPEEDUP = re.compile(
 _BARE_RATIO = re.compile(
     r"(?<![\w-])compression\s+(?:ratio|factor)\s*(?:of|:|=|>=|>|at\s+least|of\s+at\s+least|min(?:imum)?|\s)*\s*"
     rf"(?P<num>{_NUM})(?:\s*:\s*1)?(?![\w%.]|\s*(?:x|times|fold|%)\b)"
-    rf"|(?<![\w.])(?P<num2>\d+(?:\.\d+)?)\s*:\s*1\s+(?:compression|size\s+reduction)(?![\w])"
+    rf"|(?<![\w.-])(?P<num2>\d+(?:\.\d+)?)\s*:\s*1\s+(?:compression|size\s+reduction)(?![\w])"
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -514,7 +516,7 @@ _QUANTITY_RULES: list[tuple[str, re.Pattern[str]]] = [
         "frac",
         re.compile(
             r"(?<![\w-])(?P<frac>(?:(?:a|1)\s+)?half|(?:a|1)\s+(?:third|quarter|fifth|tenth)|2\s+thirds|"
-            r"3\s+quarters|(?<![\w.])\d+\s*/\s*\d+|halve[sd]?|halving)(?![\w/])"
+            r"3\s+quarters|(?<![\w.-])\d+\s*/\s*\d+|halve[sd]?|halving)(?![\w/])"
         ),
     ),
     (
@@ -1162,7 +1164,8 @@ _MAX_UNPARSED = 200
 
 def _unparsed(scan: _Scan) -> list[str]:
     words: list[str] = []
-    for m in re.finditer(r"[a-z0-9%][\w%.+'/-]*", scan.norm):
+    # a negative number keeps its sign: "-5" is what was not understood, not "5"
+    for m in re.finditer(r"(?:(?<![\w.])-(?=\.?\d))?[a-z0-9%][\w%.+'/-]*", scan.norm):
         if any(scan.used[m.start() : m.end()]):
             continue
         word = m.group(0).rstrip(".-'/+")
