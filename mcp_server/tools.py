@@ -1056,7 +1056,9 @@ _TOOLS: list[Tool[Any, Any]] = [
             "Store an evaluation or calibration data file (.npz: one array per model input, named after it, first "
             "axis = samples; optional `labels`) so run_sweep and profile_layers can use it by id. Give `path` (a "
             "file on the server) or `content_base64` + `filename` (large files: HTTP POST /data). Pickled (object) "
-            "arrays are refused. Cost: about a second."
+            "arrays, NaN/Inf values and malformed archives are refused. Give `model` to check the file against it "
+            "now (inputs, label range, and a baseline that is not degenerate: a model at chance level is refused) "
+            "rather than at run_sweep. Cost: about a second; a few seconds with `model`."
         ),
         args_model=RegisterDataArgs,
         result_model=RegisterDataResult,

@@ -528,7 +528,11 @@ class Goal(Frozen):
         max_length=200,
         description="words of the text that were not understood (ask about them rather than guess)",
     )
-    has_constraints: bool = Field(default=False, description="derived: whether a numeric limit is set")
+    has_constraints: bool = Field(
+        default=False,
+        description="derived from the limits (leave it out: a value that disagrees with them is refused)",
+        json_schema_extra={"readOnly": True},
+    )
     text: str = Field(default="", max_length=20_000, description="the words the goal was read from, if any")
 
     @model_validator(mode="before")
