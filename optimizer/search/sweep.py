@@ -21,8 +21,9 @@ parameters), magnitude pruning (50%), QAT, neural-compressor's autotune, and cha
 the goal allows both methods; ``methods_forbidden`` drops them like any recipe). Each costs seconds of training
 and export, so the directed search runs them only when they can answer the goal:
 
-5. QAT and INC autotune run when post-training int8 misses the accuracy limit (the case they exist for), or when
-   no candidate is feasible yet;
+5. the accuracy recoveries run when post-training int8 misses the accuracy limit (the case they exist for), or
+   when no candidate is feasible yet: first those without training (static int8 after cross-layer equalization,
+   with bias correction, with learned rounding; family ``recovery``), then QAT and INC autotune;
 6. pruning and chains run when the goal asks for pruning (:meth:`Goal.asks_for`), or when quantization
    alone meets no goal with limits; a candidate predicted to break the size limit is skipped as usual.
 
@@ -591,7 +592,8 @@ def _training_search(search: Search, items: list[GridItem]) -> None:
     full_drop = full.metrics.accuracy_drop_pct if full is not None and full.metrics is not None else None
     int8_misses = drop_limit is not None and full_drop is not None and full_drop > drop_limit
 
-    repairs = [i for i in items if i.family in ("qat", "inc")]
+    # post-training recovery (equalization, bias correction, learned rounding) first: no training, same size
+    repairs = [i for i in items if i.family == "recovery"] + [i for i in items if i.family in ("qat", "inc")]
     if int8_misses or none_feasible():
         run([i for i in repairs if not too_big(i)])
     else:
@@ -603,7 +605,11 @@ def _training_search(search: Search, items: list[GridItem]) -> None:
             else "a candidate already meets the goal"
         )
         for it in repairs:
-            skip(it, f"{reason}; QAT and INC autotune run when post-training int8 loses too much")
+            skip(
+                it,
+                f"{reason}; accuracy recovery (equalization, bias correction, learned rounding, QAT, INC "
+                "autotune) runs when post-training int8 loses too much",
+            )
 
     pruning = [i for i in items if i.family in ("prune", "prune_onnx", "chain")]
     if asks_prune or none_feasible():

@@ -19,8 +19,10 @@ from optimizer.techniques.registry import (
     register,
 )
 from optimizer.types import (
+    AdaRoundInt8Recipe,
     ChainRecipe,
     DynamicInt8Recipe,
+    EqualizedInt8Recipe,
     Fp16Recipe,
     IncAutotuneRecipe,
     Int4WeightOnlyRecipe,
@@ -52,6 +54,11 @@ def _int8_size(basis: SizeBasis, quantized: int) -> float:
 def _static_size(recipe: StaticInt8Recipe, basis: SizeBasis) -> float:
     q = basis.weight_params(recipe.op_types or STATIC_WEIGHT_OPS) - basis.kept_params(recipe)
     return _int8_size(basis, q)
+
+
+def _recovered_size(recipe: EqualizedInt8Recipe | AdaRoundInt8Recipe, basis: SizeBasis) -> float:
+    # the same QDQ file as static int8 of every weight op; only weight and bias values differ
+    return _int8_size(basis, basis.weight_params(STATIC_WEIGHT_OPS) - basis.kept_params(recipe))
 
 
 def _dynamic_size(recipe: DynamicInt8Recipe, basis: SizeBasis) -> float:
@@ -120,6 +127,30 @@ def _static_proposals(ctx: GridContext) -> list[Proposal]:
         for k in ks:
             keep = layer_blocks(ctx.graph, ranked[:k]) if ctx.graph is not None else tuple(ranked[:k])
             out.append(Proposal(StaticInt8Recipe(keep_fp32=keep), "selective", k))
+    return out
+
+
+#: the time bound of the AdaRound candidate the sweep proposes (the statistics passes count against it too)
+ADAROUND_SWEEP_BUDGET_S = 30.0
+
+
+def _recovery_proposals(ctx: GridContext) -> list[Proposal]:
+    """Equalization (when the graph has layer pairs it can scale), equalization with bias correction, and learned
+    rounding: the sweep runs them only when full post-training int8 misses the accuracy limit."""
+    if not (ctx.has_calib and ctx.ops & {"Conv", "Gemm", "MatMul"}):
+        return []
+    out = []
+    pairs = True
+    if ctx.graph is not None:
+        from optimizer.techniques.equalize import equalization_pairs
+
+        pairs = bool(equalization_pairs(ctx.graph))
+    if pairs:
+        out.append(Proposal(EqualizedInt8Recipe(), "recovery"))
+        out.append(Proposal(EqualizedInt8Recipe(bias_correction=True), "recovery"))
+    else:
+        out.append(Proposal(EqualizedInt8Recipe(equalize=False, bias_correction=True), "recovery"))
+    out.append(Proposal(AdaRoundInt8Recipe(time_budget_s=ADAROUND_SWEEP_BUDGET_S), "recovery"))
     return out
 
 
@@ -218,6 +249,39 @@ register(
         needs=frozenset({"calibration"}),
         aliases=("static-int8",),
         propose=_static_proposals,
+        cli_flags=(
+            CliFlag("--per-tensor", "per_channel", False, "one scale per tensor instead of per channel"),
+        ),
+    )
+)
+register(
+    Technique(
+        recipe_type=EqualizedInt8Recipe,
+        description="static int8 after cross-layer equalization (and optionally bias correction): recovers "
+        "accuracy int8 loses, no training, same size",
+        predict_size=_recovered_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply="optimizer.techniques.recovery:apply_equalized_step",
+        needs=frozenset({"calibration"}),
+        aliases=("equalized-int8", "cle-int8"),
+        propose=_recovery_proposals,
+        cli_flags=(
+            CliFlag("--per-tensor", "per_channel", False, "one scale per tensor instead of per channel"),
+        ),
+    )
+)
+register(
+    Technique(
+        recipe_type=AdaRoundInt8Recipe,
+        description="static int8 with weight rounding learned on the calibration data (AdaRound), bounded in time",
+        predict_size=_recovered_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply="optimizer.techniques.recovery:apply_adaround_step",
+        needs=frozenset({"calibration"}),
+        aliases=("adaround-int8",),
+        propose=None,
         cli_flags=(
             CliFlag("--per-tensor", "per_channel", False, "one scale per tensor instead of per channel"),
         ),

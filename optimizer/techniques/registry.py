@@ -44,6 +44,7 @@ FAMILIES: tuple[str, ...] = (
     "per_tensor",
     "selective",  # static int8 with the k most sensitive layers kept in float
     "dynamic_conv",
+    "recovery",  # int8 with equalization, bias correction or learned rounding: run when full int8 loses too much
     "prune",  # pruning on the PyTorch model
     "prune_onnx",  # magnitude pruning of an ONNX-only model's initializers
     "qat",
