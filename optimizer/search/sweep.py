@@ -66,6 +66,7 @@ from optimizer.types import (
     Goal,
     Metrics,
     ModelInspection,
+    PruneChannelsRecipe,
     Recipe,
     SensitivityReport,
     StaticInt8Recipe,
@@ -215,6 +216,8 @@ class Search:
         self.skipped: dict[str, str] = {}
         self.scale = 1.0  # measured / predicted size of the full int8 candidate, once known
         self.limit = size_limit_bytes(goal, baseline)
+        #: what size predictions of candidates added during the search are made from (set by run_sweep)
+        self.basis: SizeBasis | None = None
 
     # ------------------------------------------------------------------ facts about the goal and the results
 
@@ -254,6 +257,21 @@ class Search:
                 cand = cand.model_copy(update={"model_path": str(path)})
             self.results[cand.id] = cand
             self.emit(SweepEvent("trial", len(self.results), self.planned(), cand))
+
+    def add(self, recipe: Recipe, family: str) -> GridItem:
+        """A candidate the search derives from what it measured (e.g. a pruning amount between two measured
+        ones), appended to the grid so the report counts it like any other.
+
+        Raises:
+            RuntimeError: the search has no size basis to predict the candidate's size from.
+        """
+        if self.basis is None:
+            raise RuntimeError("Search.basis must be set before candidates are added")
+        item = GridItem(
+            candidate_id(len(self.grid), recipe), recipe, family, registry.predict_size(recipe, self.basis)
+        )
+        self.grid.append(item)
+        return item
 
     def skip(self, item: GridItem, reason: str) -> None:
         if item.id not in self.results and item.id not in self.skipped:
@@ -415,6 +433,7 @@ def run_sweep(
     search = Search(
         grid, goal=goal, baseline=base_metrics, executor=executor, spec=spec, out_dir=out, emit=emit
     )
+    search.basis = SizeBasis.of(info)
     for c in extra_candidates:
         search.results[c.id] = c
     allowed_items = []
@@ -607,13 +626,14 @@ def _training_search(search: Search, items: list[GridItem]) -> None:
         for it in repairs:
             skip(
                 it,
-                f"{reason}; accuracy recovery (equalization, bias correction, learned rounding, QAT, INC "
-                "autotune) runs when post-training int8 loses too much",
+                f"{reason}; the accuracy recoveries (equalization, bias correction, learned rounding, QAT, INC "
+                "autotune) run when post-training int8 loses too much",
             )
 
     pruning = [i for i in items if i.family in ("prune", "prune_onnx", "chain")]
     if asks_prune or none_feasible():
         run([i for i in pruning if not too_big(i)])
+        _pruning_search(search, pruning)
     else:
         reason = (
             "quantization alone meets the goal"
@@ -626,6 +646,89 @@ def _training_search(search: Search, items: list[GridItem]) -> None:
                 f"{reason}; pruning trades accuracy for size and runs when the goal asks for it or "
                 "quantization cannot meet the goal",
             )
+
+
+#: the step of the pruning amounts the search tries (fractions of the parameters)
+PRUNE_AMOUNT_STEP = 0.05
+#: the most fine-tune epochs the pruning search gives one candidate
+MAX_FINETUNE_EPOCHS = 8
+#: the most trials the pruning search adds to the grid
+PRUNE_SEARCH_TRIALS = 5
+
+
+def _pruning_search(search: Search, items: list[GridItem]) -> None:
+    """Search channel pruning toward the goal's limits, like the bisection over the selective k, when the grid's
+    pruning amounts left no candidate meeting the goal.
+
+    It starts at the least pruning predicted to fit the size limit (a 5% grid of amounts, below any amount that
+    already lost too much accuracy; sizes interpolated between the original and the measured pruned files, since
+    channel rounding makes size far from linear in the amount). A candidate that misses the size limit moves to
+    the next amount; one that misses the accuracy limit gets twice, then four times the fine-tune epochs (when the
+    PyTorch source has training data, at most MAX_FINETUNE_EPOCHS). Stops at the first candidate that meets the
+    goal, at a miss it cannot repair, or after PRUNE_SEARCH_TRIALS trials."""
+    drop_limit = search.drop_limit
+    if drop_limit is None or search.any_feasible():
+        return
+    measured = [
+        (it.recipe, c.metrics)
+        for it in items
+        if isinstance(it.recipe, PruneChannelsRecipe)
+        and (c := search.results.get(it.id)) is not None
+        and c.ok
+        and c.metrics is not None
+        and c.metrics.accuracy_drop_pct is not None
+    ]
+    if not measured:
+        return
+    template = measured[0][0]
+    points = sorted(
+        {
+            0.0: float(search.baseline.size_bytes),
+            **{r.amount: float(m.size_bytes) for r, m in measured},
+        }.items()
+    )
+
+    def predicted(amount: float) -> float:
+        return float(np.interp(amount, [p[0] for p in points], [p[1] for p in points]))
+
+    too_lossy = [r.amount for r, m in measured if (m.accuracy_drop_pct or 0.0) > drop_limit]
+    upper = min(too_lossy, default=1.0)
+    steps = round(1.0 / PRUNE_AMOUNT_STEP)
+    amounts = [
+        round(i * PRUNE_AMOUNT_STEP, 2) for i in range(1, steps) if i * PRUNE_AMOUNT_STEP < upper - 1e-9
+    ]
+    fitting = [a for a in amounts if search.limit is None or predicted(a) <= search.limit]
+    if not fitting:
+        return
+    epochs = [template.finetune_epochs]
+    if template.finetune_epochs > 0:  # the source has training data: more fine-tuning is in reach
+        epochs += [
+            e
+            for e in (2 * template.finetune_epochs, 4 * template.finetune_epochs)
+            if e <= MAX_FINETUNE_EPOCHS
+        ]
+    a_i, e_i = amounts.index(fitting[0]), 0
+    for _ in range(PRUNE_SEARCH_TRIALS):
+        recipe = PruneChannelsRecipe(
+            **{**template.model_dump(), "amount": amounts[a_i], "finetune_epochs": epochs[e_i]}
+        )
+        if recipe in [c.recipe for c in search.results.values()]:
+            return
+        item = search.add(recipe, "prune")
+        search.run([item])
+        c = search.results.get(item.id)
+        if c is None or not c.ok or c.metrics is None or search.feasible(c):
+            return
+        if search.limit is not None and c.metrics.size_bytes > search.limit:
+            a_i += 1  # more pruning, same fine-tune
+            if a_i >= len(amounts):
+                return
+        elif (c.metrics.accuracy_drop_pct or 0.0) > drop_limit:
+            e_i += 1  # same amount, longer fine-tune
+            if e_i >= len(epochs):
+                return
+        else:
+            return  # it misses another limit (latency): pruning more or training longer does not answer that
 
 
 def _remeasure_finalists(
