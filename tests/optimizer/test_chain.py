@@ -351,7 +351,13 @@ def test_sweep_searches_pruning_amount_and_finetune_toward_the_limits_when_the_g
     # the grid's 50% (1 epoch) loses about 1.4 pt and its 30% is predicted too big: the answer lies between
     goal = parse_goal("prune only, no quantization; 40% smaller, at most 1 point lost")
     report = run_sweep(
-        digits.model_path, eval_data, calib=calib, goal=goal, out_dir=tmp_path, options=FAST, torch_source=source
+        digits.model_path,
+        eval_data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path,
+        options=FAST,
+        torch_source=source,
     )
 
     pruned = [c for c in report.candidates if isinstance(c.recipe, PruneChannelsRecipe)]
