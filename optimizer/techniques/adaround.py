@@ -24,10 +24,9 @@ the estimated cost of the rest would exceed the budget; each Adam step's cost is
 and the loop stops at the deadline whatever the estimate said. The notes list which layers were optimized and
 which were left with nearest rounding because the budget ran out.
 
-aimet-onnx 2.42 has AdaRound for ONNX, but it took 392 s for 500 iterations on a 26 K-parameter CNN here (2 CPU
-cores), pulls 1.7 GB of packages (torchvision 0.28, which does not even import beside torch 2.13 CPU) and
-quantizes with its own simulator rather than onnxruntime's quantizer; amd-quark does not install with onnx 1.23
-and onnxruntime 1.32. So it is written here.
+aimet-onnx 2.42 has AdaRound for ONNX and resolves beside our pins (64 packages); it quantizes with its own
+simulator rather than onnxruntime's quantizer, and was not run end to end here. amd-quark resolves only as its
+early 0.1.0 release with onnx 1.23.2 and onnxruntime 1.32.0. So it is written here (numpy only).
 """
 
 from __future__ import annotations

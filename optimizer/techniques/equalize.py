@@ -18,9 +18,11 @@ output error instead (float output minus quantized output) was tried first: it f
 upstream and corrects it again at every layer; on PP-OCRv4 it took exact match from 0.88 to 0.00. A layer without
 a bias is left alone.
 
-aimet-onnx 2.42 (the one maintained library that installs beside our onnx/onnxruntime pins) has CLE but no bias
-correction for ONNX, and its CLE did not follow a max-pool between two convolutions; amd-quark pins onnx <= 1.22 and
-onnxruntime <= 1.22 in every release that has ONNX CLE. Both are written here on numpy and onnx.
+Libraries (checked 2026-11-29 with ``uv pip install --dry-run`` beside torch 2.13.0+cpu, onnx 1.23.2 and
+onnxruntime 1.32.0): aimet-onnx 2.42.0 resolves (64 packages, among them onnx2torch and a second torch-side
+stack); amd-quark resolves only as 0.1.0, an early release (its later ONNX releases need an older onnx). Neither
+was run end to end here; adding either would be a new dependency of this size for two numpy functions, so both
+are written here on numpy and onnx.
 """
 
 from __future__ import annotations
