@@ -8,12 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnx
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from optimizer import zoo
 from optimizer.goals.parse import parse_goal
 from optimizer.measure.data import Dataset, load_data
+from optimizer.models.graph import edge_layers, layer_blocks
 from optimizer.models.inspect import inspect_model
 from optimizer.optimize import zoo_source_for
 from optimizer.search.pareto import allowed, recipe_methods, recipe_precision
@@ -97,7 +99,7 @@ def test_training_recipes_refuse_keep_fp32_and_out_of_range_fields() -> None:
 def test_recipe_methods_and_precision_know_the_new_kinds() -> None:
     assert recipe_methods(PRUNE_THEN_INT8) == {"prune", "quantize"}
     assert recipe_methods(PruneChannelsRecipe(amount=0.3)) == {"prune"}
-    assert recipe_methods(QatInt8Recipe()) == {"quantize"}
+    assert recipe_methods(QatInt8Recipe()) == {"quantize", "qat"}  # QAT is quantization that trains
     assert recipe_precision(PRUNE_THEN_INT8) == "int8"
     assert recipe_precision(QatInt8Recipe()) == recipe_precision(IncAutotuneRecipe()) == "int8"
     assert recipe_precision(PruneMagnitudeRecipe(sparsity=0.5)) is None
@@ -180,7 +182,7 @@ def test_build_grid_offers_torch_recipes_only_with_a_pytorch_source(
     kinds = {g.recipe.kind for g in torch_grid}
     assert {"prune_channels", "prune_magnitude", "qat_int8", "inc_autotune", "chain"} <= kinds
     chains = [g for g in torch_grid if g.family == "chain"]
-    assert chains and all(recipe_methods(g.recipe) == {"prune", "quantize"} for g in chains)
+    assert chains and all(recipe_methods(g.recipe) - {"qat"} == {"prune", "quantize"} for g in chains)
     assert all(g.recipe.steps[0].finetune_epochs == 1 for g in chains)  # the source has training data
     # ids are safe file names and artifact ids
     assert all(
@@ -342,3 +344,24 @@ def test_quantize_cli_refuses_a_torch_recipe_for_an_onnx_file_with_a_hint(
     proc = _cli("quantize", digits.model_path, "--recipe", "prune-channels", "-o", str(tmp_path / "p.onnx"))
     assert proc.returncode == 2 and proc.stderr.startswith("error [recipe_invalid]")
     assert "--torch-source" in proc.stderr and not (tmp_path / "p.onnx").exists()
+
+
+def test_build_grid_keeps_the_goals_float_layers_in_every_quantizing_recipe(
+    digits: zoo.ZooCase, source: TorchSource
+) -> None:
+    graph = onnx.load(digits.model_path)
+    names = layer_blocks(graph, edge_layers(graph, ["first", "last"]))
+    assert names[0] == "/features/features.0/Conv" and names[-1] == "/classifier/Gemm"
+    grid = build_grid(
+        inspect_model(digits.model_path), None, has_calib=True, torch_source=source, keep_float=names
+    )
+    for item in grid:
+        quantizes = "quantize" in recipe_methods(item.recipe)
+        if item.recipe.kind in ("qat_int8", "inc_autotune", "chain"):
+            assert item.blocked and "keeps layers in float" in item.blocked, item.id
+        elif quantizes:
+            assert set(names) <= set(item.recipe.keep_fp32) and not item.blocked, item.id
+        else:  # pruning alone quantizes nothing: nothing to keep, nothing blocked
+            assert item.recipe.keep_fp32 == () and not item.blocked, item.id
+    plain = build_grid(inspect_model(digits.model_path), None, has_calib=True, torch_source=source)
+    assert not any(item.blocked for item in plain)

@@ -13,13 +13,23 @@ from optimizer.types import CONSTRAINT_FIELDS, Goal
 _DEFAULTS: dict[str, Any] = {
     "max_size_mb": None,
     "max_size_ratio": None,
+    "min_size_reduction_mb": None,
+    "max_memory_mb": None,
     "max_accuracy_drop_pct": None,
+    "min_metric": None,
+    "min_metric_ratio": None,
     "max_latency_ms": None,
     "min_speedup": None,
+    "max_latency_ratio": None,
+    "max_latency_increase_ms": None,
+    "min_latency_reduction_ms": None,
     "objective": "balanced",
     "methods_allowed": None,
     "methods_forbidden": None,
+    "methods_fallback": None,
     "precision": None,
+    "precision_forbidden": None,
+    "keep_float_layers": None,
     "device": None,
 }
 
@@ -483,16 +493,27 @@ def test_parse_goal_json_has_exactly_the_schema_fields() -> None:
     assert set(data) == {
         "max_size_mb",
         "max_size_ratio",
+        "min_size_reduction_mb",
+        "max_memory_mb",
         "max_accuracy_drop_pct",
+        "min_metric",
+        "min_metric_ratio",
         "max_latency_ms",
         "min_speedup",
+        "max_latency_ratio",
+        "max_latency_increase_ms",
+        "min_latency_reduction_ms",
         "objective",
         "methods_allowed",
         "methods_forbidden",
         "methods_requested",
+        "methods_fallback",
         "precision",
+        "precision_forbidden",
+        "keep_float_layers",
         "device",
         "unparsed_words",
+        "readings",
         "has_constraints",
         "text",
     }
@@ -594,9 +615,10 @@ def test_parse_goal_with_a_prior_merges_the_follow_up_into_it() -> None:
     assert again.methods_forbidden is None and again.methods_requested == ["prune"]
     # a follow-up that sets nothing changes nothing but the text
     same = parse_goal("thanks", prior=prior)
-    assert same.model_dump(exclude={"text", "unparsed_words"}) == prior.model_dump(
-        exclude={"text", "unparsed_words"}
+    assert same.model_dump(exclude={"text", "unparsed_words", "readings"}) == prior.model_dump(
+        exclude={"text", "unparsed_words", "readings"}
     )
+    assert same.readings == []  # the readings are the follow-up's
 
 
 def test_goal_merged_with_a_goal_set_field_by_field() -> None:
