@@ -335,6 +335,11 @@ class _Scan:
                 self.used[i] = True
             self.notes.append(_Note([(start, end)], fields))
 
+    def unmask(self, start: int, end: int) -> None:
+        """Let later rules read ``[start, end)`` again (it stays understood): "GPU" of "GPU memory" names the
+        device and is part of the memory limit."""
+        self.work = self.work[:start] + self.norm[start:end] + self.work[end:]
+
     def take_all(self, spans: list[tuple[int, int]], fields: tuple[str, ...]) -> None:
         """Mask and understand several spans that one reading set together."""
         spans = [(s, e) for s, e in spans if e > s]
@@ -360,7 +365,7 @@ class _Scan:
                     kept.append((s, e))
             if not kept:
                 continue
-            text = " ... ".join(self.norm[s:e].strip() for s, e in kept).strip()
+            text = " ... ".join(self.norm[s:e].strip(" :;,=~\n") for s, e in kept).strip()
             if not text:
                 continue
             fields = [f for f in dict.fromkeys(note.fields)][:8]
@@ -383,7 +388,7 @@ class _Scan:
 
 def _kw(body: str) -> re.Pattern[str]:
     """Compile ``body`` as a whole-word pattern (not inside a model name such as ``resnet50``)."""
-    return re.compile(rf"(?<![\w-])(?:{body})(?![\w])")
+    return re.compile(rf"(?<![\w-])(?:{body})(?![\w]|-[a-z])")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -486,6 +491,11 @@ _WHERE_TAIL = (
     r"targets?|chips?|boards?|platforms?|npus?|dsps?|accelerators?|runtimes?|machines?|servers?|production|"
     r"deployment|setup|stack|cluster|environment|infrastructure))?"
 )
+# "..., so avoid it": the same precision again, by pronoun
+_AVOID_IT_TAIL = (
+    r"(?:\s+(?:there|here))?(?:\s*[,;]?\s*(?:so\s+|therefore\s+|just\s+)?(?:avoid|skip|drop|exclude|forget|leave\s+out)"
+    r"\s+(?:it|them|that|those))?"
+)
 # "avoid fp16", "no int4", "fp16 is not supported", "our hardware can't run fp16": a precision that must not be used
 _PRECISION_FORBID_RULES: list[re.Pattern[str]] = [
     _kw(
@@ -497,12 +507,20 @@ _PRECISION_FORBID_RULES: list[re.Pattern[str]] = [
     ),
     _kw(
         _PRECISION_LIST
-        + r"\s+(?:is|are|would\s+be|will\s+be)\s+(?:both\s+|all\s+|also\s+|simply\s+)?(?:not\s+(?:supported|allowed|ok|okay|an?\s+option|"
+        + r"\s+(?:(?:is|are|would\s+be|will\s+be)\s+)?(?:both\s+|all\s+|also\s+|simply\s+)?(?:not\s+(?:supported|allowed|ok|okay|an?\s+option|"
         r"acceptable|available|possible|wanted|permitted|fine)|unsupported|forbidden|prohibited|banned|"
-        r"off[\s-]the[\s-]table|out\s+of\s+the\s+question|a\s+no-?go|not\s+something\s+we\s+can\s+use)"
-        + _WHERE_TAIL
+        r"off[\s-]the[\s-]table|out\s+of\s+the\s+question|a\s+no-?go|not\s+something\s+we\s+can\s+use|"
+        r"out(?=\s*(?:$|[,;.!?\n]))|"
+        r"ruled\s+out|excluded|no\s+good|"
+        r"pointless|useless|no\s+use|of\s+no\s+use|a\s+waste(?:\s+of\s+time)?|not\s+(?:useful|helpful|worth\s+it|"
+        r"needed|necessary|an\s+improvement))" + _WHERE_TAIL + _AVOID_IT_TAIL
     ),
-    _kw(_PRECISION_LIST + r"\s+(?:does|do|will|would)\s+not\s+(?:work|run|fly)" + _WHERE_TAIL),
+    _kw(
+        _PRECISION_LIST
+        + r"\s+(?:does|do|will|would)\s+not\s+(?:work|run|fly|help)"
+        + _WHERE_TAIL
+        + _AVOID_IT_TAIL
+    ),
 ]
 
 _FORBID_PRE = _kw(
@@ -578,6 +596,19 @@ _KEEP_FLOAT_RULES: list[re.Pattern[str]] = [
         r"besides)\s+(?:for\s+)?(?:" + _LAYER_NAMED.replace("(?P<", "(?P<x") + "|" + _LAYER_BARE + ")"
     ),
 ]
+# a scope the schema cannot name ("don't quantize the embedding layer", "keep the attention blocks in fp32"): not
+# a ban on quantization, and not understood
+_OTHER_SCOPE_RULES: list[re.Pattern[str]] = [
+    _kw(
+        r"(?:do\s+not|never|no|not|avoid|without|skip|exclude|spare)\s+(?:quanti[sz](?:e|es|ed|ing)|touch(?:ing)?|"
+        r"convert(?:ing)?)\s+(?:the\s+|its\s+|any\s+|their\s+)?(?:[\w-]+\s+){0,3}?(?:layers?|blocks?|heads?|convs?|"
+        r"nodes?|ops?|operators?|modules?|activations?|attention|embeddings?|biases|parts?)"
+    ),
+    _kw(
+        r"(?:keep|keeping|leave|leaving|retain|preserve)\s+(?:the\s+|its\s+|all\s+)?(?:[\w-]+\s+){0,3}?(?:layers?|"
+        rf"blocks?|heads?|convs?|nodes?|ops?|modules?|activations?|attention|embeddings?)\s+(?:in|at|as)\s+{_FLOAT_WORDS}"
+    ),
+]
 _LAYER_WHICH: dict[str, str] = {
     "first": "first",
     "input": "first",
@@ -593,34 +624,46 @@ _LAYER_WHICH: dict[str, str] = {
 # "only prune if quantization alone isn't enough", "use pruning as a last resort": a method kept as a fallback
 _NOT_ENOUGH = (
     r"(?:(?:[^,;.!?\0\d]|(?<=[a-z])\d){0,60}?\b(?:not\s+(?:enough|sufficient|good\s+enough|work|suffice|do\s+it|cut\s+it|"
-    r"get\s+(?:there|it\s+there|us\s+there)|reach|meet|fit|hit|make\s+it|achieve|do\s+the\s+(?:job|trick))|"
-    r"insufficient|fails?|failed|falls?\s+short|misses|miss|can\s+not\s+\w+)|\s*(?:needed|necessary|required|"
+    r"get(?:\s+(?:there|it\s+there|us\s+there))?|reach|meet|fit|hit|make\s+it|achieve|do\s+the\s+(?:job|trick)|"
+    r"bring|take|go)|"
+    r"insufficient|fails?|failed|falls?\s+short|misses|miss|can\s+not\s+\w+|los(?:es|e|ing)\s+(?:more|too\s+much)|"
+    r"drops?\s+(?:more|too\s+much)|(?:is|are)\s+too\s+(?:big|large|slow|inaccurate|lossy))|\s*(?:needed|necessary|required|"
     r"need\s+be|you\s+must|you\s+have\s+to|we\s+must|we\s+have\s+to|it\s+helps|(?:all|everything)\s+else\s+fails|"
     r"nothing\s+else\s+(?:works|helps|does\s+it|is\s+enough)))"
 )
+_FALLBACK_OBJECT = r"(?:\s+(?:it|them|the\s+model|the\s+rest|everything\s+else|the\s+remaining\s+layers|the\s+other\s+layers))?"
 _FALLBACK_RULES: list[re.Pattern[str]] = [
     _kw(
-        rf"(?:fall\s*back|resort|turn)\s+(?:back\s+)?to\s+(?P<m1>{_METH})(?:\s+(?:only\s+)?(?:if|when)\s+{_NOT_ENOUGH})?"
+        rf"(?P<m1>{_METH})(?:\s*(?:,|/|or|and|and/or)\s*(?P<m2>{_METH}))?\s+(?:is|are)\s+(?:allowed|fine|ok|okay|"
+        rf"acceptable|an\s+option|permitted)\s*,?\s*(?:but\s+)?only\s+(?:if|when|in\s+case)\s+{_NOT_ENOUGH}"
     ),
     _kw(
-        rf"only\s+(?:then\s+)?(?:use\s+|try\s+|apply\s+|do\s+)?(?P<m1>{_METH})(?:\s+(?:it|the\s+model))?\s+"
+        rf"(?:fall\s*back|resort|turn)\s+(?:back\s+)?to\s+(?P<m1>{_METH})(?:\s*(?:,|/|or|and|and/or)\s*(?P<m2>{_METH}))?(?:\s+(?:only\s+)?(?:if|when)\s+{_NOT_ENOUGH})?"
+    ),
+    _kw(
+        rf"only\s+(?:then\s+)?(?:use\s+|try\s+|apply\s+|do\s+)?(?P<m1>{_METH})(?:\s*(?:,|/|or|and|and/or)\s*(?P<m2>{_METH}))?{_FALLBACK_OBJECT}\s+"
         rf"(?:if|when|where|in\s+case)\s+{_NOT_ENOUGH}"
     ),
     _kw(
-        rf"(?:use\s+|try\s+|apply\s+)?(?P<m1>{_METH})(?:\s+(?:it|the\s+model))?\s+(?:only\s+)?(?:if|when|in\s+case)"
+        rf"(?:use\s+|try\s+|apply\s+)?(?P<m1>{_METH})(?:\s*(?:,|/|or|and|and/or)\s*(?P<m2>{_METH}))?{_FALLBACK_OBJECT}\s+(?:only\s+)?(?:if|when|in\s+case)"
         rf"\s+{_NOT_ENOUGH}"
     ),
     _kw(
-        rf"(?:use\s+|try\s+|apply\s+)?(?P<m1>{_METH})\s+(?:only\s+)?(?:as|is|are|should\s+be|must\s+be|stays)\s+"
+        rf"(?:use\s+|try\s+|apply\s+)?(?P<m1>{_METH})(?:\s*(?:,|/|or|and|and/or)\s*(?P<m2>{_METH}))?\s+(?:only\s+)?(?:as|is|are|should\s+be|must\s+be|stays)\s+"
         r"(?:only\s+)?(?:an?|our|my|the)\s+(?:fallback|last\s+resort|backup|"
         rf"plan\s+b|second\s+choice)(?:\s+(?:option|plan))?(?:\s+(?:if|when)\s+{_NOT_ENOUGH})?"
     ),
     _kw(
-        rf"(?:only\s+)?(?:if|when)\s+{_NOT_ENOUGH}(?:\s+[^,;.!?\0\d]{{0,30}}?)?\s*,?\s*(?:then\s+)?(?:you\s+(?:can|may|could|should)\s+|"
+        rf"(?:only\s+)?(?:if|when)\s+{_NOT_ENOUGH}(?:\s+(?:[^,;.!?\0]|\.(?=\d)){{0,40}}?)?\s*,?\s*(?:then\s+)?"
+        r"(?:you\s+(?:can|may|could|should)\s+|"
         r"feel\s+free\s+to\s+|go\s+ahead\s+and\s+|(?:it\s+is|that\s+is)\s+(?:ok|okay|fine)\s+to\s+)?(?:also\s+)?"
-        rf"(?:try\s+|use\s+|apply\s+|add\s+)?(?P<m1>{_METH})"
+        rf"(?:try\s+|use\s+|apply\s+|add\s+)?(?P<m1>{_METH})(?:\s*(?:,|/|or|and|and/or)\s*(?P<m2>{_METH}))?"
     ),
 ]
+_QUANTITY_IN_CONDITION = re.compile(
+    r"(?:\b(?:under|below|beneath|less\s+than|within|to|into|at\s+most|over|above|faster\s+than|smaller\s+than|"
+    r"more\s+than|at\s+least|by)\s+)*(?<![\w.])\d[\d.,]*\s*(?:%|x\b|[a-z]+\b)?"
+)
 # "don't just quantize it", "more than quantization", "quantization alone won't be enough": asks for it, and for
 # whatever else the sentence names, restricting nothing
 _NOT_ONLY = _kw(
@@ -695,14 +738,17 @@ _DEVICE_RULES: list[tuple[re.Pattern[str], Device]] = [
     (
         _kw(
             r"(?:(?:single|one|1|a\s+few|few|\d+)\s+)?cpu(?:s|-only)?(?:\s+(?:cores?|threads?))?|"
-            r"x86(?:-64)?|arm64|aarch64|raspberry\s+pi(?:\s*\d)?|rpi\d?|"
-            r"mobile(?:\s+(?:phones?|devices?))?|(?:smart)?phones?|edge(?:\s+devices?)?|laptops?|"
+            r"x86(?:-64)?|arm64|aarch64|arm(?:\s+(?:boards?|cpus?|devices?|cores?|chips?|socs?))|raspberry\s+pi(?:\s*\d)?|"
+            r"rpi\d?|"
+            r"mobile(?:\s+(?:phones?|devices?))?|(?:smart)?phones?|edge(?:\s+(?:devices?|box(?:es)?|nodes?|hardware|"
+            r"gateways?))?|laptops?|"
             r"embedded(?:\s+(?:devices?|systems?|boards?|hardware))?|microcontrollers?|mcus?|android|ios|iphones?|"
             r"on-device|desktops?"
         ),
         "cpu",
     ),
 ]
+_MEMORY_AFTER = re.compile(r"\s+(?:memory|ram|vram)(?![\w])")
 _DEVICE_TARGET_BEFORE = re.compile(
     r"\b(?:on|for|to|targeting|target|onto|using|via)\s+(?:(?:an?|the|my|our|a\s+single|one|1)\s+)?$"
 )
@@ -787,6 +833,8 @@ _NO_PREFERENCE = _kw(
     rf"|{_ANY_AIM}\s+(?:is|are)\s+(?:irrelevant|secondary|unimportant|(?:a\s+)?(?:low|lower)\s+priority|"
     r"less\s+important|of\s+no\s+(?:concern|importance)|not\s+(?:my|our)\s+(?:concern|priority|problem))"
     rf"|(?:ignore|forget(?:\s+about)?|never\s+mind)\s+{_ANY_AIM}"
+    rf"|(?:indifferent|agnostic|neutral)\s+(?:to|about|on)\s+{_ANY_AIM}"
+    rf"|{_ANY_AIM}\s+(?:comes|is|can\s+come)\s+(?:second|last|later)"
     rf"|(?:but\s+|and\s+)?not\s+{_ANY_AIM}(?=\s*(?:$|[,;.!?\n]))"
 )
 # "only about size", "size is all that matters", "size over latency": the objective said by contrast
@@ -811,6 +859,8 @@ _CONTRAST_PATTERNS: list[tuple[re.Pattern[str], Objective]] = [
             rf"|{aim}\s+(?:over|rather\s+than|before|instead\s+of|more\s+than)\s+{_ANY_AIM}"
             rf"|{aim}\s+(?:matters|counts)\s+more(?:\s+than\s+{_ANY_AIM})?"
             rf"|{_ANY_AIM}\s+(?:matters|counts|is\s+important)\s+less\s+than\s+{aim}"
+            rf"|(?:the\s+|my\s+|our\s+)?(?:top\s+|main\s+|first\s+|highest\s+|number\s+one\s+|#1\s+|only\s+|primary\s+)?"
+            rf"(?:priority|goal|concern|focus|objective)\s+(?:is|should\s+be)\s+{aim}"
             rf"|{aim}\s+(?:above\s+all(?:\s+else)?|first(?:\s+and\s+foremost)?|comes\s+first|before\s+everything|"
             r"is\s+king|wins)"
         ),
@@ -836,6 +886,26 @@ _ADJ_OBJECTIVE: dict[str, Objective] = {
     "accurate": "accuracy",
 }
 
+# "keep latency the same", "no slower than the original": a latency ratio of 1
+_SAME_LATENCY_RULES: list[re.Pattern[str]] = [
+    _kw(
+        r"(?:keep|keeping|maintain|maintaining|preserve|preserving|hold)\s+(?:the\s+)?(?:p50\s+|inference\s+)?"
+        r"(?:latency|speed|inference\s+time|response\s+time)\s+(?:the\s+same|unchanged|as\s+(?:it\s+)?is|"
+        r"where\s+it\s+is|at\s+(?:least\s+)?(?:the\s+)?(?:same|current)\s+level)(?:\s+or\s+(?:better|lower|faster))?"
+    ),
+    _kw(
+        r"(?:the\s+)?(?:p50\s+|inference\s+)?(?:latency|inference\s+time|response\s+time)\s+(?:must|should|may|can|"
+        r"shall)\s+not\s+(?:increase|go\s+up|grow|get\s+worse|rise|regress)(?!\s+(?:by|more|beyond|over|above))"
+    ),
+    _kw(
+        r"(?:no|not)\s+slower\s+than\s+(?:the\s+|it\s+is\s+)?(?:original|baseline|before|now|today|fp32|uncompressed)"
+        r"(?:\s+(?:model|one|version))?|(?:do\s+not|never)\s+make\s+it\s+slower|without\s+(?:any\s+)?(?:slow-?down|"
+        r"slowing\s+(?:it\s+)?down|extra\s+latency|added\s+latency|a\s+latency\s+(?:increase|penalty|hit))|"
+        r"(?:same|unchanged|equal)\s+(?:p50\s+)?latency|at\s+least\s+as\s+fast\s+as\s+(?:the\s+)?(?:original|baseline|"
+        r"before|now|fp32)(?:\s+(?:model|one|version))?"
+    ),
+]
+
 _ZERO_DROP_RULES: list[re.Pattern[str]] = [
     _kw(
         rf"(?:no|zero|without(?:\s+any)?|not\s+any|0\s*%?)\s+(?:{_ACC}[\s-]+){_DROP_NOUN}"
@@ -853,7 +923,7 @@ _ZERO_DROP_RULES: list[re.Pattern[str]] = [
     _kw(
         r"(?:keep|keeps|keeping|maintain|maintains|maintaining|preserve|preserves|preserving|retain|retains|"
         r"retaining)\s+(?:(?:the|its|full|original|same|all|of|baseline|current|model)\s+)*"
-        rf"{_ACC}(?!\s*(?:as|at|above|over|high|within|to|of|>|>=|\d))"
+        rf"{_ACC}(?!\s*(?:as|at|above|over|high|within|to|of|>|>=|\d|accuracy\b|acc\b))"
     ),
     _kw(
         rf"{_ACC}\s+(?:must|should|can|may|will|is\s+to)\s+(?:not|never)\s+"
@@ -1033,7 +1103,7 @@ _KEYWORDS: list[tuple[re.Pattern[str], str, str, str]] = [
     (
         _kw(
             r"(?:(?:lower|less|shorter|reduced|original|current|p50|median|mean|average|inference)\s+){0,2}latency"
-            r"|(?:(?:lower|less|shorter|reduced)\s+)?(?:inference\s+time|run\s*-?time|response\s+time)"
+            r"|(?:(?:lower|less|shorter|reduced)\s+)?(?:inference\s+time|run\s*-?time|response\s+time|p50|median)"
         ),
         "speed",
         "both",
@@ -1046,10 +1116,12 @@ _KEYWORDS: list[tuple[re.Pattern[str], str, str, str]] = [
         _kw(
             r"(?:not|never)\s+(?:let\s+(?:it|them|(?:the\s+|its\s+)?(?:[\w-]+\s+){1,2}?)\s*)?"
             r"(?:(?:be|go|drop|fall|dip|sink|slip|get|end\s+up|come\s+in|score)\s+)?"
-            r"(?:any\s+)?(?:below|under|lower\s+than|less\s+than|beneath|worse\s+than)"
+            r"(?:any\s+)?(?:below|under|lower\s+than|less\s+than|beneath)"
             # a level crossed: "dropping below", "falls under" (a bare "drop below 1%" is a drop's size)
             r"|(?:drops|dropping|dropped|falls?|falling|fell|goes|going|dips?|dipping|sinks?|sinking|slips?|slipping|"
             r"gets|getting)\s+(?:any\s+)?(?:below|under|beneath|lower\s+than)"
+            # a level held: "must stay above 90%" (size and latency never have to stay above anything)
+            r"|(?:stay|stays|staying|remain|remains|remaining)\s+(?:at\s+or\s+)?(?:above|over)"
         ),
         "acc",
         "pre",
@@ -1088,6 +1160,12 @@ _OPS_TAIL = (
     r"less\s+than|up\s+to|min(?:imum)?|max(?:imum)?|under|below|only|just|a|an))*\s*$"
 )
 _BY_BEFORE = re.compile(r"\bby" + _OPS_TAIL)
+_NO_WORSE_BEFORE = re.compile(r"\b(?:no|not)\s+(?:worse|slower|more|bigger|larger)\s+than\s*$")
+# a verb whose object is the amount taken away ("cut 30% of the size"): read like "by", never like "to"
+_CUT_BEFORE = re.compile(
+    r"\b(?:cut(?:s|ting)?|reduc(?:e|es|ing)|shav(?:e|es|ing)|trim(?:s|ming)?|remov(?:e|es|ing)|tak(?:e|es|ing)\s+off|"
+    r"knock(?:s|ing)?\s+off|sav(?:e|es|ing)|slash(?:es|ing)?|chop(?:s|ping)?(?:\s+off)?)" + _OPS_TAIL
+)
 _TO_BEFORE = re.compile(r"\b(?:to|into|in)" + _OPS_TAIL)
 _OF_AFTER = re.compile(r"^\s*(?:of|the|its|their)\b")
 _WITHIN_BEFORE = re.compile(r"\b(?:within|inside)" + _OPS_TAIL)
@@ -1151,7 +1229,7 @@ _CHAIN_WORDS = _wordset(
     compress compressed reduce reduced cut down keep stay stays remain remains can takes take taking
     currently presently now today originally original baseline from was weighs weighing existing starting
     starts right memory ram storage gpu vram checkpoint artifact binary it's < <= or equal to respond
-    peak usage consumption resident itself
+    peak usage consumption resident itself use
     faster quicker shorter sla slo for go goes going come comes drop drops bring brought this network
     respond responds predict prediction predictions weigh
     """
@@ -1244,6 +1322,7 @@ _SIZE_DOWN_BEFORE = re.compile(
     rf"(?:(?:reduc|decreas|lower|cut|shav|trim|shrink|shrunk|compress|slash|drop|lighten)\w*|smaller|lighter|less)"
     rf"(?:\s+{_SIZE_NOUN})?(?:\s+(?:down\s+)?by|\s+off)(?:\s+{_SIZE_NOUN})?{_AMOUNT_TAIL}"
     rf"|(?:shav|sav|knock|trim|cut|slash|chop|free|lose|losing|shed)(?:e|es|ed|ing|s)?(?:\s+(?:off|up))?{_AMOUNT_TAIL}"
+    rf"|(?:get(?:ting)?\s+rid\s+of|remov(?:e|es|ing)|eliminat(?:e|es|ing))(?:\s+{_SIZE_NOUN})?{_AMOUNT_TAIL}"
     rf"|(?:{_SIZE_NOUN}\s+)?(?:reduction|saving|savings|decrease)(?:\s+(?:of|is|must\s+be|should\s+be))*{_AMOUNT_TAIL}"
 )
 _SIZE_DOWN_AFTER = re.compile(
@@ -1271,7 +1350,15 @@ _TIME_OBJECT_AFTER = re.compile(
     r"(?:\s+latency)?|(?:inference\s+)?(?:latency|delay|inference\s+time|response\s+time|run\s*-?time|inference|"
     r"overhead))(?![\w])"
 )
+_PER_ITEM_AFTER = re.compile(
+    r"^\s*per\s+(?:image|sample|request|query|prediction|inference|batch|call|item|token|input|example|frame|"
+    r"forward\s+pass)(?![\w])"
+)
 _SIZE_NOUN_BEFORE = re.compile(rf"{_SIZE_NOUN}{_AMOUNT_TAIL}")
+_SIZE_DOWN_OBJECT_BEFORE = re.compile(
+    rf"(?:shrink|reduc|compress|cut|trim|slim|lighten)\w*\s+(?P<obj>[\w.-]+)(?:\s+{_SIZE_NOUN})?\s+(?:down\s+)?by"
+    + _AMOUNT_TAIL
+)
 _LAT_NOUN_BEFORE = re.compile(rf"{_LAT_NOUN}{_AMOUNT_TAIL}")
 # a verb that takes the amount off ("take 1.5 MB off the model"): read only with "off" after the amount
 _OFF_VERB_BEFORE = re.compile(
@@ -1279,8 +1366,8 @@ _OFF_VERB_BEFORE = re.compile(
 )
 
 _OF_ORIGINAL_AFTER = re.compile(
-    r"^\s*of\s+(?:the\s+|its\s+)?(?:original|baseline|before|current|fp32|uncompressed|unquantized|existing)"
-    r"(?:\s+(?:model|one|version|latency|size))?"
+    r"^\s*of\s+(?:(?:the\s+|its\s+)?(?:original|baseline|before|current|fp32|uncompressed|unquantized|existing)"
+    r"(?:\s+(?:model|one|version|latency|size))?|(?:that|it|this)(?![\w]))"
 )
 _MEMORY_WORD = re.compile(r"(?<![\w-])(?:ram|memory|vram|heap)(?![\w])")
 
@@ -1480,6 +1567,7 @@ class _Reader:
                 found = ("max_latency_increase_ms", within_b, of_a)
         else:
             down_b, down_a = _SIZE_DOWN_BEFORE.search(before), _SIZE_DOWN_AFTER.match(after)
+            down_b = down_b or _SIZE_DOWN_OBJECT_BEFORE.search(before)  # "shrink whisper-tiny by 20 MB"
             if down_a or down_b:
                 found = ("min_size_reduction_mb", down_b, down_a)
             elif _SIZE_UP_AFTER.match(after) or (
@@ -1499,6 +1587,9 @@ class _Reader:
         obj = (_SIZE_OBJECT_AFTER if q.kind == "size" else _TIME_OBJECT_AFTER).match(work[end:right])
         if obj is not None:
             end += obj.end()
+        per = _PER_ITEM_AFTER.match(work[end:right])
+        if per is not None:
+            end += per.end()
         if cue_before is None and cue_after is not None and cue_after.group(0).strip().startswith("off"):
             verb = _OFF_VERB_BEFORE.search(before)
             if verb is not None:
@@ -1507,8 +1598,14 @@ class _Reader:
             noun = (_SIZE_NOUN_BEFORE if q.kind == "size" else _LAT_NOUN_BEFORE).search(before)
             if noun is not None:
                 start = left + noun.start()
-        self.candidates.append(_Candidate(field_name, value, "bound", [(start, end)]))
-        scan.take(start, end, fields=(field_name,))
+        spans = [(start, end)]
+        obj_span = (
+            cue_before.span("obj") if cue_before is not None and "obj" in cue_before.groupdict() else (-1, -1)
+        )
+        if obj_span[0] >= 0:  # the object (a model's name) is not part of the reading
+            spans = [(start, left + obj_span[0]), (left + obj_span[1], end)]
+        self.candidates.append(_Candidate(field_name, value, "bound", spans))
+        scan.take_all(spans, (field_name,))
         return True
 
     # -- percentages, multipliers, fractions ---------------------------------------------------------
@@ -1567,8 +1664,10 @@ class _Reader:
             return
         # Every word of the chosen kind in the window is read with the number ("make it lighter, 70% ...").
         spans = [(q.start, q.end)] + [(k.start, k.end) for k in all_kw if k.category == kw.category]
-        by = _BY_BEFORE.search(before) is not None
-        to = kw.role == "than" or _TO_BEFORE.search(before) is not None or _OF_AFTER.match(after) is not None
+        by = _BY_BEFORE.search(before) is not None or _CUT_BEFORE.search(before) is not None
+        to = not by and (
+            kw.role == "than" or _TO_BEFORE.search(before) is not None or _OF_AFTER.match(after) is not None
+        )
         value: float | None = None
         field_name = ""
         if kw.category == "size":
@@ -1599,6 +1698,11 @@ class _Reader:
                 scan.take(start, end, understood=False)
                 return
             spans += extra
+        no_worse = _NO_WORSE_BEFORE.search(before)
+        if no_worse is not None and field_name:
+            spans.append((left + no_worse.start(), left + no_worse.end()))
+        if kw.category in ("size", "speed") and field_name:  # "size must drop by 80%"
+            spans += [m.span() for m in _DOWN_WORDS.finditer(work, left, right) if scan.free(*m.span())]
         if value is None:
             if field_name:  # an impossible value: not understood, and no later rule reads these words
                 for s, e in spans:
@@ -1741,6 +1845,9 @@ class _Reader:
         elif q.kind == "pts" and floor_verb and not q.unit.startswith(("basis", "bp")):
             return "min_metric", round(q.value / 100, 6) if 0 < q.value <= 100 else None, extra
         elif q.kind == "num":
+            base = _OF_BASE_AFTER.match(after)
+            if base is not None and not dropish and 0 < q.value <= 1:  # "at least 0.9 of the original"
+                return "min_metric_ratio", q.value, [*extra, (q.end, q.end + base.end())]
             if floor and not drop_kw and 0 < q.value <= 1:
                 return "min_metric", q.value, extra
             return None
@@ -1865,6 +1972,9 @@ def _read_keep_float(scan: _Scan) -> list[str]:
                 continue
             found |= which
             scan.take(*m.span(), fields=("keep_float_layers",))
+    for pattern in _OTHER_SCOPE_RULES:
+        for m in scan.matches(pattern):
+            scan.take(*m.span(), understood=False)
     return [w for w in ("first", "last") if w in found]
 
 
@@ -1887,8 +1997,14 @@ def _read_fallback(scan: _Scan) -> set[Method]:
     found: set[Method] = set()
     for pattern in _FALLBACK_RULES:
         for m in scan.matches(pattern):
-            found.update(_methods_in(m, "m1"))
-            scan.take(*m.span(), fields=("methods_fallback",))
+            found.update(_methods_in(m, "m1", "m2"))
+            # a limit inside the condition ("if int8 can't get below 10 MB") is a limit: left for the reader
+            spans, pos = [], m.start()
+            for q in _QUANTITY_IN_CONDITION.finditer(scan.work, m.start(), m.end()):
+                spans.append((pos, q.start()))
+                pos = q.end()
+            spans.append((pos, m.end()))
+            scan.take_all(spans, ("methods_fallback",))
     return found
 
 
@@ -1942,15 +2058,15 @@ def _read_methods(scan: _Scan) -> _Methods:
     return out
 
 
-def _read_mentions(scan: _Scan) -> set[Method]:
+def _read_mentions(scan: _Scan) -> dict[Method, list[_Note]]:
     """A method named without a restriction ("prune it", "try pruning") restricts nothing: it is asked for (the
-    sweep then builds its candidates). Returns the methods asked for."""
-    requested: set[Method] = set()
+    sweep then builds its candidates). Returns the methods asked for, with the notes that read them."""
+    requested: dict[Method, list[_Note]] = {}
     for m in scan.matches(_MENTION):
         if _NEGATION_BEFORE.search(scan.work[: m.start()]):
             continue
-        requested.add(_method_of(m.group("m1")))
         scan.take(*m.span(), fields=("methods_requested",))
+        requested.setdefault(_method_of(m.group("m1")), []).append(scan.notes[-1])
     return requested
 
 
@@ -1969,6 +2085,8 @@ def _read_device(scan: _Scan) -> str | None:
                 continue
             found.append((m, value, False))
             scan.take(*m.span(), fields=("device",))
+            if _MEMORY_AFTER.match(scan.norm, m.end()):
+                scan.unmask(*m.span())
     found.sort(key=lambda item: item[0].start())
     votes: list[_Vote] = []
     targeted: list[_Vote] = []
@@ -2019,6 +2137,15 @@ def _read_objective(scan: _Scan) -> str:
             scan.release(v.spans)
         return "balanced"
     return chosen
+
+
+def _read_same_latency(scan: _Scan) -> bool:
+    found = False
+    for pattern in _SAME_LATENCY_RULES:
+        for m in scan.matches(pattern):
+            scan.take(*m.span(), fields=("max_latency_ratio",))
+            found = True
+    return found
 
 
 def _read_zero_drop(scan: _Scan) -> bool:
@@ -2075,7 +2202,13 @@ def _read_goal(text: str) -> Goal:
     values = _resolve(reader, scan)
     if _read_zero_drop(scan) and not any(k in values for k in ("min_metric", "min_metric_ratio")):
         values.setdefault("max_accuracy_drop_pct", 0.0)
-    requested = _read_mentions(scan) | methods.requested
+    if _read_same_latency(scan) and not any(
+        k in values
+        for k in ("max_latency_ms", "min_speedup", "max_latency_increase_ms", "min_latency_reduction_ms")
+    ):
+        values["max_latency_ratio"] = min(values.get("max_latency_ratio", 1.0), 1.0)
+    mentions = _read_mentions(scan)
+    requested = set(mentions) | methods.requested
     if allowed & forbidden:
         scan.release(methods.spans)
         both = allowed & forbidden
@@ -2083,6 +2216,13 @@ def _read_goal(text: str) -> Goal:
         forbidden -= both
     fallback = methods.fallback - forbidden
     requested -= forbidden | fallback
+    for (
+        method,
+        notes,
+    ) in mentions.items():  # "quantize and prune, but prune only if ...": named as the fallback
+        if method in fallback:
+            for note in notes:
+                note.fields = ("methods_fallback",)
     if allowed:  # "only quantization, prune as a fallback": a fallback the only methods exclude is not read
         fallback &= allowed | ({"qat"} if "quantize" in allowed else set())
     fields = {

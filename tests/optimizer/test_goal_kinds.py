@@ -337,6 +337,211 @@ UNSEEN_BATCH_2: list[Case] = [
     ("speed matters less than size", {"objective": "size"}),
 ]
 
+# Three more batches, sentences that mix the kinds as users do, written and run the same way: 15 of 20, 14 of 20 and
+# 11 of 20 right at first, with 4, 3 and 4 silent misreadings ("cut 30% of the latency" as 3.3x, "fp16 not
+# allowed" as fp16, "memory use below 300 MB" as file size, "get rid of 10 MB" as "under 10 MB", "don't quantize
+# the embedding layer" as no quantization at all, "Jetson-free" as a GPU, ...). Four expectations were incomplete
+# and were corrected: two fallbacks that name two methods or sit in a sentence with a limit, "fp16 is pointless,
+# avoid it" (expected unread, now a forbidden precision), "size comes second" (expected unread, now read).
+UNSEEN_BATCH_3: list[Case] = [
+    (
+        "Compress resnet18 for a Jetson-free edge box: under 20 MB, top-1 must not fall below 68%, and no fp16.",
+        {
+            "max_size_mb": 20.0,
+            "min_metric": 0.68,
+            "precision_forbidden": ["fp16"],
+            "device": "cpu",
+            "unparsed_words": ["resnet18", "jetson-free"],
+        },
+    ),
+    (
+        "We only have CPUs. Keep accuracy within 1% of the baseline and latency within 10% of the original.",
+        {"device": "cpu", "min_metric_ratio": 0.99, "max_latency_ratio": 1.1},
+    ),
+    (
+        "Reduce the size by at least 5 MB while losing no more than half a point of accuracy",
+        {"min_size_reduction_mb": 5.0, "max_accuracy_drop_pct": 0.5},
+    ),
+    (
+        "int8 please, but keep the first conv layer in float; post-training only",
+        {"precision": "int8", "keep_float_layers": ["first"], "methods_forbidden": ["qat"]},
+    ),
+    (
+        "I don't care about speed at all. Smallest model with top-1 above 0.7",
+        {"objective": "size", "min_metric": 0.7},
+    ),
+    (
+        "latency may go up by 2 ms at most, but memory must stay under 100 MB",
+        {"max_latency_increase_ms": 2.0, "max_memory_mb": 100.0},
+    ),
+    (
+        "Make it at least 40% smaller and no more than 5% slower",
+        {"max_size_ratio": 0.6, "max_latency_ratio": 1.05},
+    ),
+    (
+        "Quantize and prune, but prune only if int8 alone doesn't get under 10 MB",
+        {"max_size_mb": 10.0, "methods_fallback": ["prune"]},
+    ),
+    (
+        "no GPU in production; fp16 is pointless there, so avoid it",
+        {"device": "cpu", "precision_forbidden": ["fp16"]},
+    ),
+    (
+        "The accuracy must not drop by more than 2 points and must stay above 90%",
+        {"max_accuracy_drop_pct": 2.0, "min_metric": 0.9},
+    ),
+    (
+        "Shrink it to a quarter of its size; a 3% relative drop in F1 is the most I accept",
+        {"max_size_ratio": 0.25, "min_metric_ratio": 0.97},
+    ),
+    (
+        "Target: 4 MB file, 16 MB RAM, p50 under 8 ms on a Raspberry Pi",
+        {"max_size_mb": 4.0, "max_memory_mb": 16.0, "max_latency_ms": 8.0, "device": "cpu"},
+    ),
+    ("two and a half megabytes, not more", {"max_size_mb": 2.5, "unparsed_words": []}),
+    ("don't go below ninety percent accuracy", {"min_metric": 0.9}),
+    (
+        "under 1.2 seconds with at least ninety five percent accuracy",
+        {"max_latency_ms": 1200.0, "min_metric": 0.95},
+    ),
+    ("avoid int4 and don't prune", {"precision_forbidden": ["int4"], "methods_forbidden": ["prune"]}),
+    (
+        "can you make it 3 ms faster without losing accuracy?",
+        {"min_latency_reduction_ms": 3.0, "max_accuracy_drop_pct": 0.0},
+    ),
+    ("it may be up to 50% slower if it gets 4x smaller", {"max_latency_ratio": 1.5, "max_size_ratio": 0.25}),
+    ("keep 95% of top-1 and cut 30% of the latency", {"min_metric_ratio": 0.95, "min_speedup": 1.4286}),
+    ("sparsity only as a last resort; QAT is fine", {"methods_fallback": ["prune"]}),
+]
+UNSEEN_BATCH_4: list[Case] = [
+    (
+        "Please get bert-base under 120 MB without losing more than 1% of its accuracy",
+        {"max_size_mb": 120.0, "min_metric_ratio": 0.99, "unparsed_words": ["bert-base"]},
+    ),
+    ("top-1 shouldn't go lower than 74.5%, and it must run on CPU", {"min_metric": 0.745, "device": "cpu"}),
+    ("make the p50 no worse than 1.1x the original", {"max_latency_ratio": 1.1}),
+    (
+        "we can afford 10% more latency but the file must shrink by 30 MB",
+        {"max_latency_ratio": 1.1, "min_size_reduction_mb": 30.0},
+    ),
+    ("memory use below 300 MB and disk size below 50 MB", {"max_memory_mb": 300.0, "max_size_mb": 50.0}),
+    (
+        "make it three times smaller, fp16 not allowed",
+        {"max_size_ratio": 0.3333, "precision_forbidden": ["fp16"]},
+    ),
+    ("no pruning and no QAT", {"methods_forbidden": ["prune", "qat"]}),
+    (
+        "the last layer stays fp32, everything else int8",
+        {"keep_float_layers": ["last"], "precision": "int8", "unparsed_words": ["everything"]},
+    ),
+    (
+        "latency isn't important to us; we just want the best accuracy under 10 MB",
+        {"objective": "accuracy", "max_size_mb": 10.0},
+    ),
+    ("save 20 ms per request", {"min_latency_reduction_ms": 20.0}),
+    (
+        "Our SLA allows 5 ms more than the current model",
+        {"max_latency_increase_ms": 5.0, "unparsed_words": ["sla", "allows"]},
+    ),
+    ("keep top-1 accuracy at least at 0.9 of the original", {"min_metric_ratio": 0.9}),
+    ("accuracy should decline by no more than 0.2 points", {"max_accuracy_drop_pct": 0.2}),
+    ("under 500kB and under 2 ms", {"max_size_mb": 0.5, "max_latency_ms": 2.0}),
+    ("one hundred and twenty eight kilobytes at most", {"max_size_mb": 0.128}),
+    ("can't use a GPU, and int4 is not supported", {"device": "cpu", "precision_forbidden": ["int4"]}),
+    ("try pruning and QAT if plain int8 is not enough", {"methods_fallback": ["prune", "qat"]}),
+    ("speed first, size second", {"objective": "latency", "unparsed_words": ["size", "second"]}),
+    ("ninety-nine percent of the original accuracy must be kept", {"min_metric_ratio": 0.99}),
+    ("the model may not be more than 20% slower than it is now", {"max_latency_ratio": 1.2}),
+]
+UNSEEN_BATCH_5: list[Case] = [
+    ("I want the model at most 2 MB, and top-5 no lower than 0.93", {"max_size_mb": 2.0, "min_metric": 0.93}),
+    (
+        "the phone app can spare 50 MB of RAM at most",
+        {"max_memory_mb": 50.0, "device": "cpu", "unparsed_words": ["app", "spare"]},
+    ),
+    ("halve the size but don't let F1 fall under 0.88", {"max_size_ratio": 0.5, "min_metric": 0.88}),
+    ("keep latency the same or better", {"max_latency_ratio": 1.0}),
+    ("latency can double, size must drop by 80%", {"max_latency_ratio": 2.0, "max_size_ratio": 0.2}),
+    (
+        "we need 3x faster inference and can lose up to 2% relative accuracy",
+        {"min_speedup": 3.0, "min_metric_ratio": 0.98},
+    ),
+    ("get rid of at least 10 megabytes", {"min_size_reduction_mb": 10.0}),
+    ("it should respond 50 ms sooner than today", {"min_latency_reduction_ms": 50.0}),
+    ("under seventy-five KB please", {"max_size_mb": 0.075}),
+    ("bf16 and fp16 are both out", {"precision_forbidden": ["fp16"], "unparsed_words": ["bf16"]}),
+    ("no GPUs, no TPUs, just a laptop", {"device": "cpu", "unparsed_words": ["tpus"]}),
+    ("don't quantize the embedding layer", {"unparsed_words": ["quantize", "embedding", "layer"]}),
+    (
+        "QAT is allowed but only if PTQ loses more than 1 point",
+        {"methods_fallback": ["qat"], "max_accuracy_drop_pct": 1.0},
+    ),
+    ("do not prune more than 30% of the channels", {"unparsed_words": ["prune", "30%", "channels"]}),
+    ("I'm indifferent to size; accuracy is king", {"objective": "accuracy"}),
+    ("the top priority is latency, size comes second", {"objective": "latency"}),
+    (
+        "the original takes 12 ms; keep it within 1 ms of that",
+        {"max_latency_increase_ms": 1.0, "unparsed_words": ["takes", "12", "ms"]},
+    ),
+    ("accuracy mustn't be less than 0.97 of what fp32 gets", {"min_metric_ratio": 0.97}),
+    (
+        "at least a 25% size reduction and at most a 25% slowdown",
+        {"max_size_ratio": 0.75, "max_latency_ratio": 1.25},
+    ),
+    (
+        "keep it under 6 MiB on disk and 1 GiB of memory",
+        {"max_size_mb": 6.291456, "max_memory_mb": 1073.741824},
+    ),
+]
+
+# The last batch, written after all the changes above: 14 of 20 right at first, two silent misreadings ("WER can't
+# get worse than 2 points" as a floor of 0.02 with "shrink whisper-tiny by 20 MB" as "under 20 MB"; "1.5 GB of GPU
+# memory" as the file size). Three expectations were corrected: "GPU memory" names the GPU as the device, "prune the
+# rest if needed" reads "the rest", and "leave" stays unread with the layers it names (no field for "first two").
+UNSEEN_BATCH_6: list[Case] = [
+    (
+        "shrink whisper-tiny by at least 20 MB but WER can't get worse than 2 points",
+        {"min_size_reduction_mb": 20.0, "max_accuracy_drop_pct": 2.0, "unparsed_words": ["whisper-tiny"]},
+    ),
+    ("accuracy above 0.8 is mandatory", {"min_metric": 0.8, "unparsed_words": ["mandatory"]}),
+    ("keep at least ninety percent of the original top-1", {"min_metric_ratio": 0.9}),
+    ("don't let latency rise more than 10 percent", {"max_latency_ratio": 1.1}),
+    (
+        "please make inference 25% faster and the model 25% smaller",
+        {"min_speedup": 1.25, "max_size_ratio": 0.75},
+    ),
+    ("it has to fit in 1.5 GB of GPU memory", {"max_memory_mb": 1500.0, "device": "gpu"}),
+    (
+        "our flash has 4 MB and RAM is 256 KB",
+        {"max_size_mb": 4.0, "max_memory_mb": 0.256, "unparsed_words": ["flash"]},
+    ),
+    ("trim 500 kB from the model", {"min_size_reduction_mb": 0.5}),
+    (
+        "at most 10 ms slower than now and at least 2x smaller",
+        {"max_latency_increase_ms": 10.0, "max_size_ratio": 0.5},
+    ),
+    ("No 4-bit quantization, please", {"precision_forbidden": ["int4"]}),
+    ("our ARM board has no GPU and can't do fp16", {"device": "cpu", "precision_forbidden": ["fp16"]}),
+    ("leave the first two layers in float", {"unparsed_words": ["leave", "first", "two", "layers", "float"]}),
+    (
+        "keep input and output layers in fp32, prune the rest if needed",
+        {"keep_float_layers": ["first", "last"], "methods_fallback": ["prune"]},
+    ),
+    ("we cannot fine-tune, no labels", {"methods_forbidden": ["qat"], "unparsed_words": ["labels"]}),
+    ("size is what I care about most", {"objective": "size"}),
+    ("don't worry about accuracy too much, speed is key", {"objective": "latency"}),
+    ("accuracy: not below 97% of the fp32 model", {"min_metric_ratio": 0.97}),
+    (
+        "the latency budget is 12 ms but ideally 8",
+        {"max_latency_ms": 12.0, "unparsed_words": ["ideally", "8"]},
+    ),
+    ("reduce p50 by 40%", {"min_speedup": 1.6667}),
+    (
+        "I can't afford more than 0.3% accuracy loss or more than 5% extra latency",
+        {"max_accuracy_drop_pct": 0.3, "max_latency_ratio": 1.05},
+    ),
+]
+
 # the methods each sentence of "more than one method" asks for: both, and nothing restricted
 _ASKED = {
     "don't just quantize it, try pruning too": ["prune", "quantize"],
@@ -351,7 +556,9 @@ _ASKED = {
 
 CASES = [(kind, text, fields) for kind, cases in FAMILIES.items() for text, fields in cases] + [
     (f"unseen {i}", text, fields)
-    for i, batch in enumerate((UNSEEN_BATCH_1, UNSEEN_BATCH_2), 1)
+    for i, batch in enumerate(
+        (UNSEEN_BATCH_1, UNSEEN_BATCH_2, UNSEEN_BATCH_3, UNSEEN_BATCH_4, UNSEEN_BATCH_5, UNSEEN_BATCH_6), 1
+    )
     for text, fields in batch
 ]
 
@@ -404,7 +611,7 @@ def test_parse_goal_readings_account_for_every_word_once(
 def test_parse_goal_families_are_families() -> None:
     assert all(len(cases) >= 4 for cases in FAMILIES.values())
     texts = [text for _, text, _ in CASES]
-    assert len(texts) == len(set(texts)) >= 200
+    assert len(texts) == len(set(texts)) >= 250
 
 
 @pytest.mark.parametrize(
