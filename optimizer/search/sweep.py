@@ -314,6 +314,14 @@ class Search:
                 break
 
 
+def finetune_epochs(goal: Goal | None, opts: SweepOptions) -> int:
+    """Epochs of fine-tuning after pruning: none when the goal forbids training ("post-training only", "no QAT",
+    "no retraining" forbid the method ``qat``), else the options'."""
+    if goal is not None and "qat" in (goal.methods_forbidden or []):
+        return 0
+    return opts.finetune_epochs
+
+
 def _allowed_recipe(recipe: Recipe, goal: Goal | None) -> bool:
     return allowed(Candidate(id="probe", recipe=recipe), goal)
 
@@ -406,10 +414,7 @@ def run_sweep(
         max_selective=opts.max_selective,
         torch_source=torch_source,
         onnx_pruning=goal is not None and goal.asks_for("prune"),
-        # a goal that forbids training ("post-training only", "no QAT") gets no fine-tune after pruning either
-        finetune_epochs=0
-        if goal is not None and "qat" in (goal.methods_forbidden or [])
-        else opts.finetune_epochs,
+        finetune_epochs=finetune_epochs(goal, opts),
         graph=graph,
         keep_float=keep_float,
     )

@@ -19,7 +19,7 @@ from optimizer.models.graph import edge_layers, layer_blocks
 from optimizer.models.inspect import inspect_model
 from optimizer.optimize import zoo_source_for
 from optimizer.search.pareto import allowed, recipe_methods, recipe_precision
-from optimizer.search.sweep import SweepOptions, build_grid, run_sweep
+from optimizer.search.sweep import SweepOptions, build_grid, finetune_epochs, run_sweep
 from optimizer.search.trial import TrialSpec, run_trial
 from optimizer.techniques.quantize import quantize_model
 from optimizer.types import (
@@ -365,3 +365,11 @@ def test_build_grid_keeps_the_goals_float_layers_in_every_quantizing_recipe(
             assert item.recipe.keep_fp32 == () and not item.blocked, item.id
     plain = build_grid(inspect_model(digits.model_path), None, has_calib=True, torch_source=source)
     assert not any(item.blocked for item in plain)
+
+
+def test_finetune_epochs_are_none_when_the_goal_forbids_training() -> None:
+    opts = SweepOptions(finetune_epochs=2)
+    assert finetune_epochs(parse_goal("post-training only, under 30 KB"), opts) == 0
+    assert finetune_epochs(parse_goal("no QAT"), opts) == 0
+    assert finetune_epochs(parse_goal("prune it, under 30 KB"), opts) == 2
+    assert finetune_epochs(None, opts) == 2
