@@ -414,14 +414,22 @@ class TorchSource(Frozen):
 
 
 class Metrics(Frozen):
-    """What one evaluation measured. ``metric`` is higher-is-better on a 0..1 (or -1..1) scale."""
+    """What one evaluation measured. ``metric`` is the data's metric in its own direction and scale;
+    ``accuracy_drop_pct`` is always points of a 0-100 scale lost (positive = worse), whatever the direction."""
 
     size_bytes: int
     metric_name: str
+    metric_note: str | None = Field(
+        default=None, description="why this metric was chosen, when the data named none (fidelity by output kind)"
+    )
+    metric_higher_is_better: bool = Field(
+        default=True, description="the metric's direction (error rates such as WER/CER are lower-is-better)"
+    )
     metric: float | None = None
     accuracy_drop_pct: float | None = Field(
         default=None,
-        description="percentage points of the metric lost against the baseline (negative = gained)",
+        description="points (of a 0-100 scale) of the metric lost against the baseline, in the metric's direction "
+        "(negative = gained)",
     )
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None

@@ -5,25 +5,32 @@ Layout (first axis = samples everywhere):
 - one array per model input, named exactly as the input;
 - ``labels`` (optional): class ids, text, or scores, depending on the metric;
 - ``metric`` (optional, 0-d string): the registered metric that scores this data (default ``top1`` with labels,
-  ``agreement`` without);
-- ``meta__NAME`` (optional): extra arrays a metric needs (a CTC charset, sentence-pair indices).
+  ``fidelity`` without: chosen by the kind of output, see :mod:`optimizer.measure.metrics`), or a user's own
+  ``package.module:function`` / ``/path/file.py:function``;
+- ``meta__NAME`` (optional): extra arrays a metric needs (a CTC charset, sentence-pair indices);
+- ``output`` (optional, 0-d string or int): the model output the metric reads (default: the first).
+
+Inputs that are not batched the usual way: an input the model declares with rank 0 (a sample rate, an int64
+scalar) is given as a 0-d array and fed whole to every batch; an input whose batch axis is not the first (a
+recurrent state ``[2, B, 128]``: the one symbolic axis) is stored samples-first (``[N, 2, 128]``) and moved into
+place when fed (:meth:`Dataset.feed`).
 """
 
 from __future__ import annotations
 
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from optimizer.errors import DataError
-from optimizer.measure.metrics import get_metric
+from optimizer.measure.metrics import FIDELITY, get_metric
 from optimizer.types import DataSummary, TensorInfo
 
 META_PREFIX = "meta__"
-RESERVED = ("labels", "metric")
+RESERVED = ("labels", "metric", "output")
 
 # ONNX element type names (as inspect reports them) -> numpy dtypes
 ONNX_TO_NUMPY: dict[str, np.dtype] = {
@@ -47,16 +54,47 @@ class Dataset:
     labels: np.ndarray | None
     metric: str
     meta: dict[str, np.ndarray] = field(default_factory=dict)
+    #: input name -> the axis of the model input that holds the batch (None: fed whole, never sliced); inputs
+    #: not named here are batched on axis 0
+    batch_axes: dict[str, int | None] = field(default_factory=dict)
+    #: the model output the metric reads (a name or an index); None: the first
+    output: str | int | None = None
+
+    def batched(self, name: str) -> bool:
+        return self.batch_axes.get(name, 0) is not None
 
     @property
     def samples(self) -> int:
-        return int(next(iter(self.inputs.values())).shape[0])
+        batched = [v for k, v in self.inputs.items() if self.batched(k)]
+        return int(batched[0].shape[0]) if batched else 1
+
+    def feed(self, start: int, stop: int, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The model feed for samples ``start:stop``: each input sliced on its sample axis and moved to the
+        model's batch axis; an unbatched input (a scalar) whole."""
+        out: dict[str, np.ndarray] = {}
+        for k in names if names is not None else list(self.inputs):
+            v = self.inputs[k]
+            axis = self.batch_axes.get(k, 0)
+            if axis is None:
+                out[k] = v
+            elif axis == 0:
+                out[k] = v[start:stop]
+            else:
+                out[k] = np.ascontiguousarray(np.moveaxis(v[start:stop], 0, axis))
+        return out
 
     def head(self, n: int) -> Dataset:
         """The first ``n`` samples (calibration uses a bounded slice). Meta and labels are kept whole."""
-        return Dataset(
-            self.path, {k: v[:n] for k, v in self.inputs.items()}, self.labels, self.metric, self.meta
-        )
+        inputs = {k: (v[:n] if self.batched(k) else v) for k, v in self.inputs.items()}
+        return replace(self, inputs=inputs)
+
+    def take(self, n: int) -> Dataset:
+        """The first ``n`` samples with their labels (a shorter evaluation). Labels are cut only when there is
+        one per sample (pair scores and other per-metric labels stay whole)."""
+        labels = self.labels
+        if labels is not None and labels.shape[:1] == (self.samples,):
+            labels = labels[:n]
+        return replace(self.head(n), labels=labels)
 
     def summary(self) -> DataSummary:
         return DataSummary(
@@ -111,9 +149,12 @@ def load_data(path: str | Path, model_inputs: list[TensorInfo], *, metric: str |
             hint=f"the model's inputs are {sorted(expected)}; extra arrays must be `labels`, `metric` or meta__*",
         )
     inputs: dict[str, np.ndarray] = {}
+    axes: dict[str, int | None] = {}
     n_samples: int | None = None
     for name, info in expected.items():
         arr = arrays[name]
+        axis = batch_axis(info.shape, arr.ndim)
+        axes[name] = axis
         want = ONNX_TO_NUMPY.get(info.dtype)
         if want is not None and arr.dtype != want:
             if np.can_cast(arr.dtype, want, casting="same_kind") and arr.dtype.kind == want.kind:
@@ -123,18 +164,29 @@ def load_data(path: str | Path, model_inputs: list[TensorInfo], *, metric: str |
                     f"input {name!r}: dtype {arr.dtype} does not match the model's {info.dtype}",
                     hint=f"convert it with array.astype('{info.dtype}')",
                 )
-        _check_shape(name, arr.shape, info.shape)
+        if axis is None:
+            if arr.size != 1:
+                raise DataError(
+                    f"input {name!r} is a scalar in the model (shape {info.shape}); the data holds {arr.size} "
+                    "values",
+                    hint=f"store it as a 0-d array, e.g. numpy.array({arr.reshape(-1)[0] if arr.size else 0})",
+                )
+            inputs[name] = arr.reshape(())
+            continue
+        want_shape = [info.shape[axis], *info.shape[:axis], *info.shape[axis + 1 :]]
+        _check_shape(name, arr.shape, want_shape)
         if n_samples is None:
             n_samples = arr.shape[0]
         elif arr.shape[0] != n_samples:
             raise DataError(f"input {name!r} has {arr.shape[0]} samples, the others {n_samples}")
         inputs[name] = arr
-    if not n_samples:
+    if n_samples == 0 or (n_samples is None and not inputs):
         raise DataError(f"{p.name} holds no samples", hint="the first axis of every input counts the samples")
+    n_samples = n_samples or 1
 
     labels = arrays.get("labels")
     metric_name = metric or (
-        str(arrays["metric"]) if "metric" in arrays else ("top1" if labels is not None else "agreement")
+        str(arrays["metric"]) if "metric" in arrays else ("top1" if labels is not None else FIDELITY)
     )
     spec = get_metric(metric_name)
     if spec.needs_labels and labels is None:
@@ -142,7 +194,34 @@ def load_data(path: str | Path, model_inputs: list[TensorInfo], *, metric: str |
     meta = {k[len(META_PREFIX) :]: v for k, v in arrays.items() if k.startswith(META_PREFIX)}
     if labels is not None and metric_name in ("top1",) and labels.shape[0] != n_samples:
         raise DataError(f"{labels.shape[0]} labels for {n_samples} samples in {p.name}")
-    return Dataset(str(p), inputs, labels, metric_name, meta)
+    output: str | int | None = None
+    if "output" in arrays:
+        raw = arrays["output"]
+        output = int(raw) if raw.dtype.kind in "iu" else str(raw)
+    return Dataset(
+        str(p),
+        inputs,
+        labels,
+        metric_name,
+        meta,
+        batch_axes={k: a for k, a in axes.items() if a != 0},
+        output=output,
+    )
+
+
+def batch_axis(model_shape: list[int | str | None], data_rank: int) -> int | None:
+    """The axis of a model input that holds the batch: None for a rank-0 input (fed whole), the first axis when
+    it is symbolic (or the data has one axis more than the model declares fixed), else the one symbolic axis
+    (a recurrent state ``[2, B, 128]``); 0 when nothing says otherwise."""
+    if not model_shape:
+        return None
+    first = model_shape[0]
+    if not (isinstance(first, int) and first > 0):
+        return 0
+    symbolic = [i for i, d in enumerate(model_shape) if not (isinstance(d, int) and d > 0)]
+    if len(symbolic) == 1 and data_rank == len(model_shape):
+        return symbolic[0]
+    return 0
 
 
 def _check_shape(name: str, got: tuple[int, ...], want: list[int | str | None]) -> None:

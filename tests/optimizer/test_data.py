@@ -49,11 +49,11 @@ def test_load_data_returns_dataset_when_file_matches(tmp_path: Path) -> None:
     assert [t.name for t in summary.inputs] == ["x", "ids"]
 
 
-def test_load_data_defaults_to_agreement_when_no_labels(tmp_path: Path) -> None:
+def test_load_data_defaults_to_fidelity_by_output_kind_when_no_labels(tmp_path: Path) -> None:
     data = load_data(_npz(tmp_path, **_good()), INPUTS)
 
     assert data.labels is None
-    assert data.metric == "agreement"
+    assert data.metric == "fidelity"
 
 
 def test_load_data_casts_same_kind_dtypes(tmp_path: Path) -> None:
