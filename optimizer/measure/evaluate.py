@@ -16,7 +16,14 @@ import numpy as np
 
 from optimizer.errors import DataError, EvaluationError, QuantTaaSError
 from optimizer.measure.data import Dataset, load_data
-from optimizer.measure.metrics import FIDELITY, MetricInput, MetricSpec, choose_fidelity, drop_points, get_metric
+from optimizer.measure.metrics import (
+    FIDELITY,
+    MetricInput,
+    MetricSpec,
+    choose_fidelity,
+    drop_points,
+    get_metric,
+)
 from optimizer.models.inspect import inspect_model, load_onnx, model_inputs
 from optimizer.settings import get_settings
 from optimizer.types import Metrics

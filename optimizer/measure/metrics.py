@@ -31,7 +31,6 @@ import numpy as np
 from optimizer.errors import DataError, EvaluationError, QuantTaaSError
 
 
-
 @dataclass(frozen=True)
 class MetricInput:
     outputs: list[np.ndarray]  # every model output, samples on the first axis
@@ -130,7 +129,9 @@ def _load_user_metric(name: str) -> MetricSpec:
         ) from e
     fn = getattr(module, fn_name, None)
     if not callable(fn):
-        raise DataError(f"{target} has no function {fn_name!r}", hint="name a function that takes a MetricInput")
+        raise DataError(
+            f"{target} has no function {fn_name!r}", hint="name a function that takes a MetricInput"
+        )
     spec_ = MetricSpec(
         name,
         fn,
@@ -501,16 +502,17 @@ def choose_fidelity(reference: np.ndarray, output_name: str = "") -> tuple[str, 
         return "agreement", f"{desc} looks like class scores: top-1 agreement with the original"
     if len(shape) == 3:
         a, b = shape[1], shape[2]
-        dist = bool(
-            np.all(ref >= -1e-6) and np.allclose(ref.sum(axis=-1), 1.0, atol=1e-2) and b > 2
-        )
+        dist = bool(np.all(ref >= -1e-6) and np.allclose(ref.sum(axis=-1), 1.0, atol=1e-2) and b > 2)
         if not embedding_named and dist:
             return "sequence_agreement", (
                 f"{desc} is a sequence of class distributions (CTC-like): agreement of the decoded sequences"
             )
         small, large = min(a, b), max(a, b)
         if not embedding_named and 5 <= small <= 128 and large >= 500 and large >= 8 * small:
-            return "box_agreement", f"{desc} is a detector head (4 box values + class scores per anchor): box F1"
+            return (
+                "box_agreement",
+                f"{desc} is a detector head (4 box values + class scores per anchor): box F1",
+            )
         return "cosine", f"{desc} holds hidden states or features: cosine similarity to the original's"
     return "cosine", f"{desc} is a map: cosine similarity to the original's"
 

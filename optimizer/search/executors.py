@@ -35,6 +35,29 @@ class Shared:
     data: Dataset
     calib: Dataset | None
     reference: list[np.ndarray] | None
+    #: the original file, for the trials that run on it (the one-liners); None: the pre-processed one serves
+    original_bytes: bytes | None = None
+
+    def model_for(self, spec: TrialSpec) -> bytes:
+        return (
+            self.original_bytes if spec.on_original and self.original_bytes is not None else self.model_bytes
+        )
+
+
+#: a trial killed for memory is retried this many times, alone and with half the calibration each time
+MEMORY_RETRIES = 2
+
+
+def killed_for_memory(e: BaseException) -> bool:
+    """Whether a Ray task failed because its worker was killed for memory (Ray's OOM killer, or SIGKILL)."""
+    names = {c.__name__ for c in type(e).__mro__}
+    text = str(e)
+    return (
+        "OutOfMemoryError" in names
+        or "MemoryError" in names
+        or "killed due to memory" in text.lower()
+        or ("WorkerCrashedError" in names and ("SIGKILL" in text or "killed" in text.lower()))
+    )
 
 
 class SerialExecutor(Executor):
@@ -47,7 +70,7 @@ class SerialExecutor(Executor):
         for spec in specs:
             if self.cancelled.is_set():
                 return
-            yield self.trial_fn(spec, self.s.model_bytes, self.s.data, self.s.calib, self.s.reference)
+            yield self.trial_fn(spec, self.s.model_for(spec), self.s.data, self.s.calib, self.s.reference)
 
 
 class RayExecutor(Executor):
@@ -68,6 +91,7 @@ class RayExecutor(Executor):
         self.refs = [
             self.ray.put(x) for x in (shared.model_bytes, shared.data, shared.calib, shared.reference)
         ]
+        self.original_ref = self.ray.put(shared.original_bytes) if shared.original_bytes is not None else None
         cpus = self.ray.cluster_resources().get("CPU", 1.0)
         self.slots = max(1, int(workers or cpus))
         self.gpus = gpus
@@ -77,39 +101,65 @@ class RayExecutor(Executor):
     def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
         queue = list(specs)
         by_ref = self._in_flight  # shared with cancel(), which stops what is still running
+        retried: dict[str, list[str]] = {}  # trial id -> why each earlier attempt was killed
         while queue or by_ref:
             if self.cancelled.is_set():
                 self.cancel()
                 return
-            while queue and len(by_ref) < self.slots:
+            # a trial retried after an OOM kill runs alone: nothing else competes for its memory
+            alone = any(s.memory_retry for s in by_ref.values()) or (queue and queue[0].memory_retry)
+            while queue and len(by_ref) < (1 if alone else self.slots):
+                if alone and by_ref:
+                    break
                 spec = queue.pop(0)
                 opts: dict[str, Any] = {"num_gpus": 1} if self.gpus and spec.provider == CUDA else {}
-                ref = self._task.options(**opts).remote(spec, *self.refs)
+                refs = list(self.refs)
+                if spec.on_original and self.original_ref is not None:
+                    refs[0] = self.original_ref
+                ref = self._task.options(**opts).remote(spec, *refs)
                 by_ref[ref] = spec
             done, _ = self.ray.wait(list(by_ref), num_returns=1, timeout=1.0)
             for ref in done:
                 spec = by_ref.pop(ref)
                 try:
-                    yield self.ray.get(ref)
+                    cand, blob = self.ray.get(ref)
+                    if spec.id in retried:
+                        cand = _with_retries(cand, retried[spec.id], spec)
+                    yield cand, blob
                 except Exception as e:  # the worker died (segfault, OOM): the trial failed, the sweep goes on
+                    if killed_for_memory(e) and spec.memory_retry < MEMORY_RETRIES:
+                        retried.setdefault(spec.id, []).append(f"{e.__class__.__name__}: {str(e)[:200]}")
+                        queue.insert(0, spec.model_copy(update={"memory_retry": spec.memory_retry + 1}))
+                        continue
                     msg = f"the trial's worker failed: {e.__class__.__name__}: {str(e)[:300]}"
-                    yield (
-                        Candidate(
-                            id=spec.id,
-                            recipe=spec.recipe,
-                            error=ErrorInfo(
-                                code="technique_failed",
-                                message=msg,
-                                hint="the backend crashed on this recipe",
-                            ),
+                    cand = Candidate(
+                        id=spec.id,
+                        recipe=spec.recipe,
+                        error=ErrorInfo(
+                            code="technique_failed",
+                            message=msg,
+                            hint="the backend crashed on this recipe"
+                            + (" (also when retried alone with less memory)" if spec.id in retried else ""),
                         ),
-                        None,
+                        detail={"failure": "out_of_memory" if killed_for_memory(e) else "crashed"},
                     )
+                    yield (_with_retries(cand, retried[spec.id], spec) if spec.id in retried else cand), None
 
     def cancel(self) -> None:
         for ref in list(self._in_flight):
             self.ray.cancel(ref, force=True)
         self._in_flight.clear()
+
+
+def _with_retries(cand: Candidate, reasons: list[str], spec: TrialSpec) -> Candidate:
+    """The candidate with a note that its worker was killed for memory and the trial ran again with less."""
+    note = {
+        "memory_retries": len(reasons),
+        "memory_retry_reasons": reasons,
+        "memory_retry_note": f"the worker was killed for memory {len(reasons)} time(s); retried alone with "
+        f"1/{2**spec.memory_retry} of the calibration samples",
+    }
+    return cand.model_copy(update={"detail": {**cand.detail, **note}})
 
 
 def make_executor(

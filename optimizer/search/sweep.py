@@ -54,7 +54,7 @@ from optimizer.models.inspect import inspect_model
 from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
 from optimizer.search.executors import Executor, Shared, TrialFn, make_executor
 from optimizer.search.pareto import ParetoReport, allowed, build_report, check_goal, size_limit_bytes
-from optimizer.search.profile import profile_layers
+from optimizer.search.profile import PROFILE_SAMPLES, profile_layers
 from optimizer.search.trial import TrialSpec, run_trial
 from optimizer.techniques import registry
 from optimizer.techniques.prune import compressed_size_bytes
@@ -213,6 +213,7 @@ class Search:
         self.results: dict[str, Candidate] = {}
         self.skipped: dict[str, str] = {}
         self.scale = 1.0  # measured / predicted size of the full int8 candidate, once known
+        self.scale_basis: str | None = None  # the candidate whose measured size set the scale
         self.limit = size_limit_bytes(goal, baseline)
 
     # ------------------------------------------------------------------ facts about the goal and the results
@@ -261,14 +262,109 @@ class Search:
                 SweepEvent("skipped", len(self.results), self.planned(), message=f"{item.id}: {reason}")
             )
 
+    def basis_text(self) -> str:
+        """What size predictions rest on (said with every skip that uses one)."""
+        scaled = (
+            f", scaled by {self.scale:.3f} (measured / predicted size of {self.scale_basis})"
+            if self.scale_basis
+            else " (not yet scaled by a measured size)"
+        )
+        return f"from the parameter counts of the layers it quantizes or keeps in float{scaled}"
+
     def too_big(self, item: GridItem) -> bool:
         if self.limit is not None and self.predicted(item) > self.limit * SIZE_MARGIN:
             self.skip(
                 item,
-                f"predicted size {self.predicted(item) / 1e6:.3f} MB exceeds the {self.limit / 1e6:.3f} MB limit",
+                f"predicted size {self.predicted(item) / 1e6:.3f} MB exceeds the {self.limit / 1e6:.3f} MB limit "
+                f"({self.basis_text()})",
             )
             return True
         return False
+
+    # ------------------------------------------------------------------ skips from measurements only
+
+    def ranked_dims(self) -> set[str]:
+        """The dimensions the goal's objective ranks feasible candidates by."""
+        objective = self.objective
+        if objective == "size":
+            return {"size"}
+        if objective == "latency":
+            return {"speed"}
+        if objective == "accuracy":
+            return {"accuracy"}
+        dims = {"size", "accuracy"}
+        if self.baseline.latency_ms_p50 is not None:
+            dims.add("speed")
+        return dims
+
+    def _same_graph(self, item: GridItem) -> Candidate | None:
+        """The measured candidate with the same graph (another calibration of the same static int8): same size
+        and the same operators, so the same speed; only accuracy differs."""
+        r = item.recipe
+        if not isinstance(r, StaticInt8Recipe) or r.calibration == "minmax":
+            return None
+        base = r.model_copy(update={"calibration": "minmax"})
+        return next((c for c in self.results.values() if c.recipe == base and c.ok and c.metrics), None)
+
+    def ruled_out(self, item: GridItem) -> bool:
+        """Skip ``item`` when (and only when) a measurement rules it out, citing it: a size prediction over the
+        limit; a measured candidate with the same graph that misses a size or speed limit (its calibration
+        cannot change either); or a measured feasible candidate that dominates it on every dimension the goal
+        ranks (size known from the prediction, speed only when the graph is the same; accuracy is never assumed,
+        so a goal that ranks accuracy skips nothing on it)."""
+        if item.id in self.results or item.id in self.skipped:
+            return True
+        if self.too_big(item):
+            return True
+        same = self._same_graph(item)
+        if same is not None and self.goal is not None:
+            misses = [
+                x
+                for x in check_goal(same, self.goal, self.baseline)
+                if x.constraint
+                in ("max_size_mb", "max_size_ratio", "max_latency_ms", "min_speedup", "faster_than_original")
+            ]
+            if misses:
+                self.skip(
+                    item,
+                    f"same graph as the measured {same.id} (only the calibration differs: same size and "
+                    f"operators), which misses: {'; '.join(x.text for x in misses)}",
+                )
+                return True
+        for c in sorted(self.results.values(), key=lambda c: c.metrics.size_bytes if c.metrics else 0):
+            if not (c.ok and c.metrics and self.feasible(c)):
+                continue
+            why = self._dominates(c, item, same)
+            if why is not None:
+                self.skip(item, f"the measured {c.id} meets every limit and {why}")
+                return True
+        return False
+
+    def _dominates(self, c: Candidate, item: GridItem, same: Candidate | None) -> str | None:
+        assert c.metrics is not None
+        parts = []
+        for dim in sorted(self.ranked_dims()):
+            if dim == "size":
+                if same is not None and same.metrics is not None:
+                    size, basis = (
+                        float(same.metrics.size_bytes),
+                        f"the measured size of {same.id}, same graph",
+                    )
+                else:
+                    size, basis = self.predicted(item), f"predicted {self.basis_text()}"
+                # a selective candidate keeps more in float than its base: strictly larger by construction
+                margin = 1.0 if item.family == "selective" or same is not None else 0.98
+                if c.metrics.size_bytes <= size * margin:
+                    parts.append(
+                        f"is {c.metrics.size_bytes / 1e6:.3f} MB against {item.id}'s {size / 1e6:.3f} MB ({basis})"
+                    )
+                    continue
+                return None
+            if dim == "speed" and same is not None and same.id == c.id:
+                parts.append(f"runs the same operators as {item.id}")
+                continue
+            return None  # accuracy, or a speed that cannot be known without measuring
+        return ", ".join(parts) if parts else None
 
     def measure_smallest_when_none_succeeded(
         self, items: Sequence[GridItem], cancelled: threading.Event
@@ -283,6 +379,14 @@ class Search:
                 self.run([item])
             if any(c.ok for c in self.results.values()):
                 break
+
+
+def _cpu_slots(executor: str) -> int:
+    if executor != "ray":
+        return 1
+    from optimizer.search.runtime import ensure_ray
+
+    return max(1, int(ensure_ray().cluster_resources().get("CPU", 1.0)))
 
 
 def _allowed_recipe(recipe: Recipe, goal: Goal | None) -> bool:
@@ -326,13 +430,19 @@ def run_sweep(
     model_path = Path(model_path)
     info = inspect_model(model_path)
 
+    notes: list[str] = []  # what the report says about how the sweep ran (memory plan, fallbacks, metric)
+
     # one pre-processed copy serves every trial (and the profile)
     prepared = out / "prepared.onnx"
     try:
-        prepare_model(model_path, prepared, min_opset=QDQ_MIN_OPSET)
-    except Exception:
+        prepare_model(model_path, prepared, min_opset=QDQ_MIN_OPSET, notes=notes)
+    except Exception as e:
         log.warning("opset upgrade failed; per-channel static candidates may fail", exc_info=True)
-        prepare_model(model_path, prepared)
+        notes.append(
+            f"the model could not be converted to opset {QDQ_MIN_OPSET} ({str(e)[:120]}); per-channel "
+            "static candidates retry with per-tensor weights"
+        )
+        prepare_model(model_path, prepared, notes=notes)
 
     gpus = 0.0
     if opts.executor == "ray" and (goal is None or goal.device != "cpu"):
@@ -356,10 +466,27 @@ def run_sweep(
     emit(
         SweepEvent("baseline", 0, 0, message=f"baseline {base_metrics.metric_name} {base_metrics.metric:.4f}")
     )
+    if base_metrics.metric_note:
+        notes.append(f"metric {base_metrics.metric_name}: {base_metrics.metric_note}")
+
+    plan = None
+    if calib is not None:
+        from optimizer.search.memory import activation_bytes_per_sample, plan_memory
+
+        wanted = opts.workers or _cpu_slots(opts.executor)
+        plan = plan_memory(
+            activation_bytes_per_sample(prepared, calib),
+            info.size_bytes,
+            calib_samples=min(calib.samples, max(StaticInt8Recipe().calib_samples, calib.samples)),
+            workers=wanted,
+        )
+        notes.append(plan.reason)
 
     if sensitivity is None and opts.profile and calib is not None:
         try:
-            sensitivity = profile_layers(prepared, calib, prepared=True)
+            sensitivity = profile_layers(
+                prepared, calib, prepared=True, samples=plan.profile_samples if plan else PROFILE_SAMPLES
+            )
             emit(SweepEvent("profiled", 0, 0, message=f"profiled {len(sensitivity.layers)} layers"))
         except Exception as e:  # the sweep still has the base recipes without a ranking
             log.warning("profiling failed: %s", e)
@@ -386,13 +513,15 @@ def run_sweep(
             latency_runs=opts.latency_runs,
             provider=provider,
             torch_source=torch_source,
+            on_original=item.recipe.kind in ONE_LINER_KINDS,
+            calib_cap=plan.calib_samples if plan else None,
         )
 
     executor = make_executor(
         opts.executor,
-        Shared(prepared.read_bytes(), data, calib, reference),
+        Shared(prepared.read_bytes(), data, calib, reference, original_bytes=model_path.read_bytes()),
         cancelled,
-        opts.workers,
+        plan.workers if plan else opts.workers,
         gpus,
         trial_fn,
     )
@@ -441,106 +570,72 @@ def run_sweep(
     )
     if not cancelled.is_set():
         report = _remeasure_finalists(report, model_path, data, goal, opts, provider, emit)
-    report = report.model_copy(update={"wall_seconds": round(time.perf_counter() - t0, 3)})
+    retried = [c.id for c in report.candidates if c.detail.get("memory_retries")]
+    if retried:
+        notes.append(
+            f"{len(retried)} trial(s) were killed for memory and retried alone with fewer calibration samples: "
+            + ", ".join(retried)
+        )
+    fixed = [c.id for c in report.candidates if c.detail.get("workarounds")]
+    if fixed:
+        notes.append(
+            f"{len(fixed)} candidate(s) needed an upstream workaround (see their detail): {', '.join(fixed)}"
+        )
+    report = report.model_copy(update={"wall_seconds": round(time.perf_counter() - t0, 3), "notes": notes})
     emit(SweepEvent("finished", evaluations, evaluations, message=report.reason))
     return report
 
 
+ONE_LINER_KINDS = frozenset({"ort_dynamic_default", "ort_static_default"})
+
+
 def _directed_search(search: Search, items: list[GridItem]) -> None:
-    """Steps 2-3 of the search: anchors first, then only the accuracy repairs the results call for."""
-    state, run, skip, too_big, predicted = search, search.run, search.skip, search.too_big, search.predicted
-    goal = search.goal
+    """Steps 2-3 of the search: the anchors (the one-liners always), then every other candidate unless a
+    measurement rules it out (:meth:`Search.ruled_out`): a measured candidate that dominates it on every
+    dimension the goal has, a measured candidate with the same graph that misses a size or speed limit, or a
+    size prediction over the limit. When full int8 misses the accuracy limit, selective candidates are searched
+    by a bisection over k (keeping more layers in float is monotone: :mod:`optimizer.techniques.quantize` keeps
+    a kept layer's inputs and outputs in float, so k+1 is never worse than k beyond noise)."""
+    run, skip = search.run, search.skip
     fam: dict[str, list[GridItem]] = {}
     for it in items:
         fam.setdefault(it.family, []).append(it)
-    anchors = [i for i in fam.get("anchor", []) if not too_big(i)]
-    run(anchors)
+    anchors = fam.get("anchor", [])
+    one_liners = [i for i in anchors if i.recipe.kind in ONE_LINER_KINDS]
+    # the one-liners are never skipped: no answer may be worse than what onnxruntime's defaults give by hand
+    run(one_liners + [i for i in anchors if i not in one_liners and not search.too_big(i)])
 
-    full = next((i for i in fam.get("anchor", []) if isinstance(i.recipe, StaticInt8Recipe)), None)
-    full_c = state.results.get(full.id) if full else None
+    full = next((i for i in anchors if i.recipe == StaticInt8Recipe()), None)
+    full_c = search.results.get(full.id) if full else None
     if full and full_c and full_c.ok and full_c.metrics:
         search.scale = full_c.metrics.size_bytes / max(full.predicted_size, 1.0)
+        search.scale_basis = full_c.id
 
-    objective = goal.objective if goal else "balanced"
-    has_limits = bool(goal and goal.has_constraints)
-    feasible = [c for c in state.results.values() if state.feasible(c)]
-    drop_limit = goal.max_accuracy_drop_pct if goal else None
-    full_drop = full_c.metrics.accuracy_drop_pct if full_c and full_c.ok and full_c.metrics else None
-    full_misses_accuracy = full_drop is not None and drop_limit is not None and full_drop > drop_limit
+    # other calibrations, per-tensor and dynamic Conv: run unless a measurement rules them out
+    stage = fam.get("calibration", []) + fam.get("per_tensor", []) + fam.get("dynamic_conv", [])
+    run([it for it in stage if not search.ruled_out(it)])
 
-    # the other calibration methods: same size as the full int8, possibly more accurate
-    calib_items = fam.get("calibration", [])
     selective = sorted(fam.get("selective", []), key=lambda i: i.k)
-    others = fam.get("per_tensor", []) + fam.get("dynamic_conv", [])
-    for it in others:
-        if objective == "latency" or not has_limits:
-            if not too_big(it):
-                run([it])
-        else:
-            skip(
-                it,
-                "per-tensor and dynamic-Conv int8 are rarely more accurate or smaller than per-channel "
-                "static int8, which was measured; not needed for this goal",
-            )
-
-    needs_repair = full_c is not None and (full_misses_accuracy or (not feasible and has_limits))
-    if feasible and objective == "size" and not needs_repair:
-        smallest = min(c.metrics.size_bytes for c in feasible if c.metrics)
-        for it in calib_items + selective:
-            skip(
-                it,
-                f"cannot be smaller than the feasible {smallest / 1e6:.3f} MB candidate (same size or larger "
-                "by construction)",
-            )
+    drop_limit = search.drop_limit
+    full_drop = full_c.metrics.accuracy_drop_pct if full_c and full_c.ok and full_c.metrics else None
+    needs_repair = (
+        drop_limit is not None and not search.any_feasible() and (full_drop is None or full_drop > drop_limit)
+    )
+    cands = [i for i in selective if not search.ruled_out(i)]
+    if not needs_repair or drop_limit is None or not cands:
+        run(cands)
         return
-    if full_c is not None and not needs_repair and has_limits:
-        # one selective point within the size limit shows what a little more size buys in accuracy
-        fitting = [
-            it
-            for it in selective
-            if predicted(it) <= (size_limit_bytes(goal, state.baseline) or float("inf"))
-        ]
-        probe = fitting[len(fitting) // 2] if fitting and objective in ("accuracy", "balanced") else None
-        for it in calib_items:
-            skip(
-                it, "full int8 (min-max) already meets the limits; another calibration only changes accuracy"
-            )
-        for it in selective:
-            if it is not probe:
-                skip(
-                    it, "full int8 already meets the limits; keeping more layers in fp32 only makes it larger"
-                )
-        if probe is not None:
-            run([probe])
-        return
-
-    # accuracy repair: other calibrations, and a bisection over k for the smallest selective that meets the limit
-    run([i for i in calib_items if not too_big(i)])
-    cands = [i for i in selective if not too_big(i)]
-    if not has_limits or drop_limit is None:
-        # no accuracy limit to search for: sample the curve at a few points
-        picks = cands[:: max(1, len(cands) // 3)][:4]
-        for it in cands:
-            if it not in picks:
-                skip(it, "sampled the selective curve at a few k; this k lies between measured ones")
-        run(picks)
-        return
+    # accuracy repair: a bisection over k for the smallest selective candidate that meets the drop limit
     lo, hi = 0, len(cands) - 1
     best: int | None = None
+    misses: list[int] = []
     width = max(1, getattr(search.executor, "slots", 1))
-    while lo <= hi and cands:
+    while lo <= hi:
         span = hi - lo + 1
         probes = sorted({lo + (span * (j + 1)) // (width + 1) for j in range(min(width, span))})
         run([cands[p] for p in probes])
-        ok = [
-            p
-            for p in probes
-            if (c := state.results.get(cands[p].id)) is not None
-            and c.ok
-            and c.metrics
-            and c.metrics.accuracy_drop_pct is not None
-            and c.metrics.accuracy_drop_pct <= drop_limit
-        ]
+        ok = [p for p in probes if _meets_drop(search.results.get(cands[p].id), drop_limit)]
+        misses += [p for p in probes if p not in ok and _measured(search.results.get(cands[p].id))]
         if ok:
             best = min(ok) if best is None else min(best, min(ok))
             hi = min(ok) - 1
@@ -548,61 +643,85 @@ def _directed_search(search: Search, items: list[GridItem]) -> None:
         else:
             lo = max(probes) + 1
     for i, it in enumerate(cands):
-        if best is not None and i > best:
+        if it.id in search.results or search.ruled_out(it):
+            continue
+        below = [m for m in misses if m > i]
+        if below and (best is None or i < best):
+            m = min(below)
+            c = search.results[cands[m].id]
+            drop = c.metrics.accuracy_drop_pct if c.metrics else None
             skip(
                 it,
-                f"keeps more layers in fp32 than {cands[best].id}, which meets the accuracy limit: larger by "
-                "construction",
+                f"keeps fewer layers in float than the measured {c.id}, whose drop {drop:.2f} pt already "
+                f"misses the {drop_limit:g} pt limit (keeping more in float is monotone: see the module doc)",
             )
-        else:
-            skip(it, "bisection over k showed a smaller k misses the accuracy limit (monotone in k)")
+    # what remains above the smallest feasible k runs unless a measured candidate rules it out
+    run([it for it in cands if it.id not in search.results and it.id not in search.skipped])
+
+
+def _measured(c: Candidate | None) -> bool:
+    return c is not None and c.ok and c.metrics is not None and c.metrics.accuracy_drop_pct is not None
+
+
+def _meets_drop(c: Candidate | None, limit: float) -> bool:
+    return (
+        _measured(c)
+        and c is not None
+        and c.metrics is not None
+        and (c.metrics.accuracy_drop_pct or 0) <= limit
+    )
 
 
 def _training_search(search: Search, items: list[GridItem]) -> None:
-    """Steps 5 and 6 of the search: QAT/INC as accuracy repairs, pruning and chains when asked for or needed."""
+    """Steps 5 and 6 of the search: QAT/INC as accuracy repairs, pruning and chains when asked for or needed.
+
+    A measured candidate that rules an item out (:meth:`Search.ruled_out`) skips it as everywhere else. Beyond
+    that, these recipes cost seconds of training each, so they also wait while a measured candidate already
+    meets every limit: the reason names that candidate and its numbers."""
     if not items:
         return
-    state, run, skip, too_big, goal = search, search.run, search.skip, search.too_big, search.goal
+    state, run, skip, goal = search, search.run, search.skip, search.goal
     has_limits = bool(goal and goal.has_constraints)
     drop_limit = goal.max_accuracy_drop_pct if goal else None
     asks_prune = goal is not None and goal.asks_for("prune")
 
-    def none_feasible() -> bool:
-        return has_limits and not any(state.feasible(c) for c in state.results.values())
+    def feasible_one() -> Candidate | None:
+        # a goal without limits: every measured candidate meets it
+        ok = [c for c in state.results.values() if state.feasible(c) and c.metrics]
+        return min(ok, key=lambda c: c.metrics.size_bytes if c.metrics else 0) if ok else None
+
+    def cited(c: Candidate) -> str:
+        m = c.metrics
+        assert m is not None
+        drop = f", drop {m.accuracy_drop_pct:.2f} pt" if m.accuracy_drop_pct is not None else ""
+        what = "every limit" if has_limits else "the goal, which sets no limit"
+        return f"the measured {c.id} already meets {what} ({m.size_bytes / 1e6:.3f} MB{drop})"
 
     full = next((c for c in state.results.values() if c.recipe == StaticInt8Recipe() and c.ok), None)
     full_drop = full.metrics.accuracy_drop_pct if full is not None and full.metrics is not None else None
-    int8_misses = drop_limit is not None and full_drop is not None and full_drop > drop_limit
+    int8_misses = drop_limit is not None and (full_drop is None or full_drop > drop_limit)
 
     repairs = [i for i in items if i.family in ("qat", "inc")]
-    if int8_misses or none_feasible():
-        run([i for i in repairs if not too_big(i)])
+    fit = feasible_one()
+    if int8_misses or fit is None:
+        run([i for i in repairs if not state.ruled_out(i)])
     else:
-        reason = (
-            "post-training int8 meets the accuracy limit"
-            if drop_limit is not None and full_drop is not None
-            else "the goal sets no accuracy limit for post-training int8 to miss"
-            if drop_limit is None
-            else "a candidate already meets the goal"
-        )
         for it in repairs:
-            skip(it, f"{reason}; QAT and INC autotune run when post-training int8 loses too much")
+            if not state.ruled_out(it):
+                skip(it, f"{cited(fit)}; QAT and INC autotune (seconds of training) run when it does not")
 
     pruning = [i for i in items if i.family in ("prune", "prune_onnx", "chain")]
-    if asks_prune or none_feasible():
-        run([i for i in pruning if not too_big(i)])
+    fit = feasible_one()
+    if asks_prune or fit is None:
+        run([i for i in pruning if not state.ruled_out(i)])
     else:
-        reason = (
-            "quantization alone meets the goal"
-            if has_limits
-            else "the goal sets no limit and does not ask for pruning"
-        )
         for it in pruning:
-            skip(
-                it,
-                f"{reason}; pruning trades accuracy for size and runs when the goal asks for it or "
-                "quantization cannot meet the goal",
-            )
+            if not state.ruled_out(it):
+                skip(
+                    it,
+                    f"{cited(fit)}; pruning (seconds of training) runs when the goal asks for it or no measured "
+                    "candidate meets the goal",
+                )
 
 
 def _remeasure_finalists(

@@ -21,6 +21,7 @@ from optimizer.errors import QuantTaaSError
 from optimizer.measure.data import Dataset
 from optimizer.measure.evaluate import evaluate_model
 from optimizer.techniques.chain import apply_recipe, complete_steps
+from optimizer.techniques.failures import classify_failure
 from optimizer.techniques.prune import compressed_size_bytes
 from optimizer.types import Candidate, ErrorInfo, Frozen, Metrics, Recipe, TorchSource
 
@@ -36,6 +37,33 @@ class TrialSpec(Frozen):
     latency_runs: int = 30
     provider: str | None = None
     torch_source: TorchSource | None = None
+    #: the one-liners run on the original file (the executor hands them its bytes), not the pre-processed one
+    on_original: bool = False
+    #: most calibration samples for histogram calibration (entropy, percentile), from the sweep's memory plan
+    calib_cap: int | None = None
+    #: how many times this trial was retried after its worker was killed for memory (each halves calibration)
+    memory_retry: int = 0
+
+
+def uses_histograms(recipe: Recipe) -> bool:
+    """Whether a recipe calibrates with histograms (entropy, percentile): memory grows with the samples."""
+    from optimizer.techniques.registry import steps_of
+
+    return any(getattr(step, "calibration", "minmax") != "minmax" for step in steps_of(recipe))
+
+
+def bounded_calib(spec: TrialSpec, calib: Dataset | None) -> tuple[Dataset | None, dict[str, Any]]:
+    """The calibration data a trial may use under the memory plan and its retries, and what was cut."""
+    if calib is None:
+        return None, {}
+    n = calib.samples
+    if spec.calib_cap is not None and uses_histograms(spec.recipe):
+        n = min(n, spec.calib_cap)
+    if spec.memory_retry:
+        n = max(1, min(n, getattr(spec.recipe, "calib_samples", n)) >> spec.memory_retry)
+    if n >= calib.samples:
+        return calib, {}
+    return calib.head(n), {"calib_samples_used": n, "calib_samples_given": calib.samples}
 
 
 def run_trial(
@@ -48,6 +76,7 @@ def run_trial(
     """Apply ``spec.recipe`` to the (pre-processed) model and measure it. Never raises."""
     t0 = time.perf_counter()
     detail: dict[str, Any] = {}
+    calib, cut = bounded_calib(spec, calib)
 
     def measure(path: Path, runs: int) -> Metrics:
         metrics, _ = evaluate_model(
@@ -73,9 +102,9 @@ def run_trial(
                 calib=calib,
                 torch_source=spec.torch_source,
                 evaluate=lambda p: measure(p, min(STEP_LATENCY_RUNS, spec.latency_runs)),
-                prepared=True,
+                prepared=not spec.on_original,
             )
-            out, detail = applied.path, applied.detail
+            out, detail = applied.path, {**applied.detail, **cut}
             metrics = measure(out, spec.latency_runs)
             if "steps" in detail:
                 detail = {**detail, "steps": complete_steps(detail["steps"], metrics)}
@@ -90,10 +119,11 @@ def run_trial(
         return cand, blob
     except QuantTaaSError as e:
         err = ErrorInfo(code=e.code, message=e.message, hint=e.hint)
-        detail = {k: v for k, v in e.details.items() if k in ("steps", "inc")}
+        detail = {k: v for k, v in e.details.items() if k in ("steps", "inc", "failure", "workarounds_tried")}
     except Exception as e:  # a trial must never take the sweep down; the error is kept as data
         last = traceback.format_exception_only(type(e), e)[-1].strip()
         err = ErrorInfo(code="technique_failed", message=last[:500], hint="this recipe failed on this model")
+        detail = {"failure": classify_failure(e)}
     return Candidate(
         id=spec.id, recipe=spec.recipe, error=err, seconds=round(time.perf_counter() - t0, 3), detail=detail
     ), None

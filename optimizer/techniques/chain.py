@@ -10,7 +10,8 @@ function its technique registers (:mod:`optimizer.techniques.registry`):
   the previous step wrote. After it, the PyTorch module no longer matches the file, so a later PyTorch step is
   refused (a chain puts its pruning first and its one quantizing step last; :class:`ChainRecipe` checks that).
 
-Each step's file must load in onnxruntime, and is measured for size and compressed size, and, when the caller
+Each step's file must load in onnxruntime and run a calibration sample (when there is calibration data), and is
+measured for size and compressed size, and, when the caller
 gives an evaluator, for the metric and latency on onnxruntime: ``steps`` lists them in order. Whether a fine-tune
 ran, and why not when it did not, is stated for every step.
 
@@ -212,7 +213,7 @@ def apply_recipe(
             name = f"step {i + 1}/{len(steps)} ({step.label})" if len(steps) > 1 else step.label
             try:
                 notes = fns[i](state, step, current, target, i)
-                check_loads(target)
+                check_loads(target, state.calib)
             except QuantTaaSError as e:
                 e.details.setdefault("steps", list(records))
                 if len(steps) > 1 and not e.message.startswith("step "):
@@ -251,6 +252,9 @@ def apply_recipe(
         if torch_source is not None and state.module is not None
         else None,
     }
+    used = [w for r in records for w in r.get("workarounds", [])]
+    if used:
+        detail["workarounds"] = used
     for key in ("limits", "note"):
         found = [r[key] for r in records if key in r]
         if found:
