@@ -50,6 +50,7 @@ import onnx
 from optimizer.errors import GoalError
 from optimizer.measure.data import Dataset
 from optimizer.measure.evaluate import CUDA, evaluate_model, make_session, measure_latency
+from optimizer.models.files import pack_model, unpack_model
 from optimizer.models.inspect import inspect_model
 from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
 from optimizer.search.executors import Executor, Shared, TrialFn, make_executor
@@ -214,6 +215,7 @@ class Search:
         self.skipped: dict[str, str] = {}
         self.scale = 1.0  # measured / predicted size of the full int8 candidate, once known
         self.scale_basis: str | None = None  # the candidate whose measured size set the scale
+        self.notes: list[str] = []  # what the search itself says in the report
         self.limit = size_limit_bytes(goal, baseline)
 
     # ------------------------------------------------------------------ facts about the goal and the results
@@ -249,8 +251,7 @@ class Search:
         todo = [i for i in items if i.id not in self.results and i.id not in self.skipped]
         for cand, blob in self.executor.run([self._spec(i) for i in todo]):
             if blob is not None:
-                path = self.out_dir / "candidates" / f"{cand.id}.onnx"
-                path.write_bytes(blob)
+                path = unpack_model(blob, self.out_dir / "candidates" / f"{cand.id}.onnx")
                 cand = cand.model_copy(update={"model_path": str(path)})
             self.results[cand.id] = cand
             self.emit(SweepEvent("trial", len(self.results), self.planned(), cand))
@@ -519,7 +520,7 @@ def run_sweep(
 
     executor = make_executor(
         opts.executor,
-        Shared(prepared.read_bytes(), data, calib, reference, original_bytes=model_path.read_bytes()),
+        Shared(pack_model(prepared), data, calib, reference, original_bytes=pack_model(model_path)),
         cancelled,
         plan.workers if plan else opts.workers,
         gpus,
@@ -554,6 +555,7 @@ def run_sweep(
         for item in allowed_items:
             search.skip(item, "the sweep was cancelled before this candidate ran")
 
+    notes += search.notes
     candidates = [search.results[i.id] for i in grid if i.id in search.results]
     candidates += [c for c in extra_candidates if c.id not in {x.id for x in candidates}]
     evaluations = len(candidates)
@@ -642,11 +644,14 @@ def _directed_search(search: Search, items: list[GridItem]) -> None:
             lo = max([p for p in probes if p < min(ok)], default=lo - 1) + 1
         else:
             lo = max(probes) + 1
+    violation = _monotone_violation(search, cands)
+    if violation:
+        search.notes.append(violation)
     for i, it in enumerate(cands):
         if it.id in search.results or search.ruled_out(it):
             continue
         below = [m for m in misses if m > i]
-        if below and (best is None or i < best):
+        if below and (best is None or i < best) and not violation:
             m = min(below)
             c = search.results[cands[m].id]
             drop = c.metrics.accuracy_drop_pct if c.metrics else None
@@ -657,6 +662,28 @@ def _directed_search(search: Search, items: list[GridItem]) -> None:
             )
     # what remains above the smallest feasible k runs unless a measured candidate rules it out
     run([it for it in cands if it.id not in search.results and it.id not in search.skipped])
+
+
+def noise_points(samples: int) -> float:
+    """What two samples of a 0-1 metric are worth in points: differences within this are noise."""
+    return 200.0 / max(samples, 1)
+
+
+def _monotone_violation(search: Search, cands: list[GridItem]) -> str | None:
+    """A note when a measured selective candidate that keeps more layers in float lost more than one that keeps
+    fewer, beyond noise: the bisection's conclusions would be wrong, so nothing is skipped on them."""
+    measured = [(i, search.results[c.id]) for i, c in enumerate(cands) if _measured(search.results.get(c.id))]
+    noise = noise_points(search.baseline.samples)
+    for a, ca in measured:
+        for b, cb in measured:
+            da = ca.metrics.accuracy_drop_pct if ca.metrics else None
+            db = cb.metrics.accuracy_drop_pct if cb.metrics else None
+            if a < b and da is not None and db is not None and db > da + noise:
+                return (
+                    f"keeping more layers in float was worse: {cb.id} lost {db:.2f} pt, {ca.id} {da:.2f} pt "
+                    f"(noise {noise:.2f} pt); the selective candidates between them were run, not inferred"
+                )
+    return None
 
 
 def _measured(c: Candidate | None) -> bool:

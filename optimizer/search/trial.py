@@ -20,6 +20,7 @@ import numpy as np
 from optimizer.errors import QuantTaaSError
 from optimizer.measure.data import Dataset
 from optimizer.measure.evaluate import evaluate_model
+from optimizer.models.files import name_data_after, pack_model, unpack_model
 from optimizer.techniques.chain import apply_recipe, complete_steps
 from optimizer.techniques.failures import classify_failure
 from optimizer.techniques.prune import compressed_size_bytes
@@ -92,8 +93,7 @@ def run_trial(
 
     try:
         with tempfile.TemporaryDirectory(prefix="quanttaas-trial-") as tmp:
-            src = Path(tmp) / "input.onnx"
-            src.write_bytes(model_bytes)
+            src = unpack_model(model_bytes, Path(tmp) / "input.onnx")
             target = Path(tmp) / "candidate.onnx"
             applied = apply_recipe(
                 src,
@@ -105,10 +105,12 @@ def run_trial(
                 prepared=not spec.on_original,
             )
             out, detail = applied.path, {**applied.detail, **cut}
+            # external data named as the sweep will store the file, so the size measured is the size stored
+            name_data_after(out, f"{spec.id}.onnx")
             metrics = measure(out, spec.latency_runs)
             if "steps" in detail:
                 detail = {**detail, "steps": complete_steps(detail["steps"], metrics)}
-            blob = out.read_bytes()
+            blob = pack_model(out)
         cand = Candidate(
             id=spec.id,
             recipe=spec.recipe,

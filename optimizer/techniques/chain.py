@@ -20,7 +20,6 @@ Light to import: torch is imported only when a step needs it.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 
 from optimizer.errors import QuantTaaSError, RecipeError, TechniqueError
 from optimizer.measure.data import Dataset
+from optimizer.models.files import move_model
 from optimizer.models.inspect import inspect_model
 from optimizer.techniques.prune import compressed_size_bytes
 from optimizer.techniques.quantize import check_loads
@@ -244,7 +244,7 @@ def apply_recipe(
             current = target
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(current), out)
+        move_model(current, out)
     detail: dict[str, Any] = {
         "steps": records,
         "finetuned": any(r["finetuned"] for r in records),

@@ -8,8 +8,8 @@ is the step the technique registry (:mod:`optimizer.techniques.registry`) names 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
-import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from optimizer.errors import QuantTaaSError, RecipeError, TechniqueError
 from optimizer.measure.data import Dataset
 from optimizer.measure.hardware import int8_saturates
+from optimizer.models.files import copy_model, move_model, save_model
 from optimizer.models.inspect import default_opset, inspect_model, load_onnx
 from optimizer.models.preprocess import QDQ_MIN_OPSET, constants_to_initializers, prepare_model, upgrade_opset
 from optimizer.techniques.failures import FIX_TEXT, WORKAROUNDS, classify_failure
@@ -45,6 +46,8 @@ Backend = Callable[[Path, Any, Path, Dataset | None, frozenset[str]], None]
 _BACKENDS: dict[type, Backend] = {}
 #: a failed quantization is retried at most this many times, each with one more workaround
 MAX_WORKAROUNDS = 3
+#: tests and the experiment in evals can switch off the float inputs of kept layers to compare
+_RAW_KEEP: contextvars.ContextVar[bool] = contextvars.ContextVar("quanttaas_raw_keep", default=False)
 
 
 def backend(
@@ -120,7 +123,7 @@ def quantize_model(
         work = Path(tmp)
         own_copy = work / "input.onnx"
         if prepared:
-            shutil.copyfile(src, own_copy)
+            copy_model(src, own_copy)
         else:
             min_opset = QDQ_MIN_OPSET if isinstance(recipe, StaticInt8Recipe) else 0
             prepare_model(src, own_copy, min_opset=min_opset)
@@ -158,10 +161,14 @@ def quantize_model(
         if notes is not None and used:
             notes["workarounds"] = used
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(
-            str(staged), out
-        )  # staged in the temp dir, so a failed run never leaves a half-written file
+        move_model(staged, out)  # staged in the temp dir, so a failed run never leaves a half-written file
     return out
+
+
+def _large(path: Path) -> bool:
+    """Whether the quantizer must write external data: the input keeps its weights beside it, or is near 2 GB."""
+    info = inspect_model(path)
+    return bool(info.external_data_bytes) or info.size_bytes > 1_800_000_000
 
 
 def check_loads(path: Path, sample: Dataset | None = None) -> None:
@@ -264,8 +271,52 @@ def _flatten_gemm_biases(path: Path) -> int:
             bias.CopyFrom(onnx.numpy_helper.from_array(arr, bias.name))
             changed += 1
     if changed:
-        onnx.save(model, str(path))
+        save_model(model, path)
     return changed
+
+
+def float_inputs_for_kept(path: Path, keep: tuple[str, ...]) -> int:
+    """Feed every kept (excluded) node its float inputs, in place: onnxruntime's QDQ quantizer still puts a
+    Quantize/Dequantize pair on an activation that a kept node shares with a quantized one (or that a quantized
+    producer writes), so a layer "kept in float" computed on int8-rounded inputs, and keeping more layers could
+    be worse than keeping fewer (seen on ppocr-rec). Dequantize/Quantize nodes left without consumers are
+    removed. Returns how many inputs were rewired."""
+    if not keep:
+        return 0
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {i.name for i in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    kept = set(keep)
+    rewired = 0
+    for node in graph.node:
+        if node.name not in kept:
+            continue
+        for i, x in enumerate(node.input):
+            dq = producer.get(x)
+            if dq is None or dq.op_type != "DequantizeLinear":
+                continue
+            q = producer.get(dq.input[0])
+            if q is None or q.op_type != "QuantizeLinear" or q.input[0] in inits:
+                continue  # a weight (an initializer quantized offline) or a tensor that was never float
+            node.input[i] = q.input[0]
+            rewired += 1
+    if not rewired:
+        return 0
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = {x for n in graph.node for x in n.input} | outputs
+        dead = [
+            n
+            for n in graph.node
+            if n.op_type in ("DequantizeLinear", "QuantizeLinear") and not set(n.output) & used
+        ]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    save_model(model, path)
+    return rewired
 
 
 class _FiniteHistograms:
@@ -332,11 +383,11 @@ def _static_int8(
         _flatten_gemm_biases(src)
     if "upgrade_opset" in fixes:
         model = upgrade_opset(load_onnx(src), QDQ_MIN_OPSET)
-        onnx.save(model, str(src))
+        save_model(model, src)
     if "constants_to_initializers" in fixes:
         model = load_onnx(src)
         if constants_to_initializers(model):
-            onnx.save(model, str(src))
+            save_model(model, src)
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -376,9 +427,12 @@ def _static_int8(
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(recipe.keep_fp32),
             calibrate_method=method,
+            use_external_data_format=_large(src),
             reduce_range=int8_saturates() if recipe.reduce_range is None else recipe.reduce_range,
             extra_options=extra,
         )
+    if recipe.keep_fp32 and not _RAW_KEEP.get():
+        float_inputs_for_kept(out, recipe.keep_fp32)
 
 
 @backend(DynamicInt8Recipe)
@@ -414,6 +468,7 @@ def _dynamic_int8(
         # u8 activations x s8 weights saturate without VNNI (optimizer.measure.hardware); u8 x u8 (Conv) does not
         reduce_range=int8_saturates() and "Conv" not in recipe.op_types,
         nodes_to_exclude=exclude,
+        use_external_data_format=_large(src),
     )
 
 
@@ -427,7 +482,7 @@ def _fp16(
     converted = convert_float_to_float16(
         model, keep_io_types=recipe.keep_io_types, node_block_list=list(recipe.keep_fp32) or None
     )
-    onnx.save(converted, str(out))
+    save_model(converted, out)
 
 
 @backend(Int4WeightOnlyRecipe)
@@ -455,7 +510,7 @@ def _int4_weight_only(
             f"whose inner dimension is at least the block size ({recipe.block_size})",
             hint="use static or dynamic int8 for convolutional models",
         )
-    onnx.save(result, str(out))
+    save_model(result, out)
 
 
 def registered_kinds() -> list[str]:
@@ -483,8 +538,8 @@ def apply_one_liner(ctx: StepContext, recipe: Any, src: Path, out: Path, index: 
         raise RecipeError(f"{recipe.kind} needs calibration data", hint="pass --calib DATA.npz")
     with tempfile.TemporaryDirectory(prefix="quanttaas-1l-") as tmp:
         # quantize_static writes <input>-inferred.onnx next to its input: never next to the user's file
-        own = Path(tmp) / "model.onnx"
-        shutil.copyfile(src, own)
+        own = copy_model(src, Path(tmp) / "model.onnx")
+        large = bool(inspect_model(own).external_data_bytes)
         try:
             if static:
                 assert ctx.calib is not None
@@ -494,9 +549,9 @@ def apply_one_liner(ctx: StepContext, recipe: Any, src: Path, out: Path, index: 
                     def get_next(self) -> dict[str, np.ndarray] | None:
                         return next(batches, None)
 
-                quantize_static(str(own), str(out), Reader())
+                quantize_static(str(own), str(out), Reader(), use_external_data_format=large)
             else:
-                quantize_dynamic(str(own), str(out))
+                quantize_dynamic(str(own), str(out), use_external_data_format=large)
         except QuantTaaSError:
             raise
         except Exception as e:
