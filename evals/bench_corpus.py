@@ -120,7 +120,14 @@ def _recipe(kind: str) -> Any:
     return OrtDynamicDefaultRecipe() if kind == "ort_dynamic_default" else OrtStaticDefaultRecipe()
 
 
-def bench_model(name: str, work: Path, goals: list[str], workers: int) -> list[Row]:
+def bench_model(
+    name: str, work: Path, goals: list[str], workers: int, options: SweepOptions | None = None
+) -> list[Row]:
+    """Every goal of ``goals`` on corpus case ``name``: the sweep, the one-liners, the verdict.
+
+    Raises:
+        CorpusSkip: the case's package is not installed.
+    """
     case = build_case(name, work / "corpus")
     inputs = inspect_model(case.model_path).inputs
     data = load_data(case.eval_path, inputs)
@@ -151,7 +158,7 @@ def bench_model(name: str, work: Path, goals: list[str], workers: int) -> list[R
             calib=calib,
             goal=goal,
             out_dir=work / f"{name}-{g}",
-            options=SweepOptions(executor="ray", workers=workers, latency_runs=20),
+            options=options or SweepOptions(executor="ray", workers=workers, latency_runs=20),
             model_name=name,
         )
         wall = time.perf_counter() - t0

@@ -146,7 +146,7 @@ def load_data(path: str | Path, model_inputs: list[TensorInfo], *, metric: str |
     if unknown:
         raise DataError(
             f"{p.name} has arrays that are not model inputs: {unknown}",
-            hint=f"the model's inputs are {sorted(expected)}; extra arrays must be `labels`, `metric` or meta__*",
+            hint=_hint_for_unknown(arrays, unknown, expected),
         )
     inputs: dict[str, np.ndarray] = {}
     axes: dict[str, int | None] = {}
@@ -189,6 +189,23 @@ def load_data(path: str | Path, model_inputs: list[TensorInfo], *, metric: str |
         str(arrays["metric"]) if "metric" in arrays else ("top1" if labels is not None else FIDELITY)
     )
     spec = get_metric(metric_name)
+    if labels is not None and labels.dtype.kind in "US" and metric_name == "top1":
+        raise DataError(
+            f"{p.name}: the labels are text ({labels.dtype}) and the metric is top1, which needs class ids",
+            hint="for a text recogniser (CTC output) set metric ctc_exact_match (or ctc_cer) and add the "
+            "character of each class as meta__charset; for classes, store their integer ids as labels",
+        )
+    if (
+        labels is not None
+        and labels.dtype.kind == "f"
+        and metric_name == "top1"
+        and labels.shape[0] != n_samples
+    ):
+        raise DataError(
+            f"{p.name}: {labels.shape[0]} float labels for {n_samples} samples, and the metric is top1",
+            hint="scores of sentence pairs? set metric spearman_pairs and give meta__pair_index ([P, 2] sample "
+            "indices)",
+        )
     if spec.needs_labels and labels is None:
         raise DataError(f"metric {metric_name!r} needs a `labels` array and {p.name} has none")
     meta = {k[len(META_PREFIX) :]: v for k, v in arrays.items() if k.startswith(META_PREFIX)}
@@ -222,6 +239,35 @@ def batch_axis(model_shape: list[int | str | None], data_rank: int) -> int | Non
     if len(symbolic) == 1 and data_rank == len(model_shape):
         return symbolic[0]
     return 0
+
+
+def _hint_for_unknown(
+    arrays: dict[str, np.ndarray], unknown: list[str], expected: dict[str, TensorInfo]
+) -> str:
+    """A hint that fits what was given: text next to the inputs is most likely the labels of a recogniser, one
+    value per sample the labels of a classifier, a name close to an input a typo."""
+    n = next((arrays[k].shape[0] for k in expected if k in arrays and arrays[k].ndim), None)
+    for k in unknown:
+        a = arrays[k]
+        if a.dtype.kind in "US" and a.ndim == 1 and "labels" not in arrays:
+            return (
+                f"`{k}` holds text: if it is the text of each sample, name it `labels` and set `metric` to "
+                "ctc_exact_match (a text recogniser; add meta__charset, the character of each class)"
+            )
+        if (
+            a.ndim == 1
+            and n is not None
+            and a.shape[0] == n
+            and a.dtype.kind in "iu"
+            and "labels" not in arrays
+        ):
+            return (
+                f"`{k}` has one integer per sample: if these are the classes, name it `labels` (metric top1)"
+            )
+        close = [e for e in expected if e.lower() == k.lower() or e.replace("_", "") == k.replace("_", "")]
+        if close:
+            return f"`{k}` looks like the model input `{close[0]}`: name it exactly so"
+    return f"the model's inputs are {sorted(expected)}; extra arrays must be `labels`, `metric`, `output` or meta__*"
 
 
 def _check_shape(name: str, got: tuple[int, ...], want: list[int | str | None]) -> None:

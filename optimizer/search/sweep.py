@@ -1,30 +1,39 @@
 """A goal-directed sweep of candidate recipes, run as parallel trials on Ray (or serially in-process).
 
-The search space (the *grid*) holds the base recipes (static int8 per-channel/per-tensor with three calibration
+The search space (the *grid*) holds onnxruntime's one-liners (``quantize_dynamic`` and ``quantize_static`` with
+every default, on the original file), the base recipes (static int8 per-channel/per-tensor with three calibration
 methods, dynamic int8, fp16, int4 weight-only) and *selective* variants that keep the k most sensitive layers in
-fp32. The sweep does not walk the whole grid:
+fp32. The sweep does not walk the whole grid, but it skips a candidate only on a measurement:
 
-1. a candidate whose predicted size already breaks the size limit, or that the goal's precision/methods exclude,
-   is skipped before it is built (sizes are predictable from the parameter counts, and the prediction is
-   re-scaled by the first measured int8 size);
-2. the anchors (the cheapest recipe of each kind) run first;
-3. only when the smallest static int8 misses the accuracy limit are the accuracy repairs run: the other
-   calibration methods, and a parallel bisection over k for the smallest selective candidate that meets it
-   (keeping more layers in fp32 makes a candidate larger by construction, so a larger k than a feasible one
-   cannot win on size);
+1. the anchors run first: the two one-liners always (so no goal the one-liner meets is answered "infeasible", and
+   the recommendation, chosen among every measured candidate, is at least as good on the goal's terms), the
+   cheapest recipe of each kind unless its predicted size breaks the size limit;
+2. every other candidate runs unless a measurement rules it out (:meth:`Search.ruled_out`), and the reason cites
+   it: a size prediction over the limit (with its basis: parameter counts, scaled by the measured size of full
+   int8); a measured candidate with the same graph (another calibration of the same static int8) that misses a
+   size or speed limit; or a measured candidate that meets every limit and dominates it on every dimension the
+   goal ranks (size from the prediction, speed only for the same graph, accuracy never assumed). A candidate
+   that failed justifies nothing: what it would have ruled out runs;
+3. when full int8 misses the accuracy limit, a parallel bisection over k finds the smallest selective candidate
+   that meets it (a kept layer reads float inputs, so keeping more in float is monotone; if the measurements
+   show otherwise beyond noise, nothing is inferred from the bisection and the report says so);
 4. latency measured inside trials (which share the machine) is re-measured for the finalists, side by side and
    alone, before the recommendation is made.
+
+Calibration and profiling are sized from the model's activations and the machine's free memory
+(:mod:`optimizer.search.memory`); a trial killed for memory is retried alone with half the calibration samples.
+What the sweep did beyond the usual (the memory plan, retries, upstream workarounds, the metric chosen for data
+without labels, pre-processing fallbacks) is listed in ``ParetoReport.notes``.
 
 Pruning, quantization-aware training and chains join the grid when the model has a PyTorch source (a
 :class:`~optimizer.types.TorchSource`; the zoo's digits-cnn has one): channel pruning (30% and 50% of the
 parameters), magnitude pruning (50%), QAT, neural-compressor's autotune, and chains of pruning then int8 (when
 the goal allows both methods; ``methods_forbidden`` drops them like any recipe). Each costs seconds of training
-and export, so the directed search runs them only when they can answer the goal:
+and export, so beyond the measurement rules above they wait while a measured candidate already meets the goal:
 
-5. QAT and INC autotune run when post-training int8 misses the accuracy limit (the case they exist for), or when
-   no candidate is feasible yet;
-6. pruning and chains run when the goal asks for pruning (:meth:`Goal.asks_for`), or when quantization
-   alone meets no goal with limits; a candidate predicted to break the size limit is skipped as usual.
+5. QAT and INC autotune run when post-training int8 misses the accuracy limit, or when no candidate is feasible;
+6. pruning and chains run when the goal asks for pruning (:meth:`Goal.asks_for`), or when no measured candidate
+   meets the goal.
 
 An ONNX-only model gets magnitude pruning of its initializers only, and only when the goal asks for pruning; the
 report states the limits (the dense file and its latency do not shrink, only the compressed size; structured

@@ -173,3 +173,19 @@ def test_save_data_round_trips_inputs_labels_metric_and_meta(tmp_path: Path) -> 
     np.testing.assert_array_equal(data.meta["charset"], charset)
     np.testing.assert_array_equal(data.inputs["x"], g["x"])
     np.testing.assert_array_equal(data.inputs["ids"], g["ids"])
+
+
+def test_load_data_hints_labels_and_ctc_metric_when_given_a_text_array(tmp_path: Path) -> None:
+    arrays = _good()
+    arrays["texts"] = np.asarray(["hello"] * arrays["x"].shape[0])
+    with pytest.raises(DataError) as err:
+        load_data(_npz(tmp_path, **arrays), INPUTS)
+    assert "name it `labels`" in err.value.hint and "ctc_exact_match" in err.value.hint
+
+
+def test_load_data_refuses_text_labels_for_top1_with_a_ctc_hint(tmp_path: Path) -> None:
+    arrays = _good()
+    arrays["labels"] = np.asarray(["hello"] * arrays["x"].shape[0])
+    with pytest.raises(DataError) as err:
+        load_data(_npz(tmp_path, **arrays), INPUTS)
+    assert "ctc_exact_match" in err.value.hint

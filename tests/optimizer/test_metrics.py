@@ -229,7 +229,7 @@ def test_choose_fidelity_follows_the_kind_of_output() -> None:
     assert choose_fidelity(yolo, "output0")[0] == "box_agreement"
     assert choose_fidelity(probability_map, "sigmoid_0")[0] == "cosine"
     assert choose_fidelity(rng.random((8, 1)).astype(np.float32), "prob")[0] == "decision_agreement"
-    name, why = choose_fidelity(emb, "output")
+    _, why = choose_fidelity(emb, "output")
     assert "argmax" in why
 
 

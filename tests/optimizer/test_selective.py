@@ -3,6 +3,7 @@ noise, and a layer kept in float reads float inputs (no Quantize/Dequantize pair
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import onnx
@@ -59,6 +60,6 @@ def test_keeping_more_layers_in_float_is_never_worse_beyond_noise_on_ppocr_rec(t
                         or (producer.get(dq.input[0]) is None or producer[dq.input[0]].input[0] in inits)
                     ), f"kept node {node.name} reads a quantized activation {x}"
     noise = noise_points(LINES)
-    for (ka, da), (kb, db) in zip(drops, drops[1:], strict=False):
+    for (ka, da), (kb, db) in itertools.pairwise(drops):
         assert db <= da + noise, f"keep {kb} lost {db:.1f} pt, keep {ka} {da:.1f} pt: {drops}"
     assert drops[-1][1] <= noise, f"every layer kept in float must match the original: {drops}"
