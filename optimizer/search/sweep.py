@@ -629,8 +629,10 @@ def _directed_search(search: Search, items: list[GridItem]) -> None:
     selective = sorted(fam.get("selective", []), key=lambda i: i.k)
     drop_limit = search.drop_limit
     full_drop = full_c.metrics.accuracy_drop_pct if full_c and full_c.ok and full_c.metrics else None
+    # full int8 (measured, or failed) misses the accuracy limit: search the selective curve by bisection; other
+    # feasible candidates still rule out what they dominate
     needs_repair = (
-        drop_limit is not None and not search.any_feasible() and (full_drop is None or full_drop > drop_limit)
+        drop_limit is not None and full is not None and (full_drop is None or full_drop > drop_limit)
     )
     cands = [i for i in selective if not search.ruled_out(i)]
     if not needs_repair or drop_limit is None or not cands:

@@ -182,3 +182,43 @@ def test_check_loads_refuses_a_file_that_loads_but_cannot_run_its_sample(tmp_pat
     with pytest.raises(TechniqueError) as err:
         q.check_loads(path, Dataset("m", {"x": np.zeros((2, 4), np.float32)}, None, "fidelity"))
     assert err.value.details["failure"] == "not_loadable"
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        (
+            "[ONNXRuntimeError] : 1 : FAIL : For per axis quantization, scale must be 1D tensor with size 1",
+            "per_axis_scale",
+        ),
+        ("per-channel static quantization needs opset 13 or later", "opset_per_channel"),
+        ("ValueError: supplied range of [-inf, inf] is not finite", "nonfinite_calibration"),
+        ("[ShapeInferenceError] Inferred shape and existing shape differ in dimension 0", "shape_inference"),
+        ("MemoryError: Unable to allocate 7.2 GiB", "out_of_memory"),
+        ("something nobody has seen", "unknown"),
+    ],
+)
+def test_classify_failure_names_each_known_upstream_message(message: str, kind: str) -> None:
+    assert classify_failure(message) == kind
+
+
+def test_opset_11_model_gets_per_channel_qdq_through_the_opset_workaround(
+    tmp_path: Path, cnn_opset11_path: Path, cnn_calib: Dataset
+) -> None:
+    notes: dict = {}
+    # prepared=True: nothing upgraded the opset beforehand, so the quantizer meets the opset-11 model as it is
+    src = tmp_path / "m11.onnx"
+    src.write_bytes(cnn_opset11_path.read_bytes())
+    out = q.quantize_model(
+        src, StaticInt8Recipe(), tmp_path / "q.onnx", calib=cnn_calib, prepared=True, notes=notes
+    )
+    assert [w["workaround"] for w in notes["workarounds"]] == ["upgrade_opset"]
+    model = onnx.load(str(out))
+    axes = [
+        a.i
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear"
+        for a in n.attribute
+        if a.name == "axis"
+    ]
+    assert axes, "per-channel weights (an axis on DequantizeLinear) after the upgrade"

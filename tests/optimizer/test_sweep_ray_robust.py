@@ -101,7 +101,9 @@ def test_plan_memory_cuts_parallel_trials_first_then_histogram_samples() -> None
     assert "calibration on at most" in tight.reason and "of 128" in tight.reason
 
 
-def test_activation_bytes_per_sample_counts_one_sample_whatever_the_data_holds(tmp_path: Path, digits: zoo.ZooCase) -> None:
+def test_activation_bytes_per_sample_counts_one_sample_whatever_the_data_holds(
+    tmp_path: Path, digits: zoo.ZooCase
+) -> None:
     inputs = inspect_model(digits.model_path).inputs
     calib = load_data(digits.calib_path, inputs, metric="agreement")
     one = activation_bytes_per_sample(digits.model_path, calib)
