@@ -214,7 +214,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--models", nargs="*", default=list(BUILDERS))
     ap.add_argument("--goals", nargs="*", default=list(GOALS))
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--max-selective", type=int, default=12, help="selective candidates per sweep")
+    ap.add_argument("--name", default="corpus", help="output file name under out/bench (.md, .json)")
     args = ap.parse_args(argv)
+    options = SweepOptions(
+        executor="ray", workers=args.workers, latency_runs=20, max_selective=args.max_selective
+    )
     from optimizer.search.runtime import ensure_ray
 
     ensure_ray(num_cpus=2)
@@ -224,16 +229,22 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-corpus-") as tmp:
         for name in args.models:
             try:
-                rows += bench_model(name, Path(tmp), args.goals, args.workers)
+                rows += bench_model(name, Path(tmp), args.goals, args.workers, options)
             except CorpusSkip as e:
                 skipped[name] = str(e)
                 print(f"{name}: skipped: {e}", flush=True)
-    lines = [f"### corpus: recommendation vs onnxruntime's one-liners ({time.perf_counter() - t0:.0f} s)", ""]
+            lines = write(rows, skipped, args, time.perf_counter() - t0)  # after every model: kill-safe
+    print("\n".join(lines))
+    return 0 if all(r.verdict == "PASS" for r in rows) else 1
+
+
+def write(rows: list[Row], skipped: dict[str, str], args: argparse.Namespace, seconds: float) -> list[str]:
+    lines = [f"### corpus: recommendation vs onnxruntime's one-liners ({seconds:.0f} s)", ""]
     lines += [f"goals: {', '.join(f'{k}: {g.describe()}' for k, g in GOALS.items() if k in args.goals)}", ""]
     lines += table(rows, skipped)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "corpus.md").write_text("\n".join(lines) + "\n")
-    (OUT / "corpus.json").write_text(
+    (OUT / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    (OUT / f"{args.name}.json").write_text(
         json.dumps(
             [
                 {
@@ -253,8 +264,7 @@ def main(argv: list[str]) -> int:
             indent=2,
         )
     )
-    print("\n".join(lines))
-    return 0 if all(r.verdict == "PASS" for r in rows) else 1
+    return lines
 
 
 if __name__ == "__main__":
