@@ -216,13 +216,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-selective", type=int, default=12, help="selective candidates per sweep")
     ap.add_argument("--name", default="corpus", help="output file name under out/bench (.md, .json)")
+    ap.add_argument("--executor", choices=("ray", "serial"), default="ray")
     args = ap.parse_args(argv)
     options = SweepOptions(
-        executor="ray", workers=args.workers, latency_runs=20, max_selective=args.max_selective
+        executor=args.executor, workers=args.workers, latency_runs=20, max_selective=args.max_selective
     )
-    from optimizer.search.runtime import ensure_ray
+    if args.executor == "ray":
+        from optimizer.search.runtime import ensure_ray
 
-    ensure_ray(num_cpus=2)
+        ensure_ray(num_cpus=2)
     rows: list[Row] = []
     skipped: dict[str, str] = {}
     t0 = time.perf_counter()
