@@ -279,7 +279,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                 f"  step {step['step']} {step['label']}: {format_bytes(step['size_bytes'])} "
                 f"(gzip {format_bytes(step['compressed_size_bytes'])}); fine-tune: {step.get('finetune', 'none')}"
             )
-    for key in ("note", "limits"):
+    for key in ("note", "limits", "workarounds"):
         if key in applied.detail:
             print(f"  {key}: {applied.detail[key]}")
     return 0
@@ -444,6 +444,8 @@ def print_report(report: Any) -> None:
     print(("recommended: " if report.recommended else "no candidate meets the goal: ") + report.reason)
     for n in report.nearest:
         print(f"  nearest {n.candidate_id}: " + "; ".join(m.text for m in n.misses))
+    for note in report.notes:
+        print(f"  note: {note}")
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:

@@ -254,6 +254,37 @@ class Int4WeightOnlyRecipe(RecipeBase):
         return f"int4_weight_only-b{self.block_size}"
 
 
+class _OneLinerBase(RecipeBase):
+    """onnxruntime's quantizer called the way a practitioner calls it by hand: every option at its default, on the
+    original file (no pre-processing). Always a candidate, so no answer is worse than the one-liner."""
+
+    quantizing: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _no_keep(self) -> Self:
+        if self.keep_fp32:
+            raise ValueError(
+                f"{self.kind} is onnxruntime's one-liner with its defaults: it keeps nothing in fp32"
+            )
+        return self
+
+
+@register_recipe_type
+class OrtDynamicDefaultRecipe(_OneLinerBase):
+    """``onnxruntime.quantization.quantize_dynamic(model, out)`` with every default."""
+
+    kind: Literal["ort_dynamic_default"] = "ort_dynamic_default"
+
+
+@register_recipe_type
+class OrtStaticDefaultRecipe(_OneLinerBase):
+    """``onnxruntime.quantization.quantize_static(model, out, reader)`` with every default (QDQ, int8 activations
+    and weights, per-tensor, min-max), fed the calibration data."""
+
+    kind: Literal["ort_static_default"] = "ort_static_default"
+    calib_samples: int = Field(default=128, ge=1, le=100_000)
+
+
 def _pct(x: float) -> str:
     return f"{round(x * 100, 1):g}"
 
@@ -414,14 +445,23 @@ class TorchSource(Frozen):
 
 
 class Metrics(Frozen):
-    """What one evaluation measured. ``metric`` is higher-is-better on a 0..1 (or -1..1) scale."""
+    """What one evaluation measured. ``metric`` is the data's metric in its own direction and scale;
+    ``accuracy_drop_pct`` is always points of a 0-100 scale lost (positive = worse), whatever the direction."""
 
     size_bytes: int
     metric_name: str
+    metric_note: str | None = Field(
+        default=None,
+        description="why this metric was chosen, when the data named none (fidelity by output kind)",
+    )
+    metric_higher_is_better: bool = Field(
+        default=True, description="the metric's direction (error rates such as WER/CER are lower-is-better)"
+    )
     metric: float | None = None
     accuracy_drop_pct: float | None = Field(
         default=None,
-        description="percentage points of the metric lost against the baseline (negative = gained)",
+        description="points (of a 0-100 scale) of the metric lost against the baseline, in the metric's direction "
+        "(negative = gained)",
     )
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None

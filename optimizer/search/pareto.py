@@ -908,6 +908,11 @@ class ParetoReport(Frozen):
     skipped_reasons: dict[str, str] = Field(default_factory=dict, description="skipped id -> why")
     sensitivity: SensitivityReport | None = None
     wall_seconds: float | None = None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="how the sweep ran: the memory plan, trials retried for memory, upstream workarounds used, "
+        "the metric chosen when the data named none, pre-processing fallbacks",
+    )
     misses: dict[str, list[ConstraintMiss]] = Field(
         default_factory=dict,
         description="candidate id -> the limits of the goal it misses (empty: it meets them all; a failed "

@@ -24,6 +24,8 @@ from optimizer.types import (
     Fp16Recipe,
     IncAutotuneRecipe,
     Int4WeightOnlyRecipe,
+    OrtDynamicDefaultRecipe,
+    OrtStaticDefaultRecipe,
     PruneChannelsRecipe,
     PruneMagnitudeRecipe,
     QatInt8Recipe,
@@ -40,6 +42,18 @@ DYNAMIC_OPS = ("MatMul", "Gemm", "Gather")
 SELECTIVE_KS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 ONNXRUNTIME_STEP = "optimizer.techniques.quantize:apply_step"
+ONE_LINER_STEP = "optimizer.techniques.quantize:apply_one_liner"
+#: what onnxruntime's quantize_dynamic / quantize_static quantize by default (weights in initializers only)
+ORT_DEFAULT_OPS = (
+    "Conv",
+    "ConvTranspose",
+    "MatMul",
+    "Gemm",
+    "Gather",
+    "Attention",
+    "LSTM",
+    "EmbedLayerNormalization",
+)
 
 
 # --------------------------------------------------------------------------- size predictions
@@ -56,6 +70,12 @@ def _static_size(recipe: StaticInt8Recipe, basis: SizeBasis) -> float:
 
 def _dynamic_size(recipe: DynamicInt8Recipe, basis: SizeBasis) -> float:
     return _int8_size(basis, basis.weight_params(recipe.op_types) - basis.kept_params(recipe))
+
+
+def _one_liner_size(recipe: RecipeBase, basis: SizeBasis) -> float:
+    # the one-liner runs on the original file: weights left in Constant nodes are not quantized
+    q = basis.weight_params(ORT_DEFAULT_OPS) - basis.info.constant_param_count
+    return _int8_size(basis, max(q, 0))
 
 
 def _fp16_size(recipe: Fp16Recipe, basis: SizeBasis) -> float:
@@ -132,6 +152,16 @@ def _dynamic_proposals(ctx: GridContext) -> list[Proposal]:
     if "Conv" in ctx.ops:
         ops = tuple(o for o in ("Conv", *DYNAMIC_OPS) if o in ctx.ops)
         out.append(Proposal(DynamicInt8Recipe(op_types=ops), "dynamic_conv"))
+    return out
+
+
+def _one_liner_proposals(ctx: GridContext) -> list[Proposal]:
+    # always candidates (never skipped): no answer may be worse than what onnxruntime's defaults give by hand
+    if ctx.info.quantized:
+        return []
+    out = [Proposal(OrtDynamicDefaultRecipe(), "anchor")]
+    if ctx.has_calib:
+        out.append(Proposal(OrtStaticDefaultRecipe(), "anchor"))
     return out
 
 
@@ -235,6 +265,33 @@ register(
         apply=ONNXRUNTIME_STEP,
         aliases=("dynamic-int8",),
         propose=_dynamic_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=OrtDynamicDefaultRecipe,
+        description="onnxruntime's quantize_dynamic(model, out) with every default, on the original file: the "
+        "one-liner baseline, always a candidate",
+        predict_size=_one_liner_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply=ONE_LINER_STEP,
+        aliases=("ort-dynamic-default",),
+        propose=_one_liner_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=OrtStaticDefaultRecipe,
+        description="onnxruntime's quantize_static(model, out, reader) with every default (QDQ, per-tensor, "
+        "min-max), on the original file: the one-liner baseline, always a candidate",
+        predict_size=_one_liner_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply=ONE_LINER_STEP,
+        needs=frozenset({"calibration"}),
+        aliases=("ort-static-default",),
+        propose=None,  # proposed with the dynamic one-liner (one proposal function for both)
     )
 )
 register(
