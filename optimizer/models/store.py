@@ -63,13 +63,13 @@ class ModelStore:
             else:
                 # inspected where it lies: a staged copy has no external data files beside it, so a model that
                 # keeps its weights in one looked weight-free and was stored without them
+                info = validate_model(src)  # a file that is not a model is refused before anything else
                 missing = [n for n in external_files(src) if not (src.parent / n).is_file()]
                 if missing:
                     raise ModelLoadError(
                         f"{src.name} keeps its weights in external data files that are missing: {missing}",
                         hint="put the data files the model names next to it (same folder, same names)",
                     )
-                info = validate_model(src)
                 copy_model(src, staged)  # with its external data files (models over 2 GB keep weights beside)
             digest = sha256_file(staged)
             for extra in model_files(staged)[1:]:

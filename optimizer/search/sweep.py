@@ -215,7 +215,13 @@ def _keeping_float(recipe: Recipe, names: Sequence[str]) -> tuple[Recipe, str]:
             "model whose every layer it converts"
         )
     keep = tuple(dict.fromkeys((*recipe.keep_fp32, *names)))
-    return type(recipe).model_validate({**recipe.model_dump(), "keep_fp32": keep}), ""
+    try:
+        return type(recipe).model_validate({**recipe.model_dump(), "keep_fp32": keep}), ""
+    except ValueError as e:  # onnxruntime's one-liners take no options: they quantize every layer
+        errors = getattr(e, "errors", None)
+        msg = str(errors()[0].get("msg", e)) if callable(errors) and errors() else str(e)
+        why = msg.removeprefix("Value error, ")
+        return recipe, f"the goal keeps layers in float ({', '.join(names[:4])}), and {why}"
 
 
 # --------------------------------------------------------------------------- the sweep

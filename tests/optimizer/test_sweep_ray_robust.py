@@ -37,12 +37,12 @@ def test_a_trial_killed_for_memory_is_retried_alone_with_fewer_samples_and_the_r
 ) -> None:
     inputs = inspect_model(digits.model_path).inputs
 
-    def oom_on_first_try(spec, model_bytes, data, calib, reference):  # shipped by value to the workers
+    def oom_on_first_try(spec, inputs):  # shipped by value to the workers
         from optimizer.search.trial import run_trial as _run
 
         if spec.recipe.kind == "static_int8" and spec.memory_retry == 0:
             raise MemoryError("calibration histograms did not fit")
-        return _run(spec, model_bytes, data, calib, reference)
+        return _run(spec, inputs)
 
     report = run_sweep(
         digits.model_path,

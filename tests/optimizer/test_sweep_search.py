@@ -59,14 +59,14 @@ def test_sweep_recommends_the_one_liner_when_only_it_meets_the_goal(
 def test_sweep_runs_the_alternatives_when_the_anchor_it_relied_on_fails(
     digits, digits_data, tmp_path: Path
 ) -> None:
-    def anchor_fails(spec, model_bytes, data, calib, reference):
+    def anchor_fails(spec, inputs):
         if spec.recipe == StaticInt8Recipe():
             return Candidate(
                 id=spec.id,
                 recipe=spec.recipe,
                 error=ErrorInfo(code="technique_failed", message="injected upstream failure", hint=""),
             ), None
-        return run_trial(spec, model_bytes, data, calib, reference)
+        return run_trial(spec, inputs)
 
     goal = Goal(max_accuracy_drop_pct=1.0, objective="size")
     report = _sweep(digits, digits_data, goal, tmp_path, trial_fn=anchor_fails)
