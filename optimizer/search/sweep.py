@@ -59,7 +59,7 @@ from typing import Literal
 import onnx
 from pydantic import Field
 
-from optimizer.errors import GoalError
+from optimizer.errors import GoalError, QuantTaaSError
 from optimizer.measure.data import Dataset
 from optimizer.measure.evaluate import CPU, CUDA, evaluate_model
 from optimizer.measure.hardware import cpu_int8_summary, int8_saturates
@@ -885,7 +885,11 @@ class _Finalists:
             if cancelled.is_set():
                 break
             self.search.executor.wait_idle()
-            self.measure(todo, report, model_path, data, opts, provider)
+            try:
+                self.measure(todo, report, model_path, data, opts, provider)
+            except QuantTaaSError as e:  # the trial numbers stand; the report lists what was re-measured
+                log.warning("re-measuring the finalists side by side failed: %s", e)
+                break
             emit(
                 SweepEvent(
                     "remeasured",
