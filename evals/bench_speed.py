@@ -168,7 +168,7 @@ def time_formats(case: Case, blocks: int, runs: int) -> None:
         t0 = time.perf_counter()
         times = measure_side_by_side(
             {k: str(v) for k, v in case.files.items()},
-            case.data.inputs,
+            case.data,
             threads=threads,
             batch_size=batch,
             blocks=blocks,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from optimizer.errors import QuantTaaSError
+from optimizer.units import format_bytes
 
 EXIT_ERROR = 2
 EXIT_INTERNAL = 1
@@ -28,15 +29,6 @@ def _print_json(obj: Any) -> None:
     if hasattr(obj, "model_dump"):
         obj = obj.model_dump(mode="json")
     print(json.dumps(obj, indent=2, ensure_ascii=False))
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n} B"
 
 
 def _fmt(v: float | None, spec: str = ".4f") -> str:
@@ -86,7 +78,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     print(f"{info.path}: ONNX opset {info.opset}, IR {info.ir_version}, producer {info.producer or '?'}")
     print(
-        f"  size {fmt_bytes(info.size_bytes)}, {info.param_count:,} parameters"
+        f"  size {format_bytes(info.size_bytes)}, {info.param_count:,} parameters"
         + (f" ({info.constant_param_count:,} in Constant nodes)" if info.constant_param_count else "")
     )
     for t in info.inputs:
@@ -285,7 +277,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         )
         return 0
     print(
-        f"{recipe.label}: wrote {applied.path} ({fmt_bytes(before)} -> {fmt_bytes(after)}, "
+        f"{recipe.label}: wrote {applied.path} ({format_bytes(before)} -> {format_bytes(after)}, "
         f"{before / after:.2f}x smaller)"
     )
     if (
@@ -295,10 +287,10 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     ):
         for step in applied.steps:
             print(
-                f"  step {step['step']} {step['label']}: {fmt_bytes(step['size_bytes'])} "
-                f"(gzip {fmt_bytes(step['compressed_size_bytes'])}); fine-tune: {step.get('finetune', 'none')}"
+                f"  step {step['step']} {step['label']}: {format_bytes(step['size_bytes'])} "
+                f"(gzip {format_bytes(step['compressed_size_bytes'])}); fine-tune: {step.get('finetune', 'none')}"
             )
-    for key in ("note", "limits"):
+    for key in ("note", "limits", "workarounds"):
         if key in applied.detail:
             print(f"  {key}: {applied.detail[key]}")
     return 0
@@ -351,9 +343,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         + (f", drop {metrics.accuracy_drop_pct:+.2f} pt vs baseline {_fmt(base.metric)}" if base else "")
     )
     print(
-        f"  size {fmt_bytes(metrics.size_bytes)}; latency p50 {_fmt(metrics.latency_ms_p50, '.3f')} ms, "
+        f"  size {format_bytes(metrics.size_bytes)}; latency p50 {_fmt(metrics.latency_ms_p50, '.3f')} ms, "
         f"p95 {_fmt(metrics.latency_ms_p95, '.3f')} ms (batch {metrics.batch_size}, {metrics.threads} thread(s), "
-        f"{metrics.backend}); peak memory +{fmt_bytes(metrics.peak_memory_bytes)}"
+        f"{metrics.backend}); peak memory +{format_bytes(metrics.peak_memory_bytes)}"
     )
     return 0
 
@@ -435,8 +427,6 @@ class _ProgressBar:
 
 
 def print_report(report: Any) -> None:
-    from optimizer.search.pareto import format_bytes
-
     b = report.baseline
     print(
         f"original: {format_bytes(b.size_bytes)}, {b.metric_name} {_fmt(b.metric)}, p50 {_fmt(b.latency_ms_p50, '.3f')} ms"
@@ -445,6 +435,12 @@ def print_report(report: Any) -> None:
         f"{report.evaluations} of {report.grid_size} candidates evaluated ({len(report.skipped)} skipped as unable "
         f"to win, {len(report.failed)} failed); front: {len(report.front)}"
     )
+    if report.execution:
+        print(
+            f"trials ran {report.execution}"
+            if report.execution.startswith("in ")
+            else f"trials: {report.execution}"
+        )
     print(
         f"  {'candidate':<44} {'size':>10} {'metric':>8} {'drop pt':>8} {'p50 ms':>8} {'speed-up (95% CI)':>22}"
     )
@@ -470,6 +466,8 @@ def print_report(report: Any) -> None:
         )
     for n in report.nearest:
         print(f"  nearest {n.candidate_id}: " + "; ".join(m.text for m in n.misses))
+    for note in report.notes:
+        print(f"  note: {note}")
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:

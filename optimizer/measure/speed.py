@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from optimizer.errors import EvaluationError
+from optimizer.measure.data import Dataset
 from optimizer.types import SpeedComparison
 
 __all__ = [
@@ -127,19 +128,31 @@ def compare_speedup(original: BlockTimes, candidate: BlockTimes) -> SpeedCompari
     )
 
 
-def latency_feed(session: Any, inputs: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-    """The batch every latency run feeds: the first ``batch_size`` samples (repeated when the data holds fewer);
-    a model whose batch axis is fixed gets exactly that many."""
-    dim = session.get_inputs()[0].shape[0] if session.get_inputs()[0].shape else None
-    bs = int(dim) if isinstance(dim, int) and dim > 0 else max(1, batch_size)
+def latency_feed(session: Any, data: Dataset, batch_size: int) -> dict[str, np.ndarray]:
+    """The batch every latency run feeds: the first ``batch_size`` samples (repeated when the data holds fewer),
+    each input on its own batch axis (a scalar input whole); a model whose batch axis is fixed gets exactly that
+    many."""
+    inputs = session.get_inputs()
+    names = [i.name for i in inputs]
+    bs = max(1, batch_size)
+    batched = [i for i in inputs if data.batch_axes.get(i.name, 0) is not None]
+    if batched:
+        axis = data.batch_axes.get(batched[0].name, 0) or 0
+        shape = batched[0].shape or []
+        dim = shape[axis] if axis < len(shape) else None
+        if isinstance(dim, int) and dim > 0:
+            bs = dim
+    n = data.samples
+    if n >= bs:
+        return data.feed(0, bs, names)
+    reps = -(-bs // max(1, n))
     feed = {}
-    for i in session.get_inputs():
-        x = inputs[i.name]
-        if x.shape[0] >= bs:
-            feed[i.name] = x[:bs]
+    for k, v in data.feed(0, n, names).items():
+        at = data.batch_axes.get(k, 0)
+        if at is None:
+            feed[k] = v
         else:
-            reps = -(-bs // max(1, x.shape[0]))
-            feed[i.name] = np.concatenate([x] * reps, axis=0)[:bs]
+            feed[k] = np.take(np.concatenate([v] * reps, axis=at), np.arange(bs), axis=at)
     return feed
 
 
@@ -181,7 +194,7 @@ def interleaved_latency(
 
 def measure_side_by_side(
     paths: Mapping[str, str | Path],
-    inputs: Mapping[str, np.ndarray],
+    data: Dataset,
     *,
     threads: int,
     batch_size: int,
@@ -198,7 +211,7 @@ def measure_side_by_side(
     from optimizer.measure.evaluate import make_session
 
     sessions = {k: make_session(p, threads=threads, provider=provider) for k, p in paths.items()}
-    feeds = {k: latency_feed(s, inputs, batch_size) for k, s in sessions.items()}
+    feeds = {k: latency_feed(s, data, batch_size) for k, s in sessions.items()}
     return interleaved_latency(sessions, feeds, blocks=blocks, runs_per_block=runs_per_block, warmup=warmup)
 
 

@@ -47,9 +47,7 @@ def _db(noise: float) -> float:
 
 class _Reader:
     def __init__(self, data: Dataset, batch: int):
-        self._batches = iter(
-            [{k: v[i : i + batch] for k, v in data.inputs.items()} for i in range(0, data.samples, batch)]
-        )
+        self._batches = iter([data.feed(i, i + batch) for i in range(0, data.samples, batch)])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
@@ -211,8 +209,8 @@ def profile_layers_exact(
     import threading
 
     from optimizer.measure.evaluate import evaluate_model
-    from optimizer.search.executors import Shared, make_executor
-    from optimizer.search.trial import TrialSpec
+    from optimizer.search.executors import make_executor
+    from optimizer.search.trial import TrialInputs, TrialSpec
 
     recipe = recipe or StaticInt8Recipe()
     t0 = time.perf_counter()
@@ -232,7 +230,7 @@ def profile_layers_exact(
             )
             for la in top
         ]
-        shared = Shared(fp32.read_bytes(), data, calib, reference)
+        shared = TrialInputs(fp32.read_bytes(), data, calib, reference)
         results = {
             c.id: c for c, _ in make_executor(executor, shared, threading.Event(), workers, 0.0).run(specs)
         }

@@ -113,6 +113,19 @@ def _existing_local_cluster() -> str | None:
         return None
 
 
+def _loopback_only(ray: Any) -> None:
+    """Keep a private runtime on the loopback interface. Ray otherwise advertises (and its GCS listens on) the
+    machine's outward address even with ``_node_ip_address="127.0.0.1"``: a private runtime has no business on
+    the network. Ray's own switch for single-machine runtimes does it, read at call time (and by children)."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    try:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    except Exception:  # a Ray without the switch: still a private runtime, only not loopback-bound
+        log.debug("could not pin the private Ray runtime to loopback", exc_info=True)
+
+
 def _start(num_cpus: int | None) -> RuntimeInfo:
     ray = ray_module()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -133,6 +146,7 @@ def _start(num_cpus: int | None) -> RuntimeInfo:
             mode="joined", address=address, reason=f"joined the Ray cluster at {address} (RAY_ADDRESS)"
         )
     existing = _existing_local_cluster()
+    _loopback_only(ray)
     ray.init(
         address="local",
         num_cpus=num_cpus or os.cpu_count() or 1,

@@ -24,7 +24,9 @@ from optimizer.types import (
     Fp16Recipe,
     IncAutotuneRecipe,
     Int4WeightOnlyRecipe,
+    OrtDynamicDefaultRecipe,
     OrtOptimizedRecipe,
+    OrtStaticDefaultRecipe,
     PruneChannelsRecipe,
     PruneMagnitudeRecipe,
     QatInt8Recipe,
@@ -43,6 +45,18 @@ SELECTIVE_KS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 DYNAMIC_SELECTIVE_KS = (1, 2, 4, 8)
 
 ONNXRUNTIME_STEP = "optimizer.techniques.quantize:apply_step"
+ONE_LINER_STEP = "optimizer.techniques.quantize:apply_one_liner"
+#: what onnxruntime's quantize_dynamic / quantize_static quantize by default (weights in initializers only)
+ORT_DEFAULT_OPS = (
+    "Conv",
+    "ConvTranspose",
+    "MatMul",
+    "Gemm",
+    "Gather",
+    "Attention",
+    "LSTM",
+    "EmbedLayerNormalization",
+)
 
 
 # --------------------------------------------------------------------------- size predictions
@@ -59,6 +73,12 @@ def _static_size(recipe: StaticInt8Recipe, basis: SizeBasis) -> float:
 
 def _dynamic_size(recipe: DynamicInt8Recipe, basis: SizeBasis) -> float:
     return _int8_size(basis, basis.weight_params(recipe.op_types) - basis.kept_params(recipe))
+
+
+def _one_liner_size(recipe: RecipeBase, basis: SizeBasis) -> float:
+    # the one-liner runs on the original file: weights left in Constant nodes are not quantized
+    q = basis.weight_params(ORT_DEFAULT_OPS) - basis.info.constant_param_count
+    return _int8_size(basis, max(q, 0))
 
 
 def _fp16_size(recipe: Fp16Recipe, basis: SizeBasis) -> float:
@@ -157,6 +177,16 @@ def _dynamic_proposals(ctx: GridContext) -> list[Proposal]:
     return out
 
 
+def _one_liner_proposals(ctx: GridContext) -> list[Proposal]:
+    # always candidates (never skipped): no answer may be worse than what onnxruntime's defaults give by hand
+    if ctx.info.quantized:
+        return []
+    out = [Proposal(OrtDynamicDefaultRecipe(), "anchor")]
+    if ctx.has_calib:
+        out.append(Proposal(OrtStaticDefaultRecipe(), "anchor"))
+    return out
+
+
 def _fp16_proposals(ctx: GridContext) -> list[Proposal]:
     return [Proposal(Fp16Recipe(), "anchor")]
 
@@ -232,6 +262,8 @@ def _chain_proposals(ctx: GridContext) -> list[Proposal]:
 
 QUANTIZE = frozenset({"quantize"})
 PRUNE = frozenset({"prune"})
+#: QAT is quantization that trains: a goal's "no QAT, post-training only" forbids it, "only quantization" allows it
+QAT = frozenset({"quantize", "qat"})
 
 register(
     Technique(
@@ -259,6 +291,33 @@ register(
         apply=ONNXRUNTIME_STEP,
         aliases=("dynamic-int8",),
         propose=_dynamic_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=OrtDynamicDefaultRecipe,
+        description="onnxruntime's quantize_dynamic(model, out) with every default, on the original file: the "
+        "one-liner baseline, always a candidate",
+        predict_size=_one_liner_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply=ONE_LINER_STEP,
+        aliases=("ort-dynamic-default",),
+        propose=_one_liner_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=OrtStaticDefaultRecipe,
+        description="onnxruntime's quantize_static(model, out, reader) with every default (QDQ, per-tensor, "
+        "min-max), on the original file: the one-liner baseline, always a candidate",
+        predict_size=_one_liner_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply=ONE_LINER_STEP,
+        needs=frozenset({"calibration"}),
+        aliases=("ort-static-default",),
+        propose=None,  # proposed with the dynamic one-liner (one proposal function for both)
     )
 )
 register(
@@ -327,7 +386,7 @@ register(
         recipe_type=QatInt8Recipe,
         description="quantization-aware training for static int8 (torchao PT2E), exported as ONNX QDQ",
         predict_size=_trained_int8_size,
-        methods=QUANTIZE,
+        methods=QAT,
         precision="int8",
         apply="optimizer.techniques.qat:apply_qat_step",
         needs=frozenset({"torch_source", "training_data"}),

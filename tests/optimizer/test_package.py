@@ -19,7 +19,7 @@ from optimizer.optimize import optimize
 from optimizer.package import load_report, package_candidate, resolve_candidate
 from optimizer.search.pareto import build_report
 from optimizer.search.sweep import SweepOptions
-from optimizer.search.trial import TrialSpec, run_trial
+from optimizer.search.trial import TrialInputs, TrialSpec, run_trial
 from optimizer.types import (
     Candidate,
     ChainRecipe,
@@ -76,7 +76,7 @@ def chain_run(digits: zoo.ZooCase, tmp_path_factory: pytest.TempPathFactory) -> 
         latency_runs=5,
         torch_source=zoo_torch_source("digits-cnn"),
     )
-    cand, blob = run_trial(spec, Path(digits.model_path).read_bytes(), data, calib, None)
+    cand, blob = run_trial(spec, TrialInputs(Path(digits.model_path).read_bytes(), data, calib, None))
     assert blob is not None, cand.error
     path = out / "candidates" / f"{cand.id}.onnx"
     path.write_bytes(blob)

@@ -24,7 +24,7 @@ from optimizer.errors import RecipeError
 from optimizer.measure.data import Dataset, load_data
 from optimizer.measure.evaluate import evaluate_model
 from optimizer.models.inspect import inspect_model
-from optimizer.search.trial import TrialSpec, run_trial
+from optimizer.search.trial import TrialInputs, TrialSpec, run_trial
 from optimizer.techniques.chain import AppliedRecipe, apply_recipe, torch_source_for
 from optimizer.techniques.quantize import quantize_model
 from optimizer.types import IncAutotuneRecipe, QatInt8Recipe, StaticInt8Recipe, TorchSource
@@ -206,7 +206,7 @@ def test_inc_autotune_that_meets_no_tolerance_still_gives_a_measured_candidate_a
         latency_runs=3,
         torch_source=src,
     )
-    cand, blob = run_trial(spec, model.read_bytes(), data, calib, None)
+    cand, blob = run_trial(spec, TrialInputs(model.read_bytes(), data, calib, None))
     assert cand.ok and blob is not None and cand.metrics is not None
     inc = cand.detail["steps"][0]["inc"]
     # no configuration comes near the float model here (agreement 0.07-0.16 measured), so INC tries all three
