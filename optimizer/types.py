@@ -640,6 +640,8 @@ GoalField = Literal[
     "precision_forbidden",
     "keep_float_layers",
     "device",
+    "threads",
+    "batch_size",
 ]
 
 

@@ -2224,7 +2224,7 @@ def _read_run_settings(scan: _Scan) -> dict[str, int]:
                     scan.take(*m.span(), understood=False)
                     continue
                 votes.append(_Vote(str(value), [m.span()]))
-                scan.take(*m.span())
+                scan.take(*m.span(), fields=(name,))
         chosen = _single(votes, scan) if votes else None
         if chosen is not None:
             out[name] = int(chosen)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from optimizer.goals.parse import parse_goal
-from optimizer.measure.data import load_data, save_data
+from optimizer.measure.data import Dataset, load_data, save_data
 from optimizer.measure.evaluate import make_session
 from optimizer.measure.speed import (
     BlockTimes,
@@ -93,19 +93,23 @@ def test_compare_speedup_needs_paired_blocks() -> None:
         compare_speedup(_blocks([1.0], rng), _blocks([1.0], rng))
 
 
+def _data(x: np.ndarray) -> Dataset:
+    return Dataset("in-memory", {"x": x}, None, "fidelity", {})
+
+
 def test_latency_feed_repeats_samples_up_to_the_batch(cnn_path: Path) -> None:
     session = make_session(cnn_path)
     x = np.arange(2 * 16 * 16, dtype=np.float32).reshape(2, 1, 16, 16)
-    feed = latency_feed(session, {"x": x}, 5)
+    feed = latency_feed(session, _data(x), 5)
     assert feed["x"].shape == (5, 1, 16, 16)
     np.testing.assert_array_equal(feed["x"][2], x[0])
-    assert latency_feed(session, {"x": x}, 1)["x"].shape == (1, 1, 16, 16)
+    assert latency_feed(session, _data(x), 1)["x"].shape == (1, 1, 16, 16)
 
 
 def test_measure_side_by_side_times_every_model_in_every_block(cnn_path: Path, mlp_path: Path) -> None:
     x = np.random.default_rng(0).standard_normal((4, 1, 16, 16)).astype(np.float32)
     times = measure_side_by_side(
-        {"a": cnn_path, "b": cnn_path}, {"x": x}, threads=1, batch_size=2, blocks=3, runs_per_block=2
+        {"a": cnn_path, "b": cnn_path}, _data(x), threads=1, batch_size=2, blocks=3, runs_per_block=2
     )
     assert [len(t.blocks) for t in times.values()] == [3, 3]
     assert all(len(b) == 2 and all(v > 0 for v in b) for t in times.values() for b in t.blocks)
@@ -161,7 +165,7 @@ def test_speed_goal_on_a_real_convnet_recommends_a_candidate_whose_interval_clea
     # measured again, on its own: the same rule holds
     again = measure_side_by_side(
         {"original": model, "best": str(best.model_path)},
-        data.inputs,
+        data,
         threads=1,
         batch_size=1,
         blocks=6,
