@@ -103,6 +103,7 @@ bench: $(STAMP)
 	$(BIN)/python -m evals.bench_sweep
 	$(BIN)/python -m evals.bench_prune_qat
 	$(BIN)/python -m evals.bench_server
+	$(BIN)/python -m evals.bench_speed
 	$(BIN)/python -m evals.bench_corpus
 
 clean:

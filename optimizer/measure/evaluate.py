@@ -6,8 +6,6 @@ warm-up, with the thread count and batch size stated in the result. The sweep ca
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -152,10 +150,11 @@ def resolve_metric(
 def measure_latency(
     session: Any, data: Dataset, *, batch_size: int = 1, runs: int = 50, warmup: int = 5
 ) -> list[float]:
-    """Milliseconds of ``runs`` timed runs of the first ``batch_size`` samples, after ``warmup`` untimed runs."""
-    names = [i.name for i in session.get_inputs()]
-    bs = _batch_size_for(session, batch_size)
-    feed = data.feed(0, bs, names)
+    """Milliseconds of ``runs`` timed runs of the first ``batch_size`` samples (repeated when the data holds
+    fewer), after ``warmup`` untimed runs."""
+    from optimizer.measure.speed import latency_feed
+
+    feed = latency_feed(session, data, batch_size)
     for _ in range(warmup):
         session.run(None, feed)
     times = []
@@ -192,38 +191,6 @@ def score(
         raise EvaluationError(f"metric {data.metric!r} failed: {e.__class__.__name__}: {e}") from e
 
 
-class _PeakRSS:
-    """Samples this process's resident memory in a thread; reports the peak above the starting level."""
-
-    def __init__(self, interval_s: float = 0.002):
-        import psutil
-
-        self._proc = psutil.Process(os.getpid())
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self.start_rss = self._proc.memory_info().rss
-        self.peak_rss = self.start_rss
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> _PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
-
-    @property
-    def added_bytes(self) -> int:
-        return max(0, self.peak_rss - self.start_rss)
-
-
 def file_size_bytes(model_path: str | Path) -> int:
     """Size on disk, external data files included."""
     return inspect_model(model_path).size_bytes
@@ -242,10 +209,13 @@ def evaluate_model(
     provider: str | None = None,
     keep_outputs: bool = False,
     as_reference: bool = False,
+    memory: bool = True,
 ) -> tuple[Metrics, list[np.ndarray] | None]:
     """Measure ``model_path`` on ``data``.
 
-    Returns the metrics, and the raw outputs when ``keep_outputs`` (the baseline's outputs serve as the reference
+    Latency is measured at ``batch_size`` with ``threads`` onnxruntime threads; peak memory (``memory=True``) in
+    a fresh process of its own (:mod:`optimizer.measure.memory`), so it does not depend on what this process
+    measured before. Returns the metrics, and the raw outputs when ``keep_outputs`` (the baseline's outputs serve as the reference
     for the ``agreement`` metric of its candidates). ``as_reference`` marks the model as the original itself: an
     agreement metric is then scored against its own outputs, and a score nothing can be compared with (not a
     number, the metric's floor, chance level) is refused.
@@ -260,10 +230,16 @@ def evaluate_model(
     runs = latency_runs if latency_runs is not None else s.latency_runs
     warmup = warmup_runs if warmup_runs is not None else s.warmup_runs
     size = file_size_bytes(model_path)
-    with _PeakRSS() as mem:
-        session = make_session(model_path, threads=threads, provider=provider)
-        outputs = run_model(session, data)
-        lat = measure_latency(session, data, batch_size=batch_size, runs=runs, warmup=warmup) if runs else []
+    session = make_session(model_path, threads=threads, provider=provider)
+    outputs = run_model(session, data)
+    lat = measure_latency(session, data, batch_size=batch_size, runs=runs, warmup=warmup) if runs else []
+    peak = None
+    if memory:
+        from optimizer.measure.memory import peak_memory_in_fresh_process
+        from optimizer.measure.speed import latency_feed
+
+        feed = latency_feed(session, data, batch_size)
+        peak = peak_memory_in_fresh_process(model_path, feed, threads=threads, provider=provider)
     if as_reference and reference_outputs is None:
         reference_outputs = outputs
     out_names = [o.name for o in session.get_outputs()]
@@ -283,7 +259,7 @@ def evaluate_model(
         accuracy_drop_pct=drop,
         latency_ms_p50=float(np.percentile(lat, 50)) if lat else None,
         latency_ms_p95=float(np.percentile(lat, 95)) if lat else None,
-        peak_memory_bytes=mem.added_bytes,
+        peak_memory_bytes=peak,
         backend=session.get_providers()[0],
         threads=threads,
         batch_size=_batch_size_for(session, batch_size),

@@ -28,6 +28,10 @@ class Executor:
     def cancel(self) -> None:
         pass
 
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Wait until no trial is running (side-by-side latency is measured alone); True when idle."""
+        return True
+
     def describe(self) -> str:
         """Where the trials run, in one line (the report states it)."""
         return "in this process, one trial at a time (serial executor)"
@@ -150,6 +154,14 @@ class RayExecutor(Executor):
         for ref in list(self._in_flight):
             self.ray.cancel(ref, force=True)
         self._in_flight.clear()
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Wait for trials still in flight (a run cut short) to end, so nothing competes for the CPU."""
+        refs = list(self._in_flight)
+        if not refs:
+            return True
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        return len(ready) == len(refs)
 
 
 def _with_retries(cand: Candidate, reasons: list[str], spec: TrialSpec) -> Candidate:

@@ -17,8 +17,20 @@ fp32. The sweep does not walk the whole grid, but it skips a candidate only on a
 3. when full int8 misses the accuracy limit, a parallel bisection over k finds the smallest selective candidate
    that meets it (a kept layer reads float inputs, so keeping more in float is monotone; if the measurements
    show otherwise beyond noise, nothing is inferred from the bisection and the report says so);
-4. latency measured inside trials (which share the machine) is re-measured for the finalists, side by side and
-   alone, before the recommendation is made.
+4. for a goal about speed (a latency limit, a minimum speed-up, "as fast as possible") the formats that are fast
+   on the target are built too: static int8 as QOperator (QLinearConv) as well as QDQ, per channel and per
+   tensor, dynamic int8 including Conv and of MatMul/Gemm only, onnxruntime's graph optimizations saved offline,
+   and, when dynamic int8 loses too much, dynamic int8 with its most sensitive MatMul layers kept in float;
+   fp16 (an anchor) counts only where it measures faster. ``reduce_range`` follows the CPU (7-bit weights
+   without VNNI, :mod:`optimizer.measure.hardware`). Why each candidate was built is in ``tried_reasons``;
+5. latency measured inside trials (which share the machine) is re-measured for the finalists, alone (after the
+   executor is idle) and side by side with the original, interleaved in blocks, giving each finalist p50, p95
+   and a confidence interval for its speed-up (:mod:`optimizer.measure.speed`); speed claims and speed limits
+   use the interval. When a goal that does not mention speed would get a static int8 QDQ model measured slower
+   than the original, its QOperator sibling is built and compared too.
+
+Threads and batch size of every latency measurement come from the options (``--threads``/``--batch``), else
+from the goal ("on 4 threads", "batch 32"), else 1 and 1; the report states them (``measurement``).
 
 Calibration and profiling are sized from the model's activations and the machine's free memory
 (:mod:`optimizer.search.memory`); a trial killed for memory is retried alone with half the calibration samples.
@@ -53,23 +65,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import onnx
+from pydantic import Field
 
-from optimizer.errors import GoalError
+from optimizer.errors import GoalError, QuantTaaSError
 from optimizer.measure.data import Dataset
-from optimizer.measure.evaluate import CUDA, evaluate_model, make_session, measure_latency
+from optimizer.measure.evaluate import CPU, CUDA, evaluate_model
+from optimizer.measure.hardware import cpu_int8_summary, int8_saturates
+from optimizer.measure.memory import MEMORY_METHOD
+from optimizer.measure.speed import SPEEDUP_METHOD, block_counts, measure_side_by_side, speedups
 from optimizer.models.files import pack_model, unpack_model
 from optimizer.models.graph import edge_layers, layer_blocks
 from optimizer.models.inspect import inspect_model
 from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
 from optimizer.search.executors import Executor, TrialFn, make_executor
 from optimizer.search.pareto import (
+    MeasurementInfo,
     ParetoReport,
     allowed,
     build_report,
     check_goal,
     drop_limit_pct,
+    is_speed_goal,
     size_limit_bytes,
 )
 from optimizer.search.profile import PROFILE_SAMPLES, profile_layers
@@ -79,6 +96,7 @@ from optimizer.techniques.prune import compressed_size_bytes
 from optimizer.techniques.registry import GridContext, SizeBasis
 from optimizer.types import (
     Candidate,
+    DynamicInt8Recipe,
     Frozen,
     Goal,
     Metrics,
@@ -100,9 +118,14 @@ SIZE_MARGIN = (
 class SweepOptions(Frozen):
     executor: Literal["ray", "serial"] = "ray"
     workers: int | None = None  # parallel trials; default: the CPUs Ray sees
-    threads: int = 1  # onnxruntime threads per trial (and for the re-measurement)
+    # onnxruntime threads and batch size of every latency measurement (trials and the re-measurement);
+    # None: the goal's ("on 4 threads", "batch 32"), else 1
+    threads: int | None = Field(default=None, ge=1, le=256)
+    batch_size: int | None = Field(default=None, ge=1, le=4096)
     latency_runs: int = 30
-    remeasure_runs: int = 60
+    remeasure_runs: int = 60  # timed runs of each finalist (and the original) side by side, in blocks
+    remeasure_blocks: int = Field(default=8, ge=2, le=100)
+    remeasure_budget_s: float = 90.0  # fewer runs per block (never under 3 blocks of 2) for slow models
     exhaustive: bool = False  # evaluate the whole grid (for benchmarks and comparisons)
     profile: bool = True  # rank layers by sensitivity to build selective candidates
     max_selective: int = 12
@@ -126,8 +149,25 @@ ProgressFn = Callable[[SweepEvent], None]
 
 #: the families of the quantization grid (the others need training or a PyTorch model)
 QUANT_FAMILIES: frozenset[str] = frozenset(
-    {"anchor", "calibration", "per_tensor", "selective", "dynamic_conv"}
+    {"anchor", "calibration", "per_tensor", "selective", "dynamic_conv", "speed"}
 )
+
+#: why a candidate of each family is built (``ParetoReport.tried_reasons``), unless a move says more
+FAMILY_WHY: dict[str, str] = {
+    "anchor": "the plainest recipe of its kind, measured first",
+    "calibration": "another calibration method: static int8 missed the accuracy limit or the goal had no limit",
+    "per_tensor": "per-tensor scales: a different int8 kernel, sometimes faster than per-channel",
+    "selective": "static int8 with the most sensitive layers kept in float, to recover accuracy",
+    "dynamic_conv": "dynamic int8 including Conv (ConvInteger): no calibration; on CPU often slower, so measured",
+    "speed": "a format that is often fast on CPU, built for a goal about speed",
+    "prune": "pruning on the PyTorch model",
+    "prune_onnx": "magnitude pruning of the initializers (the goal asks for pruning)",
+    "qat": "quantization-aware training: post-training int8 lost too much or nothing met the goal",
+    "inc": "neural-compressor's autotune: post-training int8 lost too much or nothing met the goal",
+    "chain": "pruning then int8",
+}
+#: at most this many finalists are re-measured side by side in one round
+MAX_FINALISTS = 10
 
 NEEDS_TORCH_REASON = (
     "structured channel pruning and QAT need the PyTorch model (a TorchSource); this model is ONNX-only, so only "
@@ -256,6 +296,7 @@ class Search:
         self.emit = emit
         self.results: dict[str, Candidate] = {}
         self.skipped: dict[str, str] = {}
+        self.tried: dict[str, str] = {}  # built id -> why
         self.scale = 1.0  # measured / predicted size of the full int8 candidate, once known
         self.scale_basis: str | None = None  # the candidate whose measured size set the scale
         self.notes: list[str] = []  # what the search itself says in the report
@@ -290,9 +331,12 @@ class Search:
 
     # ------------------------------------------------------------------ moves
 
-    def run(self, items: Sequence[GridItem]) -> None:
-        """Build and measure the items not yet measured or skipped; each result is stored as it arrives."""
+    def run(self, items: Sequence[GridItem], why: str = "") -> None:
+        """Build and measure the items not yet measured or skipped; each result is stored as it arrives.
+        ``why`` says why they are built (default: their family's reason)."""
         todo = [i for i in items if i.id not in self.results and i.id not in self.skipped]
+        for i in todo:
+            self.tried.setdefault(i.id, why or FAMILY_WHY.get(i.family, i.family))
         for cand, blob in self.executor.run([self._spec(i) for i in todo]):
             if blob is not None:
                 path = unpack_model(blob, self.out_dir / "candidates" / f"{cand.id}.onnx")
@@ -524,13 +568,15 @@ def run_sweep(
         prepare_model(model_path, prepared, notes=notes)
 
     gpus, provider = _placement(goal, opts)
+    setup = measurement_setup(opts, goal, provider)
 
     base_metrics, reference = evaluate_model(
         model_path,
         data,
         keep_outputs=True,
         as_reference=True,
-        threads=opts.threads,
+        threads=setup.threads,
+        batch_size=setup.batch_size,
         latency_runs=opts.latency_runs,
         provider=provider,
     )
@@ -588,7 +634,8 @@ def run_sweep(
             id=item.id,
             recipe=item.recipe,
             baseline_metric=float(base_metrics.metric or 0.0),
-            threads=opts.threads,
+            threads=setup.threads,
+            batch_size=setup.batch_size,
             latency_runs=opts.latency_runs,
             provider=provider,
             torch_source=torch_source,
@@ -617,7 +664,8 @@ def run_sweep(
             search.skipped[item.id] = "excluded by the goal's precision or methods"
         else:
             allowed_items.append(item)
-    if not allowed_items:
+    # a graph rewrite alone (onnxruntime's offline optimization) compresses nothing: it cannot answer a goal
+    if not any(registry.recipe_methods(i.recipe) for i in allowed_items):
         raise GoalError(
             "the goal excludes every recipe this model allows",
             hint="allow quantization (int8 fits most models) or drop the precision requirement",
@@ -634,22 +682,15 @@ def run_sweep(
             search.skip(item, "the sweep was cancelled before this candidate ran")
 
     notes += search.notes
-    candidates = [search.results[i.id] for i in grid if i.id in search.results]
-    candidates += [c for c in extra_candidates if c.id not in {x.id for x in candidates}]
-    evaluations = len(candidates)
-    report = build_report(
-        model_name or str(model_path),
-        base_metrics,
-        candidates,
-        goal,
-        evaluations=evaluations,
-        grid_size=len(grid),
-        skipped=list(search.skipped),
-        skipped_reasons=search.skipped,
-        sensitivity=sensitivity,
+    setup = setup.model_copy(
+        update={"trial_latency_runs": opts.latency_runs, "notes": _speed_notes(grid, goal)}
     )
+    final = _Finalists(search, grid, model_name or str(model_path), base_metrics, sensitivity, setup)
+    for c in extra_candidates:
+        final.extra.setdefault(c.id, c)
+    report = final.report()
     if not cancelled.is_set():
-        report = _remeasure_finalists(report, model_path, data, goal, opts, provider, emit)
+        report = final.remeasure(model_path, data, opts, provider, emit, cancelled)
     retried = [c.id for c in report.candidates if c.detail.get("memory_retries")]
     if retried:
         notes.append(
@@ -668,8 +709,62 @@ def run_sweep(
             "execution": executor.describe(),
         }
     )
-    emit(SweepEvent("finished", evaluations, evaluations, message=report.reason))
+    emit(SweepEvent("finished", report.evaluations, report.evaluations, message=report.reason))
     return report
+
+
+def measurement_setup(opts: SweepOptions, goal: Goal | None, provider: str | None = None) -> MeasurementInfo:
+    """Threads and batch size every latency of a sweep is measured with: the options', else the goal's, else 1;
+    and where each came from."""
+    threads, threads_from = 1, "default"
+    if opts.threads is not None:
+        threads, threads_from = opts.threads, "option"
+    elif goal is not None and goal.threads is not None:
+        threads, threads_from = goal.threads, "goal"
+    batch, batch_from = 1, "default"
+    if opts.batch_size is not None:
+        batch, batch_from = opts.batch_size, "option"
+    elif goal is not None and goal.batch_size is not None:
+        batch, batch_from = goal.batch_size, "goal"
+    return MeasurementInfo(
+        threads=threads,
+        batch_size=batch,
+        threads_from=threads_from,  # type: ignore[arg-type]
+        batch_from=batch_from,  # type: ignore[arg-type]
+        provider=provider or CPU,
+        speedup_method=SPEEDUP_METHOD,
+        memory_method=MEMORY_METHOD,
+        cpu=cpu_int8_summary(),
+    )
+
+
+def _speed_notes(grid: Sequence[GridItem], goal: Goal | None) -> list[str]:
+    """What the search does about speed on this model and CPU, for the report."""
+    notes = []
+    if is_speed_goal(goal):
+        notes.append(
+            "the goal is about speed: static int8 is built as QOperator (QLinearConv/QLinearMatMul) as well as "
+            "QDQ, per channel and per tensor; dynamic int8 including Conv, and of MatMul/Gemm only; onnxruntime's "
+            "graph optimizations saved offline (each where the model has the ops and the goal's precision and "
+            "methods allow it: tried_reasons lists what was built); a candidate counts as faster only when its "
+            "side-by-side speed-up interval is above 1.0x"
+        )
+    else:
+        notes.append(
+            "the goal does not mention speed: the speed formats (QOperator, offline graph optimization) are built "
+            "only when the recommendation would otherwise be measured slower than the original"
+        )
+    notes.append(
+        "reduce_range (7-bit weights) is on for static int8: this CPU lacks VNNI"
+        if int8_saturates()
+        else "reduce_range is off: this CPU has VNNI (or is not x86), so full 8-bit weights cannot saturate"
+    )
+    if any(i.recipe.kind == "fp16" for i in grid):
+        notes.append(
+            "fp16 is measured like any candidate; on CPU it runs through casts on most kernels, and it counts "
+            "as faster only where its interval says so"
+        )
+    return notes
 
 
 ONE_LINER_KINDS = frozenset({"ort_dynamic_default", "ort_static_default"})
@@ -702,6 +797,9 @@ def _directed_search(search: Search, items: list[GridItem]) -> None:
     run([it for it in stage if not search.ruled_out(it)])
 
     selective = sorted(fam.get("selective", []), key=lambda i: i.k)
+    # the formats that are fast on the target, for goals about speed
+    _speed_search(search, fam.get("speed", []), anchors)
+
     drop_limit = search.drop_limit
     full_drop = full_c.metrics.accuracy_drop_pct if full_c and full_c.ok and full_c.metrics else None
     # full int8 (measured, or failed) misses the accuracy limit: search the selective curve by bisection; other
@@ -785,6 +883,65 @@ def _meets_drop(c: Candidate | None, limit: float) -> bool:
     )
 
 
+def _speed_search(search: Search, items: list[GridItem], anchors: list[GridItem]) -> None:
+    """For a goal about speed: the formats that are fast on CPU (QOperator static int8, dynamic MatMul-only,
+    offline graph optimization), then, when dynamic int8 loses more than the accuracy limit allows, dynamic int8
+    with its most sensitive MatMul layers kept in float (smallest k first, up to the first that meets it).
+    Other goals skip them (a slower recommendation gets its QOperator sibling at the end instead)."""
+    if not items:
+        return
+    plain = [i for i in items if i.k == 0]
+    keep_k = sorted((i for i in items if i.k > 0), key=lambda i: i.k)
+    if not is_speed_goal(search.goal):
+        for it in items:
+            search.skip(
+                it,
+                "built for goals about speed (a latency limit, a speed-up, 'as fast as possible'); this goal "
+                "does not mention speed",
+            )
+        return
+    why = {
+        "static_int8": "static int8 written as QOperator (QLinearConv/QLinearMatMul): on CPU often much faster "
+        "than the same calibration as QDQ",
+        "dynamic_int8": "dynamic int8 of MatMul/Gemm only: the embedding tables stay float",
+        "ort_optimized": "onnxruntime's graph optimizations saved offline (fused ops, same numbers): the session "
+        "options that go with it are in the candidate's steps",
+    }
+    for it in plain:
+        if not search.too_big(it):
+            search.run([it], why=why.get(it.recipe.kind, FAMILY_WHY["speed"]))
+    dyn = next((i for i in anchors if isinstance(i.recipe, DynamicInt8Recipe)), None)
+    dyn_c = search.results.get(dyn.id) if dyn else None
+    limit = search.drop_limit
+    dyn_drop = dyn_c.metrics.accuracy_drop_pct if dyn_c and dyn_c.ok and dyn_c.metrics else None
+    if limit is None or dyn_drop is None or dyn_drop <= limit:
+        reason = (
+            "dynamic int8 already meets the accuracy limit"
+            if dyn_drop is not None and limit is not None
+            else "no accuracy limit for dynamic int8 to miss"
+        )
+        for it in keep_k:
+            search.skip(it, f"{reason}; keeping MatMul layers in float only makes it larger and slower")
+        return
+    for n, it in enumerate(keep_k):
+        if search.too_big(it):
+            continue
+        search.run(
+            [it],
+            why=f"dynamic int8 lost {dyn_drop:.2f} pt, over the {limit:g} pt limit: the {it.k} most sensitive "
+            "MatMul/Gemm layers kept in float",
+        )
+        c = search.results.get(it.id)
+        drop = c.metrics.accuracy_drop_pct if c and c.ok and c.metrics else None
+        if drop is not None and drop <= limit:
+            for rest in keep_k[n + 1 :]:
+                search.skip(
+                    rest,
+                    f"{it.id} keeps fewer layers in float and meets the accuracy limit: larger by construction",
+                )
+            return
+
+
 def _training_search(search: Search, items: list[GridItem]) -> None:
     """Steps 5 and 6 of the search: QAT/INC as accuracy repairs, pruning and chains when asked for or needed.
 
@@ -849,63 +1006,223 @@ def _training_search(search: Search, items: list[GridItem]) -> None:
                 )
 
 
-def _remeasure_finalists(
-    report: ParetoReport,
-    model_path: Path,
-    data: Dataset,
-    goal: Goal | None,
-    opts: SweepOptions,
-    provider: str | None,
-    emit: ProgressFn,
-) -> ParetoReport:
-    """Re-measure latency of the baseline, the front and the recommendation alone, side by side (interleaved
-    rounds), replace the trial numbers (kept in ``detail``), and recommend again."""
-    ids = list(dict.fromkeys([*report.front, *([report.recommended] if report.recommended else [])]))
-    finalists = [c for c in report.candidates if c.id in ids and c.ok and c.model_path]
-    if not finalists:
-        return report
-    paths = {"__baseline__": str(model_path), **{c.id: str(c.model_path) for c in finalists}}
-    sessions = {k: make_session(p, threads=opts.threads, provider=provider) for k, p in paths.items()}
-    times: dict[str, list[float]] = {k: [] for k in paths}
-    rounds = 5
-    per_round = max(3, opts.remeasure_runs // rounds)
-    for _ in range(rounds):
-        for k, sess in sessions.items():
-            times[k] += measure_latency(sess, data, runs=per_round, warmup=2)
+#: the goal checks the side-by-side re-measurement decides
+SPEED_CONSTRAINTS = frozenset({"faster_than_original", "min_speedup", "max_latency_ms"})
+ORIGINAL = "__original__"
 
-    def stat(k: str) -> dict[str, float]:
-        return {
-            "latency_ms_p50": float(np.percentile(times[k], 50)),
-            "latency_ms_p95": float(np.percentile(times[k], 95)),
+
+class _Finalists:
+    """The end of a sweep: the report from what was measured, and the finalists re-measured side by side.
+
+    Finalists are the front and the recommendation, and for a goal about speed every candidate that meets the
+    goal's other limits (the side-by-side interval decides its speed). They are re-measured alone (after the
+    executor is idle) and interleaved with the original (:mod:`optimizer.measure.speed`); their p50/p95 are
+    replaced (the trial's p50 is kept in ``detail``) and each gets its :class:`~optimizer.types.SpeedComparison`.
+    A new recommendation that was not re-measured is measured in a further round (at most three in all).
+    """
+
+    def __init__(
+        self,
+        search: Search,
+        grid: list[GridItem],
+        model: str,
+        baseline: Metrics,
+        sensitivity: SensitivityReport | None,
+        setup: MeasurementInfo,
+    ):
+        self.search = search
+        self.grid = grid
+        self.model = model
+        self.baseline = baseline
+        self.sensitivity = sensitivity
+        self.setup = setup
+        self.extra: dict[str, Candidate] = {}
+        self.added: list[GridItem] = []  # built after the search (a format repair)
+        self.measured: list[str] = []
+        self.blocks = 0
+        self.runs_per_block = 0
+
+    def candidates(self) -> list[Candidate]:
+        results = self.search.results
+        ids = [i.id for i in [*self.grid, *self.added]]
+        out = [results[i] for i in ids if i in results]
+        return out + [results.get(k, c) for k, c in self.extra.items() if k not in ids]
+
+    def report(self) -> ParetoReport:
+        cands = self.candidates()
+        setup = self.setup.model_copy(
+            update={
+                "remeasured": list(self.measured),
+                "blocks": self.blocks,
+                "runs_per_block": self.runs_per_block,
+            }
+        )
+        return build_report(
+            self.model,
+            self.baseline,
+            cands,
+            self.search.goal,
+            evaluations=len(cands),
+            grid_size=len(self.grid) + len(self.added),
+            skipped=list(self.search.skipped),
+            skipped_reasons=self.search.skipped,
+            sensitivity=self.sensitivity,
+            measurement=setup,
+            tried_reasons=self.search.tried,
+        )
+
+    def wanted(self, report: ParetoReport) -> list[str]:
+        """The candidates to re-measure next: successful, with a file, not yet re-measured."""
+        ok = {
+            c.id: c
+            for c in report.candidates
+            if c.ok and c.model_path and c.metrics is not None and Path(c.model_path).is_file()
         }
+        ids = [report.recommended] if report.recommended else []
+        goal = self.search.goal
+        if is_speed_goal(goal):
+            # what misses nothing but speed: only the side-by-side interval can decide it
+            near = [
+                c
+                for c in ok.values()
+                if all(m.constraint in SPEED_CONSTRAINTS for m in report.misses.get(c.id, []))
+            ]
+            near.sort(key=lambda c: (c.metrics.latency_ms_p50 or float("inf")) if c.metrics else float("inf"))
+            ids += [c.id for c in near]
+        elif report.recommended:
+            best = ok.get(report.recommended)
+            if best is not None and best.metrics is not None:
+                size = best.metrics.size_bytes
+                ids += [
+                    c.id
+                    for c in ok.values()
+                    if c.metrics is not None and abs(c.metrics.size_bytes - size) <= 0.02 * max(size, 1)
+                ]
+        ids += report.front
+        ids += [n.candidate_id for n in report.nearest]
+        return [i for i in dict.fromkeys(ids) if i in ok and i not in self.measured][:MAX_FINALISTS]
 
-    baseline = report.baseline.model_copy(update=stat("__baseline__"))
-    updated = []
-    for c in report.candidates:
-        if c.id in sessions and c.metrics:
+    def remeasure(
+        self,
+        model_path: Path,
+        data: Dataset,
+        opts: SweepOptions,
+        provider: str | None,
+        emit: ProgressFn,
+        cancelled: threading.Event,
+    ) -> ParetoReport:
+        report = self.report()
+        repaired = False
+        for _ in range(4):
+            todo = self.wanted(report)
+            if not todo:
+                if repaired or not self.repair(report):
+                    break
+                repaired = True
+                report = self.report()
+                continue
+            if cancelled.is_set():
+                break
+            self.search.executor.wait_idle()
+            try:
+                self.measure(todo, report, model_path, data, opts, provider)
+            except QuantTaaSError as e:  # the trial numbers stand; the report lists what was re-measured
+                log.warning("re-measuring the finalists side by side failed: %s", e)
+                break
+            emit(
+                SweepEvent(
+                    "remeasured",
+                    report.evaluations,
+                    report.evaluations,
+                    message=f"re-measured {len(todo)} finalists side by side with the original "
+                    f"({self.blocks} interleaved blocks of {self.runs_per_block} runs)",
+                )
+            )
+            report = self.report()
+        return report
+
+    def measure(
+        self,
+        ids: list[str],
+        report: ParetoReport,
+        model_path: Path,
+        data: Dataset,
+        opts: SweepOptions,
+        provider: str | None,
+    ) -> None:
+        by_id = {c.id: c for c in report.candidates}
+        paths = {ORIGINAL: str(model_path), **{i: str(by_id[i].model_path) for i in ids}}
+        # a slow model gets fewer runs per block (never fewer than 3 blocks of 2), so a round stays in budget
+        trial_ms = [m.latency_ms_p50 or 1.0 if (m := by_id[i].metrics) is not None else 1.0 for i in ids]
+        per_run_ms = sum(trial_ms) + (self.baseline.latency_ms_p50 or 1.0)
+        affordable = int(opts.remeasure_budget_s * 1000.0 / max(per_run_ms, 1e-3))
+        blocks, per_block = block_counts(max(6, min(opts.remeasure_runs, affordable)), opts.remeasure_blocks)
+        times = measure_side_by_side(
+            paths,
+            data,
+            threads=self.setup.threads,
+            batch_size=self.setup.batch_size,
+            provider=provider,
+            blocks=blocks,
+            runs_per_block=per_block,
+            warmup=2,
+        )
+        speed = speedups(times, ORIGINAL)
+        if not self.measured:  # the report's original: its numbers from the first side-by-side round
+            self.baseline = self.baseline.model_copy(
+                update={"latency_ms_p50": times[ORIGINAL].p50, "latency_ms_p95": times[ORIGINAL].p95}
+            )
+            self.blocks, self.runs_per_block = blocks, per_block
+        for i in ids:
+            c = self.search.results.get(i) or self.extra[i]
+            if c.metrics is None:
+                continue
             detail = {
                 **c.detail,
                 "trial_latency_ms_p50": c.metrics.latency_ms_p50,
                 "latency_remeasured": True,
             }
-            c = c.model_copy(update={"metrics": c.metrics.model_copy(update=stat(c.id)), "detail": detail})
-        updated.append(c)
-    emit(
-        SweepEvent(
-            "remeasured",
-            report.evaluations,
-            report.evaluations,
-            message=f"re-measured latency of {len(finalists)} finalists and the original side by side",
+            metrics = c.metrics.model_copy(
+                update={
+                    "latency_ms_p50": times[i].p50,
+                    "latency_ms_p95": times[i].p95,
+                    "latency_runs": len(times[i].all),
+                }
+            )
+            updated = c.model_copy(update={"metrics": metrics, "detail": detail, "speed": speed[i]})
+            if i in self.search.results:
+                self.search.results[i] = updated
+            else:
+                self.extra[i] = updated
+        self.measured += ids
+
+    def repair(self, report: ParetoReport) -> bool:
+        """A goal that does not mention speed got a static int8 QDQ model measured slower than the original:
+        build its QOperator sibling (same calibration, same layers in float) so the recommendation can prefer it
+        among equals. True when something new was built."""
+        if is_speed_goal(self.search.goal) or not report.recommended:
+            return False
+        c = report.candidate(report.recommended)
+        if c.speed is None or c.speed.verdict != "slower" or c.metrics is None:
+            return False
+        if not isinstance(c.recipe, StaticInt8Recipe) or c.recipe.quant_format != "qdq":
+            return False
+        sibling = c.recipe.model_copy(update={"quant_format": "qoperator"})
+        item = next((i for i in [*self.grid, *self.added] if i.recipe == sibling), None)
+        if item is None:
+            item = GridItem(
+                candidate_id(len(self.grid) + len(self.added), sibling),
+                sibling,
+                "speed",
+                float(c.metrics.size_bytes),
+            )
+            self.added.append(item)
+        if item.id in self.search.results:
+            return False
+        self.search.skipped.pop(item.id, None)
+        self.search.run(
+            [item],
+            why=f"{c.id} (static int8 QDQ) measured slower than the original: its QOperator sibling, same "
+            "calibration, was built to compare",
         )
-    )
-    return build_report(
-        report.model,
-        baseline,
-        updated,
-        goal,
-        evaluations=report.evaluations,
-        grid_size=report.grid_size,
-        skipped=report.skipped,
-        skipped_reasons=report.skipped_reasons,
-        sensitivity=report.sensitivity,
-    )
+        return item.id in self.search.results

@@ -88,6 +88,7 @@ class TrialSpec(Frozen):
     recipe: Recipe
     baseline_metric: float
     threads: int = 1
+    batch_size: int = 1
     latency_runs: int = 30
     provider: str | None = None
     torch_source: TorchSource | None = None
@@ -134,6 +135,7 @@ def run_trial(spec: TrialSpec, inputs: TrialInputs) -> tuple[Candidate, bytes | 
             baseline_metric=spec.baseline_metric,
             reference_outputs=reference,
             threads=spec.threads,
+            batch_size=spec.batch_size,
             latency_runs=runs,
             provider=spec.provider,
         )

@@ -25,6 +25,7 @@ from optimizer.types import (
     IncAutotuneRecipe,
     Int4WeightOnlyRecipe,
     OrtDynamicDefaultRecipe,
+    OrtOptimizedRecipe,
     OrtStaticDefaultRecipe,
     PruneChannelsRecipe,
     PruneMagnitudeRecipe,
@@ -40,6 +41,8 @@ STATIC_WEIGHT_OPS = (*QUANT_LAYER_OPS, "Gather")
 DYNAMIC_OPS = ("MatMul", "Gemm", "Gather")
 #: the ks of the selective candidates (the k most sensitive layers kept in float)
 SELECTIVE_KS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+#: the ks of dynamic int8 with the most sensitive MatMul/Gemm layers kept in float (speed goals)
+DYNAMIC_SELECTIVE_KS = (1, 2, 4, 8)
 
 ONNXRUNTIME_STEP = "optimizer.techniques.quantize:apply_step"
 ONE_LINER_STEP = "optimizer.techniques.quantize:apply_one_liner"
@@ -87,6 +90,10 @@ def _int4_size(recipe: Int4WeightOnlyRecipe, basis: SizeBasis) -> float:
     return basis.overhead + basis.float_bytes - 3.4 * q
 
 
+def _ort_optimized_size(recipe: OrtOptimizedRecipe, basis: SizeBasis) -> float:
+    return basis.overhead + basis.float_bytes
+
+
 def _kept_fraction(recipe: RecipeBase) -> float:
     """The fraction of parameters channel pruning keeps (1 for every other recipe)."""
     frac = 1.0
@@ -131,6 +138,10 @@ def _static_proposals(ctx: GridContext) -> list[Proposal]:
         Proposal(StaticInt8Recipe(calibration="entropy"), "calibration"),
         Proposal(StaticInt8Recipe(calibration="percentile"), "calibration"),
         Proposal(StaticInt8Recipe(per_channel=False), "per_tensor"),
+        # the same calibration written as onnxruntime's quantized operators: on CPU often much faster than QDQ
+        # (STACK.md); built for speed goals, per channel and per tensor, since which is faster depends on the model
+        Proposal(StaticInt8Recipe(quant_format="qoperator"), "speed"),
+        Proposal(StaticInt8Recipe(quant_format="qoperator", per_channel=False), "speed"),
     ]
     if ctx.sensitivity and ctx.sensitivity.layers:
         from optimizer.models.graph import layer_blocks
@@ -152,6 +163,17 @@ def _dynamic_proposals(ctx: GridContext) -> list[Proposal]:
     if "Conv" in ctx.ops:
         ops = tuple(o for o in ("Conv", *DYNAMIC_OPS) if o in ctx.ops)
         out.append(Proposal(DynamicInt8Recipe(op_types=ops), "dynamic_conv"))
+    matmuls = tuple(o for o in ("MatMul", "Gemm") if o in ctx.ops)
+    if matmuls and "Gather" in ctx.ops:
+        # MatMul/Gemm only: the embedding tables stay float (larger, often more accurate, as fast)
+        out.append(Proposal(DynamicInt8Recipe(op_types=matmuls), "speed"))
+    if matmuls and ctx.sensitivity and ctx.sensitivity.layers:
+        # dynamic int8 with the k most sensitive MatMul/Gemm layers kept in float: between full dynamic int8
+        # (fast, may lose too much) and float
+        ranked = [la.name for la in ctx.sensitivity.layers if la.op_type in ("MatMul", "Gemm")]
+        ops = tuple(o for o in DYNAMIC_OPS if o in ctx.ops)
+        for k in (k for k in DYNAMIC_SELECTIVE_KS if k < len(ranked)):
+            out.append(Proposal(DynamicInt8Recipe(op_types=ops, keep_fp32=tuple(ranked[:k])), "speed", k))
     return out
 
 
@@ -167,6 +189,10 @@ def _one_liner_proposals(ctx: GridContext) -> list[Proposal]:
 
 def _fp16_proposals(ctx: GridContext) -> list[Proposal]:
     return [Proposal(Fp16Recipe(), "anchor")]
+
+
+def _ort_optimized_proposals(ctx: GridContext) -> list[Proposal]:
+    return [Proposal(OrtOptimizedRecipe(), "speed")]
 
 
 def _int4_proposals(ctx: GridContext) -> list[Proposal]:
@@ -316,6 +342,18 @@ register(
         apply=ONNXRUNTIME_STEP,
         aliases=("int4", "int4-weight-only"),
         propose=_int4_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=OrtOptimizedRecipe,
+        description="onnxruntime's graph optimizations applied offline and saved (fused ops; same numbers): "
+        "faster session start, tied to onnxruntime's CPU provider",
+        predict_size=_ort_optimized_size,
+        methods=frozenset(),
+        apply="optimizer.techniques.quantize:apply_ort_optimized_step",
+        aliases=("ort-optimized",),
+        propose=_ort_optimized_proposals,
     )
 )
 register(

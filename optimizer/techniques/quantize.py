@@ -31,6 +31,7 @@ from optimizer.types import (
     DynamicInt8Recipe,
     Fp16Recipe,
     Int4WeightOnlyRecipe,
+    OrtOptimizedRecipe,
     Recipe,
     StaticInt8Recipe,
 )
@@ -420,7 +421,7 @@ def _static_int8(
             str(src),
             str(out),
             Reader(),
-            quant_format=QuantFormat.QDQ,
+            quant_format=QuantFormat.QOperator if recipe.quant_format == "qoperator" else QuantFormat.QDQ,
             op_types_to_quantize=list(recipe.op_types) if recipe.op_types else None,
             per_channel=per_channel,
             activation_type=QuantType.QUInt8,  # u8 activations + s8 weights: the fast path of the CPU kernels
@@ -431,7 +432,7 @@ def _static_int8(
             reduce_range=int8_saturates() if recipe.reduce_range is None else recipe.reduce_range,
             extra_options=extra,
         )
-    if recipe.keep_fp32 and not _RAW_KEEP.get():
+    if recipe.keep_fp32 and not _RAW_KEEP.get() and recipe.quant_format != "qoperator":
         float_inputs_for_kept(out, recipe.keep_fp32)
 
 
@@ -511,6 +512,54 @@ def _int4_weight_only(
             hint="use static or dynamic int8 for convolutional models",
         )
     save_model(result, out)
+
+
+#: the onnxruntime graph optimization level of each OrtOptimizedRecipe level
+_ORT_LEVELS = {"basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED"}
+
+
+def apply_ort_optimized_step(
+    ctx: StepContext, recipe: OrtOptimizedRecipe, src: Path, out: Path, index: int
+) -> dict[str, Any]:
+    """onnxruntime's graph optimizations run once and saved to ``out`` (its session's ``optimized_model_filepath``).
+
+    The notes record the session options that go with the file: the provider it was optimized for, and that a
+    session may then skip these optimizations (``graph_optimization_level`` up to the level applied is already
+    done; the CPU-specific layout rewrites of ORT_ENABLE_ALL are still left to the session).
+
+    Raises:
+        TechniqueError: onnxruntime cannot optimize the model.
+    """
+    import onnxruntime as ort
+
+    level = _ORT_LEVELS[recipe.level]
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    opts.optimized_model_filepath = str(out)
+    opts.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(src), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise TechniqueError(
+            f"onnxruntime could not optimize {src.name}: {str(e)[:300]}",
+            hint="the model does not load in onnxruntime's CPU provider",
+        ) from e
+    if not out.is_file():
+        raise TechniqueError("onnxruntime wrote no optimized model", hint="try level='basic'")
+    ctx.onnx_only_since = index
+    return {
+        "backend": "onnxruntime",
+        "finetuned": False,
+        "finetune": "none (graph rewrite only)",
+        "session_options": {
+            "providers": ["CPUExecutionProvider"],
+            "optimized_for": f"onnxruntime {ort.__version__}, CPUExecutionProvider",
+            "applied_level": level,
+            "graph_optimization_level": "ORT_ENABLE_ALL",
+            "note": f"the {level} rewrites are already in the file; ORT_ENABLE_ALL adds only the CPU-specific "
+            "layout rewrites at load time (ORT_DISABLE_ALL also works and loads fastest, without them)",
+        },
+    }
 
 
 def registered_kinds() -> list[str]:
