@@ -418,7 +418,7 @@ class TechniqueInfo(Result):
     kind: str
     cli_name: str = Field(description="the name `quanttaas quantize --recipe` takes")
     description: str
-    methods: list[str] = Field(description="the compression methods it counts as (quantize, prune)")
+    methods: list[str] = Field(description="the compression methods it counts as (quantize, prune, qat)")
     precision: str | None = Field(description="the numeric precision it produces (int8, int4, fp16), if any")
     needs: list[str] = Field(description="calibration, torch_source (the PyTorch model), training_data")
     recipe_schema: dict[str, Any] = Field(description="the JSON schema of its recipe's fields")
