@@ -174,7 +174,15 @@ def test_build_grid_offers_torch_recipes_only_with_a_pytorch_source(
 ) -> None:
     info = inspect_model(digits.model_path)
     plain = build_grid(info, None, has_calib=True)
-    assert {g.family for g in plain} <= {"anchor", "calibration", "per_tensor", "dynamic_conv", "speed"}
+    # post-training only without a PyTorch source (recovery: equalization, learned rounding, 16-bit activations)
+    assert {g.family for g in plain} <= {
+        "anchor",
+        "calibration",
+        "per_tensor",
+        "dynamic_conv",
+        "speed",
+        "recovery",
+    }
     torch_grid = build_grid(info, None, has_calib=True, torch_source=source)
     assert [g.id for g in torch_grid[: len(plain)]] == [g.id for g in plain], (
         "the quantization ids stay stable"
