@@ -105,6 +105,7 @@ bench: $(STAMP)
 	$(BIN)/python -m evals.bench_server
 	$(BIN)/python -m evals.bench_speed
 	$(BIN)/python -m evals.bench_corpus
+	$(BIN)/python -m evals.bench_recovery
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

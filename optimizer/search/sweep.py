@@ -43,9 +43,12 @@ parameters), magnitude pruning (50%), QAT, neural-compressor's autotune, and cha
 the goal allows both methods; ``methods_forbidden`` drops them like any recipe). Each costs seconds of training
 and export, so beyond the measurement rules above they wait while a measured candidate already meets the goal:
 
-5. QAT and INC autotune run when post-training int8 misses the accuracy limit, or when no candidate is feasible;
+5. the accuracy recoveries run when post-training int8 misses the accuracy limit, or when no candidate is
+   feasible: first those without training (static int8 after cross-layer equalization, with bias correction,
+   with learned rounding, with 16-bit activations; family ``recovery``), then QAT and INC autotune;
 6. pruning and chains run when the goal asks for pruning (:meth:`Goal.asks_for`), or when no measured candidate
-   meets the goal.
+   meets the goal; when the grid's pruning amounts leave no candidate meeting the goal, the amount and the
+   fine-tune budget are searched toward the limits (:func:`_pruning_search`).
 
 An ONNX-only model gets magnitude pruning of its initializers only, and only when the goal asks for pruning; the
 report states the limits (the dense file and its latency do not shrink, only the compressed size; structured
@@ -56,6 +59,7 @@ Every skipped candidate is kept in the report with the reason; ``evaluations`` c
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -101,6 +105,7 @@ from optimizer.types import (
     Goal,
     Metrics,
     ModelInspection,
+    PruneChannelsRecipe,
     Recipe,
     SensitivityReport,
     StaticInt8Recipe,
@@ -301,6 +306,8 @@ class Search:
         self.scale_basis: str | None = None  # the candidate whose measured size set the scale
         self.notes: list[str] = []  # what the search itself says in the report
         self.limit = size_limit_bytes(goal, baseline)
+        #: what size predictions of candidates added during the search are made from (set by run_sweep)
+        self.basis: SizeBasis | None = None
 
     # ------------------------------------------------------------------ facts about the goal and the results
 
@@ -343,6 +350,21 @@ class Search:
                 cand = cand.model_copy(update={"model_path": str(path)})
             self.results[cand.id] = cand
             self.emit(SweepEvent("trial", len(self.results), self.planned(), cand))
+
+    def add(self, recipe: Recipe, family: str) -> GridItem:
+        """A candidate the search derives from what it measured (e.g. a pruning amount between two measured
+        ones), appended to the grid so the report counts it like any other.
+
+        Raises:
+            RuntimeError: the search has no size basis to predict the candidate's size from.
+        """
+        if self.basis is None:
+            raise RuntimeError("Search.basis must be set before candidates are added")
+        item = GridItem(
+            candidate_id(len(self.grid), recipe), recipe, family, registry.predict_size(recipe, self.basis)
+        )
+        self.grid.append(item)
+        return item
 
     def skip(self, item: GridItem, reason: str) -> None:
         if item.id not in self.results and item.id not in self.skipped:
@@ -652,6 +674,7 @@ def run_sweep(
     search = Search(
         grid, goal=goal, baseline=base_metrics, executor=executor, spec=spec, out_dir=out, emit=emit
     )
+    search.basis = SizeBasis.of(info)
     for c in extra_candidates:
         search.results[c.id] = c
     allowed_items = []
@@ -973,7 +996,10 @@ def _training_search(search: Search, items: list[GridItem]) -> None:
     full_drop = full.metrics.accuracy_drop_pct if full is not None and full.metrics is not None else None
     int8_misses = drop_limit is not None and (full_drop is None or full_drop > drop_limit)
 
-    repairs = [i for i in items if i.family in ("qat", "inc")]
+    # post-training recovery (equalization, bias correction, learned rounding, 16-bit activations) first: no
+    # training, the int8 size
+    recovery = [i for i in items if i.family == "recovery"]
+    repairs = recovery + [i for i in items if i.family in ("qat", "inc")]
     fit = feasible_one()
     if int8_misses or fit is None:
         run([i for i in repairs if not state.ruled_out(i)])
@@ -982,20 +1008,24 @@ def _training_search(search: Search, items: list[GridItem]) -> None:
         run([i for i in repairs if i.family == "qat" and not state.ruled_out(i)])
         for it in repairs:
             if it.family != "qat" and not state.ruled_out(it):
-                skip(
-                    it,
-                    f"{cited(fit)}; INC autotune (seconds of training) runs when post-training int8 "
-                    "loses too much",
+                what = (
+                    "INC autotune (seconds of training)" if it.family == "inc" else "this accuracy recovery"
                 )
+                skip(it, f"{cited(fit)}; {what} runs when post-training int8 loses too much")
     else:
         for it in repairs:
             if not state.ruled_out(it):
-                skip(it, f"{cited(fit)}; QAT and INC autotune (seconds of training) run when it does not")
+                skip(
+                    it,
+                    f"{cited(fit)}; the accuracy recoveries (equalization, bias correction, learned rounding, "
+                    "16-bit activations, QAT, INC autotune) run when it does not",
+                )
 
     pruning = [i for i in items if i.family in ("prune", "prune_onnx", "chain")]
     fit = feasible_one()
     if asks_prune or fit is None:
         run([i for i in pruning if not state.ruled_out(i)])
+        _pruning_search(search, pruning)
     else:
         for it in pruning:
             if not state.ruled_out(it):
@@ -1004,6 +1034,93 @@ def _training_search(search: Search, items: list[GridItem]) -> None:
                     f"{cited(fit)}; pruning (seconds of training) runs when the goal asks for it or no measured "
                     "candidate meets the goal",
                 )
+
+
+#: the step of the pruning amounts the search tries (fractions of the parameters)
+PRUNE_AMOUNT_STEP = 0.05
+#: the most fine-tune epochs the pruning search gives one candidate
+MAX_FINETUNE_EPOCHS = 8
+#: the most trials the pruning search adds to the grid
+PRUNE_SEARCH_TRIALS = 5
+
+
+def _pruning_search(search: Search, items: list[GridItem]) -> None:
+    """Search channel pruning toward the goal's limits, like the bisection over the selective k, when the grid's
+    pruning amounts left no candidate meeting the goal.
+
+    It starts at the least pruning predicted to fit the size limit (a 5% grid of amounts, below any amount that
+    already lost too much accuracy; sizes interpolated between the original and the measured pruned files, since
+    channel rounding makes size far from linear in the amount). A candidate that misses the size limit moves to
+    the next amount; one that misses the accuracy limit gets twice, then four times the fine-tune epochs (when the
+    PyTorch source has training data, at most MAX_FINETUNE_EPOCHS). Stops at the first candidate that meets the
+    goal, at a miss it cannot repair, or after PRUNE_SEARCH_TRIALS trials."""
+    drop_limit = search.drop_limit
+    if drop_limit is None or search.any_feasible():
+        return
+    measured = [
+        (it.recipe, c.metrics)
+        for it in items
+        if isinstance(it.recipe, PruneChannelsRecipe)
+        and (c := search.results.get(it.id)) is not None
+        and c.ok
+        and c.metrics is not None
+        and c.metrics.accuracy_drop_pct is not None
+    ]
+    if not measured:
+        return
+    template = measured[0][0]
+    points = sorted(
+        {
+            0.0: float(search.baseline.size_bytes),
+            **{r.amount: float(m.size_bytes) for r, m in measured},
+        }.items()
+    )
+
+    def predicted(amount: float) -> float:
+        # piecewise linear between the measured points, flat beyond the last
+        for (a0, s0), (a1, s1) in itertools.pairwise(points):
+            if amount <= a1:
+                return s0 + (s1 - s0) * (amount - a0) / max(a1 - a0, 1e-12)
+        return points[-1][1]
+
+    too_lossy = [r.amount for r, m in measured if (m.accuracy_drop_pct or 0.0) > drop_limit]
+    upper = min(too_lossy, default=1.0)
+    steps = round(1.0 / PRUNE_AMOUNT_STEP)
+    amounts = [
+        round(i * PRUNE_AMOUNT_STEP, 2) for i in range(1, steps) if i * PRUNE_AMOUNT_STEP < upper - 1e-9
+    ]
+    fitting = [a for a in amounts if search.limit is None or predicted(a) <= search.limit]
+    if not fitting:
+        return
+    epochs = [template.finetune_epochs]
+    if template.finetune_epochs > 0:  # the source has training data: more fine-tuning is in reach
+        epochs += [
+            e
+            for e in (2 * template.finetune_epochs, 4 * template.finetune_epochs)
+            if e <= MAX_FINETUNE_EPOCHS
+        ]
+    a_i, e_i = amounts.index(fitting[0]), 0
+    for _ in range(PRUNE_SEARCH_TRIALS):
+        recipe = PruneChannelsRecipe(
+            **{**template.model_dump(), "amount": amounts[a_i], "finetune_epochs": epochs[e_i]}
+        )
+        if recipe in [c.recipe for c in search.results.values()]:
+            return
+        item = search.add(recipe, "prune")
+        search.run([item])
+        c = search.results.get(item.id)
+        if c is None or not c.ok or c.metrics is None or search.feasible(c):
+            return
+        if search.limit is not None and c.metrics.size_bytes > search.limit:
+            a_i += 1  # more pruning, same fine-tune
+            if a_i >= len(amounts):
+                return
+        elif (c.metrics.accuracy_drop_pct or 0.0) > drop_limit:
+            e_i += 1  # same amount, longer fine-tune
+            if e_i >= len(epochs):
+                return
+        else:
+            return  # it misses another limit (latency): pruning more or training longer does not answer that
 
 
 #: the goal checks the side-by-side re-measurement decides

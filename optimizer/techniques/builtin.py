@@ -19,11 +19,14 @@ from optimizer.techniques.registry import (
     register,
 )
 from optimizer.types import (
+    AdaRoundInt8Recipe,
     ChainRecipe,
     DynamicInt8Recipe,
+    EqualizedInt8Recipe,
     Fp16Recipe,
     IncAutotuneRecipe,
     Int4WeightOnlyRecipe,
+    Int16ActivationsRecipe,
     OrtDynamicDefaultRecipe,
     OrtOptimizedRecipe,
     OrtStaticDefaultRecipe,
@@ -69,6 +72,13 @@ def _int8_size(basis: SizeBasis, quantized: int) -> float:
 def _static_size(recipe: StaticInt8Recipe, basis: SizeBasis) -> float:
     q = basis.weight_params(recipe.op_types or STATIC_WEIGHT_OPS) - basis.kept_params(recipe)
     return _int8_size(basis, q)
+
+
+def _recovered_size(
+    recipe: EqualizedInt8Recipe | AdaRoundInt8Recipe | Int16ActivationsRecipe, basis: SizeBasis
+) -> float:
+    # the same QDQ file as static int8 of every weight op; only weight and bias values differ
+    return _int8_size(basis, basis.weight_params(STATIC_WEIGHT_OPS) - basis.kept_params(recipe))
 
 
 def _dynamic_size(recipe: DynamicInt8Recipe, basis: SizeBasis) -> float:
@@ -151,6 +161,65 @@ def _static_proposals(ctx: GridContext) -> list[Proposal]:
         for k in ks:
             keep = layer_blocks(ctx.graph, ranked[:k]) if ctx.graph is not None else tuple(ranked[:k])
             out.append(Proposal(StaticInt8Recipe(keep_fp32=keep), "selective", k))
+    return out
+
+
+#: the time bound of the AdaRound candidate the sweep proposes (the statistics passes count against it too)
+ADAROUND_SWEEP_BUDGET_S = 30.0
+
+
+def _recovery_proposals(ctx: GridContext) -> list[Proposal]:
+    """Equalization (when the graph has layer pairs it can scale), equalization with bias correction, and learned
+    rounding: the sweep runs them only when full post-training int8 misses the accuracy limit."""
+    if not (ctx.has_calib and ctx.ops & {"Conv", "Gemm", "MatMul"}):
+        return []
+    out = []
+    pairs = True
+    if ctx.graph is not None:
+        from optimizer.techniques.equalize import equalization_pairs
+
+        pairs = bool(equalization_pairs(ctx.graph))
+    if pairs:
+        out.append(Proposal(EqualizedInt8Recipe(), "recovery"))
+        out.append(Proposal(EqualizedInt8Recipe(bias_correction=True), "recovery"))
+    else:
+        out.append(Proposal(EqualizedInt8Recipe(equalize=False, bias_correction=True), "recovery"))
+    out.append(Proposal(AdaRoundInt8Recipe(time_budget_s=ADAROUND_SWEEP_BUDGET_S), "recovery"))
+    return out
+
+
+#: the share of the measured per-layer quantization noise the mixed 16-bit candidate moves to 16-bit activations
+INT16_NOISE_SHARE = 0.9
+
+
+def noisiest_layers(ctx: GridContext, share: float = INT16_NOISE_SHARE) -> tuple[str, ...]:
+    """The fewest layers whose quantization noise (10^(-SQNR/10) of each layer's own added noise, from the
+    sensitivity profile) adds up to ``share`` of all layers' noise: the layers where 16-bit activations matter."""
+    if ctx.sensitivity is None:
+        return ()
+    noise = {la.name: 10.0 ** (-la.sqnr_db / 10.0) for la in ctx.sensitivity.layers if la.sqnr_db is not None}
+    total = sum(noise.values())
+    if total <= 0:
+        return ()
+    chosen: list[str] = []
+    acc = 0.0
+    for name, v in sorted(noise.items(), key=lambda kv: -kv[1]):
+        if acc >= share * total:
+            break
+        chosen.append(name)
+        acc += v
+    return tuple(chosen)
+
+
+def _int16_proposals(ctx: GridContext) -> list[Proposal]:
+    """All activations 16-bit, and (with a sensitivity profile) only those of the noisiest layers; run by the sweep
+    only when full int8 misses the accuracy limit (like every recovery)."""
+    if not (ctx.has_calib and _quantizable(ctx)):
+        return []
+    out = [Proposal(Int16ActivationsRecipe(), "recovery")]
+    layers = noisiest_layers(ctx)
+    if layers and len(layers) < len(ctx.sensitivity.layers if ctx.sensitivity else ()):
+        out.append(Proposal(Int16ActivationsRecipe(int16_layers=layers), "recovery", len(layers)))
     return out
 
 
@@ -276,6 +345,56 @@ register(
         needs=frozenset({"calibration"}),
         aliases=("static-int8",),
         propose=_static_proposals,
+        cli_flags=(
+            CliFlag("--per-tensor", "per_channel", False, "one scale per tensor instead of per channel"),
+        ),
+    )
+)
+register(
+    Technique(
+        recipe_type=EqualizedInt8Recipe,
+        description="static int8 after cross-layer equalization (and optionally bias correction): recovers "
+        "accuracy int8 loses, no training, same size",
+        predict_size=_recovered_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply="optimizer.techniques.recovery:apply_equalized_step",
+        needs=frozenset({"calibration"}),
+        aliases=("equalized-int8", "cle-int8"),
+        propose=_recovery_proposals,
+        cli_flags=(
+            CliFlag("--per-tensor", "per_channel", False, "one scale per tensor instead of per channel"),
+        ),
+    )
+)
+register(
+    Technique(
+        recipe_type=Int16ActivationsRecipe,
+        description="int8 weights with 16-bit activations (all, or the noisiest layers'): int8 size, near-float "
+        "accuracy, but slower than float on CPU",
+        predict_size=_recovered_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply=ONNXRUNTIME_STEP,
+        needs=frozenset({"calibration"}),
+        aliases=("int16-activations", "a16w8"),
+        propose=_int16_proposals,
+        cli_flags=(
+            CliFlag("--per-tensor", "per_channel", False, "one scale per tensor instead of per channel"),
+        ),
+    )
+)
+register(
+    Technique(
+        recipe_type=AdaRoundInt8Recipe,
+        description="static int8 with weight rounding learned on the calibration data (AdaRound), bounded in time",
+        predict_size=_recovered_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply="optimizer.techniques.recovery:apply_adaround_step",
+        needs=frozenset({"calibration"}),
+        aliases=("adaround-int8",),
+        propose=None,
         cli_flags=(
             CliFlag("--per-tensor", "per_channel", False, "one scale per tensor instead of per channel"),
         ),

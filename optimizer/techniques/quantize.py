@@ -31,6 +31,7 @@ from optimizer.types import (
     DynamicInt8Recipe,
     Fp16Recipe,
     Int4WeightOnlyRecipe,
+    Int16ActivationsRecipe,
     OrtOptimizedRecipe,
     Recipe,
     StaticInt8Recipe,
@@ -64,7 +65,7 @@ def backend(
 
 
 def needs_calibration(recipe: Recipe) -> bool:
-    return isinstance(recipe, StaticInt8Recipe)
+    return isinstance(recipe, StaticInt8Recipe | Int16ActivationsRecipe)
 
 
 def apply_step(ctx: StepContext, recipe: Recipe, src: Path, out: Path, index: int) -> dict[str, Any]:
@@ -126,7 +127,7 @@ def quantize_model(
         if prepared:
             copy_model(src, own_copy)
         else:
-            min_opset = QDQ_MIN_OPSET if isinstance(recipe, StaticInt8Recipe) else 0
+            min_opset = QDQ_MIN_OPSET if needs_calibration(recipe) else 0
             prepare_model(src, own_copy, min_opset=min_opset)
         _check_keep_fp32(own_copy, recipe)
         staged = work / "output.onnx"
@@ -434,6 +435,59 @@ def _static_int8(
         )
     if recipe.keep_fp32 and not _RAW_KEEP.get() and recipe.quant_format != "qoperator":
         float_inputs_for_kept(out, recipe.keep_fp32)
+
+
+@backend(Int16ActivationsRecipe)
+def _int16_activations(
+    src: Path, recipe: Int16ActivationsRecipe, out: Path, calib: Dataset | None, fixes: frozenset[str]
+) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    if calib is None:
+        raise RecipeError("int16 activations need calibration data", hint="pass --calib DATA.npz")
+    batches = _CalibrationReader(calib, recipe.calib_samples, _calibration_batch(src))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    model = onnx.load(str(src), load_external_data=False)
+    extra: dict[str, Any] = {
+        "WeightSymmetric": True,
+        "ActivationSymmetric": False,
+        "CalibTensorRangeSymmetric": False,
+    }
+    activation_type = QuantType.QUInt16
+    if recipe.int16_layers is not None:
+        names = {n.name: n for n in model.graph.node}
+        unknown = [n for n in recipe.int16_layers if n not in names]
+        if unknown:
+            raise RecipeError(f"int16_layers names nodes the model does not have: {unknown[:5]}")
+        inits = {i.name for i in model.graph.initializer}
+        tensors = {
+            t
+            for n in recipe.int16_layers
+            for t in (*names[n].input, *names[n].output)
+            if t and t not in inits
+        }
+        # every other activation stays 8-bit; each tensor has one type, and a node reading tensors of two types
+        # dequantizes both to float, so 8- and 16-bit layers mix without conversion nodes
+        activation_type = QuantType.QUInt8
+        extra["TensorQuantOverrides"] = {t: [{"quant_type": QuantType.QUInt16}] for t in sorted(tensors)}
+    quantize_static(
+        str(src),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=recipe.per_channel,
+        activation_type=activation_type,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=list(recipe.keep_fp32),
+        extra_options=extra,
+    )
 
 
 @backend(DynamicInt8Recipe)

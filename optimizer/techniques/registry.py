@@ -45,6 +45,8 @@ FAMILIES: tuple[str, ...] = (
     "selective",  # static int8 with the k most sensitive layers kept in float
     "dynamic_conv",
     "speed",  # the formats that are fast on CPU (QOperator, dynamic MatMul-only, offline graph optimization)
+    "recovery",  # int8 with equalization, bias correction, learned rounding or 16-bit activations: run when full
+    # int8 loses too much
     "prune",  # pruning on the PyTorch model
     "prune_onnx",  # magnitude pruning of an ONNX-only model's initializers
     "qat",

@@ -174,7 +174,15 @@ def test_build_grid_offers_torch_recipes_only_with_a_pytorch_source(
 ) -> None:
     info = inspect_model(digits.model_path)
     plain = build_grid(info, None, has_calib=True)
-    assert {g.family for g in plain} <= {"anchor", "calibration", "per_tensor", "dynamic_conv", "speed"}
+    # post-training only without a PyTorch source (recovery: equalization, learned rounding, 16-bit activations)
+    assert {g.family for g in plain} <= {
+        "anchor",
+        "calibration",
+        "per_tensor",
+        "dynamic_conv",
+        "speed",
+        "recovery",
+    }
     torch_grid = build_grid(info, None, has_calib=True, torch_source=source)
     assert [g.id for g in torch_grid[: len(plain)]] == [g.id for g in plain], (
         "the quantization ids stay stable"
@@ -349,6 +357,35 @@ def test_quantize_cli_refuses_a_torch_recipe_for_an_onnx_file_with_a_hint(
     proc = _cli("quantize", digits.model_path, "--recipe", "prune-channels", "-o", str(tmp_path / "p.onnx"))
     assert proc.returncode == 2 and proc.stderr.startswith("error [recipe_invalid]")
     assert "--torch-source" in proc.stderr and not (tmp_path / "p.onnx").exists()
+
+
+def test_sweep_searches_pruning_amount_and_finetune_toward_the_limits_when_the_grid_misses(
+    digits: zoo.ZooCase, source: TorchSource, data: tuple[Dataset, Dataset], tmp_path: Path
+) -> None:
+    eval_data, calib = data
+    # the grid's 50% (1 epoch) loses about 1.4 pt and its 30% is predicted too big: the answer lies between
+    goal = parse_goal("prune only, no quantization; 40% smaller, at most 1 point lost")
+    report = run_sweep(
+        digits.model_path,
+        eval_data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path,
+        options=FAST,
+        torch_source=source,
+    )
+
+    pruned = [c for c in report.candidates if isinstance(c.recipe, PruneChannelsRecipe)]
+    searched = [c for c in pruned if c.recipe.amount not in (0.3, 0.5)]
+    assert searched, [c.id for c in pruned]
+    assert all(0.0 < c.recipe.amount < 0.5 for c in searched)
+    assert report.recommended is not None, report.reason
+    best = report.candidate(report.recommended)
+    assert best.id in {c.id for c in searched}
+    assert best.metrics is not None and best.metrics.accuracy_drop_pct is not None
+    assert best.metrics.accuracy_drop_pct <= 1.0
+    assert best.metrics.size_bytes <= 0.6 * report.baseline.size_bytes
+    assert report.evaluations + len(report.skipped) == report.grid_size
 
 
 def test_build_grid_keeps_the_goals_float_layers_in_every_quantizing_recipe(

@@ -49,7 +49,13 @@ def mlp_x() -> np.ndarray:
 
 
 def test_registered_kinds_cover_every_recipe() -> None:
-    assert registered_kinds() == ["dynamic_int8", "fp16", "int4_weight_only", "static_int8"]
+    assert registered_kinds() == [
+        "dynamic_int8",
+        "fp16",
+        "int16_activations",
+        "int4_weight_only",
+        "static_int8",
+    ]
 
 
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
