@@ -152,10 +152,9 @@ def test_offline_planner_follow_up_make_it_smaller_looks_below_the_current_recom
 ) -> None:
     """"make it smaller" bounds the size just below the model it was shown, keeps the accuracy limit, sweeps, and
     either finds a smaller model or says it cannot, naming the measured nearest one."""
-    before = conversation["replies"]["show me the smallest one"]
-    size_before = next(c for c in _report(before)["candidates"] if c["id"] == before.recommended)["metrics"][
-        "size_bytes"
-    ]
+    before = conversation["replies"]["show me the smallest one"]  # a re-ranking of the 2% sweep's report
+    measured = _report(conversation["replies"]["I can accept 2%"])["candidates"]
+    size_before = next(c for c in measured if c["id"] == before.recommended)["metrics"]["size_bytes"]
     reply: Reply = conversation["replies"]["make it smaller"]
     report = _report(reply)
     goal = report["goal"]
