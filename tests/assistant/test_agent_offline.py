@@ -101,7 +101,9 @@ def test_offline_planner_follow_up_accept_2pct_reranks_then_searches_what_the_lo
     assert rec.result["goal"]["max_size_mb"] == 0.04
     sweep = next(r for r in reply.tool_calls if r.name == "run_sweep")
     sent = sweep.arguments["goal"]
-    assert sent["max_accuracy_drop_pct"] == 2.0 and sent["max_size_mb"] == 0.04 and sent["objective"] == "size"
+    assert (
+        sent["max_accuracy_drop_pct"] == 2.0 and sent["max_size_mb"] == 0.04 and sent["objective"] == "size"
+    )
     assert "re-ranked" in reply.text and "new directed sweep" in reply.text
     assert reply.outcome == "met" and reply.honesty.honest
 
@@ -150,7 +152,7 @@ def test_offline_planner_follow_up_show_the_smallest_reranks(conversation: dict[
 def test_offline_planner_follow_up_make_it_smaller_looks_below_the_current_recommendation(
     conversation: dict[str, Any],
 ) -> None:
-    """"make it smaller" bounds the size just below the model it was shown, keeps the accuracy limit, sweeps, and
+    """ "make it smaller" bounds the size just below the model it was shown, keeps the accuracy limit, sweeps, and
     either finds a smaller model or says it cannot, naming the measured nearest one."""
     before = conversation["replies"]["show me the smallest one"]  # a re-ranking of the 2% sweep's report
     measured = _report(conversation["replies"]["I can accept 2%"])["candidates"]
