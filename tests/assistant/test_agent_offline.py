@@ -14,9 +14,9 @@ import pytest
 from conftest import GOAL_IMPOSSIBLE, GOAL_MET
 
 from assistant.agent import Assistant
-from assistant.answers import fmt_size
 from assistant.events import Event, Final, Progress, Reply, ToolStarted
 from assistant.settings import AssistantSettings
+from optimizer.units import format_bytes
 
 FOLLOW_UPS = [
     "I can accept 2%",
@@ -67,7 +67,7 @@ def test_offline_planner_meets_the_goal_with_measured_numbers_and_files(conversa
     best = next(c for c in report["candidates"] if c["id"] == report["recommended"])
     assert reply.outcome == "met" and reply.recommended == best["id"] and "goal met" in reply.text
     assert best["metrics"]["size_bytes"] <= 40_000 and best["metrics"]["accuracy_drop_pct"] <= 1.0
-    assert fmt_size(best["metrics"]["size_bytes"]) in reply.text
+    assert format_bytes(best["metrics"]["size_bytes"]) in reply.text
     assert Path(reply.files["model"]).is_file() and reply.files["model"] in reply.text
     assert reply.files["report_artifact"] == f"{reply.job_id}/report.json"
     assert reply.honesty.honest and reply.honesty.claims and all(c.backed for c in reply.honesty.claims)
