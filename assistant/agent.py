@@ -26,6 +26,7 @@ import anyio.from_thread
 from assistant.answers import files_for, files_text
 from assistant.brain import Brain, BrainError, BrainStep
 from assistant.connection import DownloadError, ToolClient
+from assistant.crosscheck import crosscheck_question, goal_differences, same_reading
 from assistant.events import (
     Event,
     Final,
@@ -37,11 +38,11 @@ from assistant.events import (
     ToolRecord,
     ToolStarted,
 )
-from assistant.honesty import check_answer
+from assistant.honesty import build_evidence, check_answer
 from assistant.planner import PLANNER_NAME, OfflinePlanner
 from assistant.settings import AssistantSettings
 from assistant.toollog import ToolLog
-from assistant.transcript import tool_message, with_context
+from assistant.transcript import split_context, tool_message, with_context
 
 __all__ = ["Assistant", "AsyncAssistant", "make_brain"]
 
@@ -87,6 +88,8 @@ class AsyncAssistant:
         self.records = ToolLog()  # every tool call of the conversation, with its result
         self._specs: list[dict[str, Any]] = []
         self._ids: set[str] = set()
+        # the two readings of a goal the last cross-check asked about: either may then run
+        self._offered: list[dict[str, Any]] = []
 
     async def __aenter__(self) -> AsyncAssistant:
         await self.tools.__aenter__()
@@ -184,6 +187,11 @@ class AsyncAssistant:
                 brain, steps = self.planner, 0
                 continue
             if step.tool_calls:
+                if brain is not self.planner:
+                    question = await self._crosscheck(step, brain.name)
+                    if question is not None:
+                        final = question
+                        break
                 async for event in self._run_calls(step):
                     yield event
                 continue
@@ -192,7 +200,10 @@ class AsyncAssistant:
         text = final.text or ""
         outcome: Outcome | None = final.outcome
         user_texts = [str(m.get("content", "")) for m in self.messages if m.get("role") == "user"]
-        honesty = check_answer(text, self.records, user_texts)
+        evidence = build_evidence(self.records, user_texts)
+        for reading in self._offered:  # a cross-check question quotes the LLM's reading as limits
+            evidence.add_goal(reading, "the goal the LLM filled in")
+        honesty = check_answer(text, self.records, user_texts, evidence=evidence)
         if brain is not self.planner and honesty.false_goal_claim:
             sentence = (
                 f"Correction: the answer of {brain.name} said the goal was met, but "
@@ -254,6 +265,66 @@ class AsyncAssistant:
             seconds=round(time.perf_counter() - t0, 3),
         )
         yield Final(reply=reply)
+
+    async def _crosscheck(self, step: BrainStep, llm_name: str) -> BrainStep | None:
+        """When an LLM fills ``run_sweep``'s goal itself, the rule reader reads the user's last message too (merged
+        into the last sweep's goal); where the two readings differ, the question to ask instead of sweeping.
+
+        A goal the user chose after such a question (one of the two readings offered) runs as it is. The rule
+        reader's call is part of the conversation (the user sees what it read). Raises nothing.
+        """
+        call = next((c for c in step.tool_calls if c.name == "run_sweep"), None)
+        if call is None or not isinstance(call.arguments.get("goal"), dict):
+            return None
+        llm_goal: dict[str, Any] = call.arguments["goal"]
+        if any(same_reading(llm_goal, g) for g in self._offered):
+            self._offered = []
+            return None
+        user = next(
+            (str(m.get("content", "")) for m in reversed(self.messages) if m.get("role") == "user"), ""
+        )
+        text, _ = split_context(user)
+        args: dict[str, Any] = {"text": text[:2000]}
+        prior = self._last_sweep_goal()
+        if prior is not None:
+            args["prior"] = prior
+        cid = self._unique_id("crosscheck")
+        self.messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": cid,
+                        "type": "function",
+                        "function": {"name": "parse_goal", "arguments": json.dumps(args, ensure_ascii=False)},
+                    }
+                ],
+            }
+        )
+        record = await self.tools.call("parse_goal", args, cid)
+        self.records.append(record)
+        self.messages.append(tool_message(record))
+        if not record.ok or record.result is None:
+            return None  # no second reading to compare with: the LLM's stands, as before the cross-check
+        rules = dict(record.result.get("goal") or {})
+        if not goal_differences(llm_goal, rules):
+            return None
+        self._offered = [llm_goal, {k: v for k, v in rules.items() if k != "has_constraints"}]
+        unread = [str(w) for w in rules.get("unparsed_words") or []]
+        return BrainStep(text=crosscheck_question(llm_name, llm_goal, rules, unread), outcome="needs_input")
+
+    def _last_sweep_goal(self) -> dict[str, Any] | None:
+        """The structured goal of the conversation's last sweep, as the server read it."""
+        for r in reversed(list(self.records)):
+            if r.name != "run_sweep" or not r.ok:
+                continue
+            fields = (r.job or {}).get("goal_fields")
+            if isinstance(fields, dict):
+                return {k: v for k, v in fields.items() if k != "has_constraints"}
+            if isinstance(r.arguments.get("goal"), dict):
+                return dict(r.arguments["goal"])
+        return None
 
     async def call_tool(self, name: str, arguments: dict[str, Any], call_id: str = "direct") -> ToolRecord:
         """Run one tool outside the conversation (a UI action such as an upload); the brain does not see it.

@@ -79,29 +79,44 @@ def label_of(candidate_id: str) -> str:
 
 def describe_goal(goal: dict[str, Any] | None) -> str:
     """A structured goal (the dict the tools return) in one line, worded as the server's ``Goal.describe``:
-    ``size <= 0.04 MB, accuracy drop <= 1.0 pt, objective: balanced``."""
+    ``size <= 0.04 MB, accuracy drop <= 1.0 pt, objective: balanced``. Every field is said, so a reading is shown
+    as it will run."""
     g = goal or {}
     parts: list[str] = []
     for key, template in (
         ("max_size_mb", "size <= {} MB"),
-        ("max_size_ratio", None),
+        ("max_size_ratio", "size <= {pct}% of original"),
+        ("min_size_reduction_mb", "size <= original - {} MB"),
+        ("max_memory_mb", "peak memory <= {} MB"),
         ("max_accuracy_drop_pct", "accuracy drop <= {} pt"),
+        ("min_metric", "metric >= {g} ({pct}%)"),
+        ("min_metric_ratio", "metric >= {pct}% of original"),
         ("max_latency_ms", "p50 latency <= {} ms"),
         ("min_speedup", "speedup >= {}x"),
+        ("max_latency_ratio", "p50 latency <= {g}x original"),
+        ("max_latency_increase_ms", "p50 latency <= original + {} ms"),
+        ("min_latency_reduction_ms", "p50 latency <= original - {} ms"),
     ):
         value = finite(g.get(key))
         if value is None:
             continue
-        parts.append(f"size <= {value * 100:g}% of original" if template is None else template.format(value))
+        parts.append(template.format(value, g=f"{value:g}", pct=f"{value * 100:g}"))
     if not parts:
         parts.append("no constraints")
-    for key, label in (("precision", "precision"), ("device", "device")):
-        if g.get(key):
-            parts.append(f"{label}: {g[key]}")
+    if g.get("precision"):
+        parts.append(f"precision: {g['precision']}")
+    if g.get("precision_forbidden"):
+        parts.append(f"precision not: {', '.join(str(p) for p in g['precision_forbidden'])}")
+    if g.get("keep_float_layers"):
+        layers = list(g["keep_float_layers"])
+        parts.append(f"kept in float: {' and '.join(layers)} layer{'s' if len(layers) > 1 else ''}")
+    if g.get("device"):
+        parts.append(f"device: {g['device']}")
     for key, label in (
         ("methods_allowed", "methods allowed"),
         ("methods_forbidden", "methods forbidden"),
         ("methods_requested", "methods asked for"),
+        ("methods_fallback", "only as a fallback"),
     ):
         if g.get(key):
             parts.append(f"{label}: {', '.join(str(m) for m in g[key])}")

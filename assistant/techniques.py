@@ -1,47 +1,61 @@
-"""What the assistant says about each compression technique, in one place.
+"""What the assistant says about each compression technique.
 
-Every word the offline planner and the answers use about a technique lives here: how a question names it ("why not
-int4?"), how an answer names it, which measured recipes and which skipped candidates are one of it, what to say to
-have it measured, why a sweep may not have built it, and a recipe in words. Nothing else in the assistant spells a
-technique out, so this table can later be generated from the library's technique registry (served by a tool; the
-assistant never imports the library).
+Two sources, kept apart:
+
+- the assistant's own phrasing, in :data:`TECHNIQUES`: the words that name a technique in a question ("why not
+  int4?", "what about half precision?"), how an answer names it, which registry kinds (and which recipes of them)
+  it covers, how the sweep labels its skipped candidates, and what to ask for to have it measured;
+- everything *about* a technique (what it does, the methods and precision it counts as, what it needs) comes from
+  the server's technique registry through the ``list_techniques`` tool (:class:`Registry`): the help text, why a
+  sweep had no candidate of a technique, and what a kind the assistant has no words for is.
+
+The assistant never imports the library: the registry arrives as the tool's JSON.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "CAPABILITIES",
     "TECHNIQUES",
+    "Registry",
     "Technique",
+    "capabilities",
     "describe_recipe",
     "not_in_grid",
     "technique",
     "technique_in",
 ]
 
-#: what the assistant offers, for the help text
-CAPABILITIES = "int8, fp16 and int4 quantization"
 
-
-def _kind(recipe: dict[str, Any]) -> str:
+def _kind(recipe: Mapping[str, Any]) -> str:
     return str(recipe.get("kind", ""))
+
+
+def _always(recipe: Mapping[str, Any]) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
 class Technique:
-    """One technique as the assistant talks about it."""
+    """One technique as the assistant talks about it (the registry says what it is)."""
 
     key: str
     terms: str = r"(?!)"  # regex of the words that name it in a question (default: none)
     name: str = ""  # how an answer names it
-    matches: Callable[[dict[str, Any]], bool] = lambda recipe: False  # whether a measured recipe is one of it
+    kinds: tuple[str, ...] = ()  # the registry kinds it covers
+    narrower: Callable[[Mapping[str, Any]], bool] = _always  # which recipes of those kinds are it
     skipped_label: str | None = None  # regex over the label of a candidate the sweep did not build
     try_phrase: str | None = None  # what to ask for to have it measured
+
+    def matches(self, recipe: Mapping[str, Any]) -> bool:
+        """Whether a measured recipe is one of it (a chain is when one of its steps is)."""
+        if _kind(recipe) == "chain" and "chain" not in self.kinds:
+            return any(self.matches(s) for s in recipe.get("steps") or [] if isinstance(s, Mapping))
+        return _kind(recipe) in self.kinds and self.narrower(recipe)
 
 
 # In the order a question is read: the first technique whose words appear is the one asked about ("per-tensor
@@ -51,29 +65,31 @@ TECHNIQUES: tuple[Technique, ...] = (
         "int4",
         r"int4|4[- ]?bits?|four[- ]bits?|nf4|mat ?mul ?n ?bits",
         "int4 (weight-only)",
-        lambda r: _kind(r) == "int4_weight_only",
-        r"int4",
-        "int4 only",
+        ("int4_weight_only",),
+        skipped_label=r"int4",
+        try_phrase="int4 only",
     ),
     Technique(
         "fp16",
         r"fp16|float ?16|half[- ]precision|half",
         "fp16",
-        lambda r: _kind(r) == "fp16",
-        r"fp16",
-        "fp16 only",
+        ("fp16",),
+        skipped_label=r"fp16",
+        try_phrase="fp16 only",
     ),
     Technique(
         "per_tensor",
         r"per[- ]?tensor",
         "per-tensor static int8",
-        lambda r: _kind(r) == "static_int8" and not r.get("per_channel", True),
+        ("static_int8",),
+        lambda r: not r.get("per_channel", True),
         r"-pt-",
     ),
     Technique(
         "entropy",
         r"entropy",
         "entropy calibration",
+        ("static_int8",),
         lambda r: r.get("calibration") == "entropy",
         r"entropy",
     ),
@@ -81,52 +97,52 @@ TECHNIQUES: tuple[Technique, ...] = (
         "percentile",
         r"percentile",
         "percentile calibration",
+        ("static_int8",),
         lambda r: r.get("calibration") == "percentile",
         r"percentile",
     ),
-    Technique(
-        "dynamic",
-        r"dynamic",
-        "dynamic int8",
-        lambda r: _kind(r) == "dynamic_int8",
-        r"dynamic_int8",
-    ),
+    Technique("dynamic", r"dynamic", "dynamic int8", ("dynamic_int8",), skipped_label=r"dynamic_int8"),
     Technique(
         "prune",
         r"prun\w*|sparsit\w*|sparse",
         "pruning",
-        lambda r: _kind(r).startswith("prune"),
-        r"prune",
+        ("prune_magnitude", "prune_channels"),
+        skipped_label=r"prune",
+        try_phrase="try pruning too",
     ),
     Technique(
         "keep",
         r"keep\w*|selective|mixed[- ]precision|fp32 layers?",
         "keeping sensitive layers in fp32",
+        ("static_int8", "dynamic_int8", "fp16"),
         lambda r: bool(r.get("keep_fp32")),
         r"keep\d",
     ),
+    Technique("static", r"static", "static int8", ("static_int8",), skipped_label=r"static_int8"),
     Technique(
-        "static",
-        r"static",
-        "static int8",
-        lambda r: _kind(r) == "static_int8",
-        r"static_int8",
+        "qat",
+        r"qat|quanti[sz]ation[- ]aware",
+        "quantization-aware training",
+        ("qat_int8",),
+        skipped_label=r"qat",
+        try_phrase="try quantization-aware training",
+    ),
+    Technique(
+        "inc",
+        r"inc|neural[- ]compressor|auto-?tun\w*",
+        "Intel Neural Compressor autotune",
+        ("inc_autotune",),
+        skipped_label=r"inc_autotune",
     ),
     Technique(
         "int8",
         r"int8|8[- ]?bits?|eight[- ]bits?",
         "int8",
-        lambda r: _kind(r) in ("static_int8", "dynamic_int8", "qat_int8"),
-        r"int8",
-        "int8 only",
+        ("static_int8", "dynamic_int8", "qat_int8", "inc_autotune"),
+        skipped_label=r"int8",
+        try_phrase="int8 only",
     ),
-    Technique(
-        "qat",
-        r"qat|quanti[sz]ation[- ]aware",
-        "quantization-aware training",
-        lambda r: _kind(r) == "qat_int8",
-        r"qat",
-    ),
+    Technique("chain", r"chain\w*|combin\w*", "chains of steps", ("chain",), skipped_label=r"_"),
     Technique("distill", r"distill\w*", "distillation"),
 )
 
@@ -146,26 +162,95 @@ def technique_in(text: str) -> str | None:
     return None
 
 
-def not_in_grid(key: str, model: str, weighted_ops: Sequence[str]) -> str:
-    """Why a sweep of ``model`` may not have built ``key`` (``weighted_ops``: its weighted layers' op types, from
-    ``inspect_model``; empty when unknown)."""
-    has = f"{model}'s weighted layers are {', '.join(weighted_ops)} (inspect_model)" if weighted_ops else ""
-    if key == "int4":
+# --------------------------------------------------------------------------- the server's registry
+
+_METHOD_WORDS = {"quantize": "quantization", "prune": "pruning", "qat": "quantization-aware training"}
+_NEED_WORDS = {
+    "calibration": "calibration data",
+    "torch_source": "the PyTorch model the ONNX file was exported from",
+    "training_data": "labelled training data",
+}
+# ONNX operator names as a registry description writes them ("quantization of MatMul layers")
+_OP_NAME = re.compile(r"\b(MatMul|Gemm|Conv|ConvTranspose|Gather|LSTM|GRU|Attention|Add|Mul)\b")
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The server's technique records (the ``list_techniques`` result): kind, cli_name, description, methods,
+    precision, needs."""
+
+    records: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, result: Mapping[str, Any] | None) -> Registry:
+        found = (result or {}).get("techniques") or []
+        return cls(tuple(r for r in found if isinstance(r, Mapping) and r.get("kind")))
+
+    def __bool__(self) -> bool:
+        return bool(self.records)
+
+    def of_kinds(self, kinds: Sequence[str]) -> list[Mapping[str, Any]]:
+        return [r for r in self.records if r.get("kind") in kinds]
+
+    def kinds(self) -> list[str]:
+        return [str(r.get("kind")) for r in self.records]
+
+
+def capabilities(registry: Registry) -> str:
+    """What the assistant offers, from the registry: each method with the techniques that count as it."""
+    if not registry:
+        return "quantization and pruning"
+    groups: dict[str, list[str]] = {}
+    chains = False
+    for r in registry.records:
+        methods = [str(m) for m in r.get("methods") or []]
+        name = str(r.get("cli_name") or r.get("kind"))
+        if not methods:
+            chains = True
+            continue
+        # a technique counts under its most specific method ("qat" over "quantize")
+        method = "qat" if "qat" in methods else methods[0]
+        groups.setdefault(_METHOD_WORDS.get(method, method), []).append(name)
+    parts = [f"{word} ({', '.join(names)})" for word, names in groups.items()]
+    if chains:
+        parts.append("chains of them")
+    return ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+
+
+def _ops_note(description: str, model: str, weighted_ops: Sequence[str]) -> str:
+    """When a technique's description names the layers it works on and the model has none of them."""
+    ops = sorted(set(_OP_NAME.findall(description)))
+    if not ops or not weighted_ops or set(ops) & set(weighted_ops):
+        return ""
+    return (
+        f" It works on {'/'.join(ops)} layers; {model}'s weighted layers are {', '.join(weighted_ops)} "
+        "(inspect_model), so there is nothing for it to quantize."
+    )
+
+
+def not_in_grid(key: str, model: str, weighted_ops: Sequence[str], registry: Registry) -> str:
+    """Why a sweep of ``model`` had no candidate of ``key``, from what the registry says the technique does and
+    needs (``weighted_ops``: the model's weighted layers' op types from ``inspect_model``; empty when unknown)."""
+    tech = technique(key)
+    found = registry.of_kinds(tech.kinds)
+    if not found:
+        if not registry:
+            return "The sweep's goal-directed search only builds the candidates that can still win."
         return (
-            "QuantTaaS's int4 recipe is weight-only 4-bit quantization of MatMul layers (onnxruntime MatMulNBits); "
-            + (f"{has}, so " if has else "")
-            + "there is nothing for it to quantize"
-            + ("." if has and "MatMul" not in weighted_ops else " in this model.")
+            f"QuantTaaS has no {tech.name or key} technique; the sweep draws on: "
+            + ", ".join(str(r.get("cli_name") or r.get("kind")) for r in registry.records)
+            + " (list_techniques)."
         )
-    if key in ("prune", "qat", "distill"):
-        return "The sweep tries quantization recipes (static and dynamic int8, fp16, int4 weight-only) only."
-    if key == "dynamic":
-        return (
-            "Dynamic int8 applies to MatMul/Gemm/Gather (and Conv) layers; "
-            + (has or "this model has none of them")
-            + "."
-        )
-    return "The sweep's goal-directed search only builds the candidates that can still win."
+    lines: list[str] = []
+    for r in found:
+        desc = str(r.get("description", "")).rstrip(".")
+        needs = [_NEED_WORDS.get(str(n), str(n)) for n in r.get("needs") or []]
+        line = f"{r.get('cli_name') or r.get('kind')}: {desc}."
+        line += _ops_note(desc, model, weighted_ops)
+        if needs:
+            line += f" It needs {', '.join(needs)}."
+        lines.append(line)
+    return " ".join(lines)
 
 
 def describe_recipe(recipe: dict[str, Any] | None) -> str:

@@ -17,6 +17,7 @@ Results stay the JSON the tools return (the assistant never imports the library'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
@@ -104,10 +105,26 @@ class ReportView:
 
 @dataclass(frozen=True)
 class Catalog:
-    """The model names the tools accept: zoo names and stored ids (with the models registered since)."""
+    """The model names the tools accept: zoo names and stored ids (with the models registered since), and the
+    other names the zoo's own descriptions give its models (alias -> zoo name: "all-MiniLM-L6-v2" -> minilm-l6)."""
 
     zoo: list[str]
     stored: list[str]
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+# a description that opens with a model's proper name ("all-MiniLM-L6-v2 sentence encoder", "PP-OCRv4 text-line
+# recogniser"): a word with a digit, or a capital after its first letter
+_PROPER_NAME = re.compile(r"^\s*([A-Za-z][\w.+-]*[A-Za-z0-9])(?=[\s,(:;]|$)")
+
+
+def alias_of(description: str) -> str | None:
+    """The proper name a zoo entry's description opens with, or None ("A 3-conv-layer CNN" has none)."""
+    m = _PROPER_NAME.match(description or "")
+    if m is None:
+        return None
+    word = m.group(1)
+    return word if re.search(r"\d", word) or re.search(r"[A-Za-z].*[A-Z]", word) else None
 
 
 @dataclass(frozen=True)
@@ -238,11 +255,16 @@ class ToolLog(Sequence[ToolRecord]):
         """The zoo names and stored model ids the server listed, and the models registered since."""
         zoo: list[str] = []
         stored: list[str] = []
+        aliases: dict[str, str] = {}
         for r in self._records:
             if not r.ok or r.result is None:
                 continue
             if r.name == "list_zoo":
                 zoo = [str(e.get("name")) for e in r.result.get("entries", [])]
+                for e in r.result.get("entries", []):
+                    alias = alias_of(str(e.get("description") or ""))
+                    if alias is not None:
+                        aliases[alias] = str(e.get("name"))
             elif r.name == "list_models":
                 stored = [str(m.get("id")) for m in r.result.get("models", [])]
                 zoo = zoo or [str(z) for z in r.result.get("zoo", [])]
@@ -250,7 +272,7 @@ class ToolLog(Sequence[ToolRecord]):
                 mid = str(r.result.get("model", {}).get("id", ""))
                 if mid and mid not in stored:
                     stored.append(mid)
-        return Catalog(zoo, stored)
+        return Catalog(zoo, stored, aliases)
 
     def inspection(self, model: str) -> dict[str, Any] | None:
         """The last inspect_model result of ``model``."""

@@ -45,6 +45,7 @@ _TRIED = re.compile(
     r"|\bwhich\b[^?]*\b(?:candidates|recipes|options)\b[^?]*\b(?:tried|measured|tested|considered|run)\b",
     re.I,
 )
+_WHY_FIRST = re.compile(r"^\W*(?:and\s+|but\s+|so\s+)?(?:why|how come)\b", re.I)
 _WHY = re.compile(r"\bwhy\b|\bwhat about\b|\bhow about\b|\bhow come\b", re.I)
 _WHY_NOT = re.compile(
     r"\bwhy\b[^?]*\b(?:not|no|didn'?t|did not|wasn'?t|was not|isn'?t|skip\w*|instead|avoid\w*|never)\b"
@@ -95,6 +96,11 @@ def name_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w./-])(?:{body})(?![\w-])", re.I)
 
 
+def normalised_name(name: str) -> str:
+    """A model name as it is compared: lower case, without separators ("All-MiniLM_L6 v2" -> "allminilml6v2")."""
+    return re.sub(r"[-_.\s]+", "", name.lower())
+
+
 def has_words(text: str) -> bool:
     """Whether ``text`` holds a word (two letters or more)."""
     return re.search(r"[a-z]{2,}", text, re.I) is not None
@@ -141,31 +147,103 @@ def files_named(text: str, context: Mapping[str, str]) -> FileRefs:
     )
 
 
-def mentions(text: str, names: Sequence[str]) -> list[tuple[int, int, str]]:
-    """Where ``text`` names one of ``names`` (zoo names, stored ids): (start, end, name), in order."""
-    found: list[tuple[int, int, str]] = []
+#: words that name a model in general ("make the model smaller"): a stored model whose file was called
+#: model.onnx is named by its whole id, never by this word alone
+GENERIC_NAMES = frozenset(
+    [
+        "model",
+        "models",
+        "network",
+        "net",
+        "nn",
+        "file",
+        "onnx",
+        "weights",
+        "checkpoint",
+        "export",
+        "exported",
+        "final",
+        "best",
+        "new",
+        "old",
+        "test",
+        "tmp",
+        "temp",
+        "output",
+        "out",
+        "my",
+        "the",
+        "it",
+        "this",
+        "that",
+    ]
+)
+_NAME_RUN = re.compile(r"[A-Za-z0-9]+")
+_NAME_JOINERS = ("-", "_", " ", ".")
+
+
+def _name_keys(names: Sequence[str], aliases: Mapping[str, str]) -> dict[str, str]:
+    """Normalised form -> the model name it stands for: each name, its aliases, and a short form that names one
+    model only (a stored id's slug, the first word of a hyphenated zoo name such as "digits" or "minilm")."""
+    keys: dict[str, str] = {}
     for name in names:
-        for m in name_pattern(name).finditer(text):
-            found.append((m.start(), m.end(), name))
-    # stored ids are "<slug>-<12 hex>": the slug alone names the model when only one id has it
+        keys.setdefault(normalised_name(name), name)
+    for alias, name in aliases.items():
+        if name in names:
+            keys.setdefault(normalised_name(alias), name)
     slugs: dict[str, list[str]] = {}
     for name in names:
         head, _, tail = name.rpartition("-")
         if head and re.fullmatch(r"[0-9a-f]{12}", tail):
             slugs.setdefault(head, []).append(name)
-    # the first word of a hyphenated name ("digits" for digits-cnn, "minilm" for minilm-l6) names it too when
-    # no other model shares it
-    for name in names:
-        if "-" in name and not re.search(r"-[0-9a-f]{12}$", name):
-            head = name.split("-", 1)[0]
-            if len(head) >= 4 and head.isalpha():
-                slugs.setdefault(head, []).append(name)
+        elif "-" in name:
+            first = name.split("-", 1)[0]
+            if len(first) >= 4 and first.isalpha():
+                slugs.setdefault(first, []).append(name)
     for slug, ids in slugs.items():
-        if len(set(ids)) == 1 and slug not in names:
-            for m in name_pattern(slug).finditer(text):
-                if not any(s <= m.start() < e for s, e, _ in found):
-                    found.append((m.start(), m.end(), ids[0]))
-    found.sort()
+        key = normalised_name(slug)
+        if len(set(ids)) == 1 and key not in keys and slug.lower() not in GENERIC_NAMES:
+            keys[key] = ids[0]
+    return keys
+
+
+def _glued(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` is part of a longer name ("MiniLM-L6" inside "all-MiniLM-L6-v2", a path)."""
+    before = text[start - 2 : start] if start >= 2 else " " + text[:start]
+    after = text[end : end + 2]
+    return (len(before) == 2 and before[1] in "-_./" and before[0].isalnum()) or (
+        len(after) == 2 and after[0] in "-_./" and after[1].isalnum()
+    )
+
+
+def mentions(
+    text: str, names: Sequence[str], aliases: Mapping[str, str] | None = None
+) -> list[tuple[int, int, str]]:
+    """Where ``text`` names one of ``names`` (zoo names, stored ids): (start, end, name), in order.
+
+    Names are compared normalised (case, ``-``/``_``/``.``/space separators): "MiniLM L6", "minilm_l6" and
+    "MINILM-L6" all name ``minilm-l6``; ``aliases`` (alias -> name, e.g. the zoo's own "all-MiniLM-L6-v2") name
+    theirs. The longest name wins, and a name glued into a longer one is not a mention.
+    """
+    keys = _name_keys(names, aliases or {})
+    runs = list(_NAME_RUN.finditer(text))
+    found: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(runs):
+        best: tuple[int, int, str, int] | None = None
+        joined = ""
+        for j in range(i, min(i + 8, len(runs))):
+            if j > i and text[runs[j - 1].end() : runs[j].start()] not in _NAME_JOINERS:
+                break
+            joined += runs[j].group(0).lower()
+            start, end = runs[i].start(), runs[j].end()
+            if joined in keys and not _glued(text, start, end):
+                best = (start, end, keys[joined], j)
+        if best is None:
+            i += 1
+            continue
+        found.append(best[:3])
+        i = best[3] + 1
     return found
 
 
@@ -190,11 +268,16 @@ class Question:
 
     kind: Literal["tried", "why_not", "show", "more", "explain"]
     about: str = ""
+    words: str = ""  # the words that asked it ("faster")
 
 
 def read_question(text: str) -> Question | None:
-    """The question ``text`` asks about the last sweep, or None (it sets a goal; a number with a unit always does)."""
-    if _UNIT_NUMBER.search(text) is not None:
+    """The question ``text`` asks about the last sweep, or None (it sets a goal).
+
+    A number with a unit makes a message a goal ("what about under 30 KB?"), except in a question that starts with
+    "why": "why not int4 when it's 4x smaller?" asks about the last report and quotes a number, it sets nothing.
+    """
+    if _UNIT_NUMBER.search(text) is not None and not _WHY_FIRST.match(text):
         return None
     if _TRIED.search(text):
         return Question("tried")
@@ -205,10 +288,18 @@ def read_question(text: str) -> Question | None:
         if pattern.search(text):
             return Question("show", objective)
     for pattern, direction in _MORE:
-        if pattern.search(text):
-            return Question("more", direction)
+        if m := pattern.search(text):
+            return Question("more", direction, m.group(0))
     if _EXPLAIN.search(text) or (_WHY.search(text) and key is None):
         return Question("explain")
+    return None
+
+
+def direction_in(text: str) -> tuple[str, str] | None:
+    """ "make it faster": the direction a request asks for (``size``, ``latency``, ``accuracy``) and its words."""
+    for pattern, direction in _MORE:
+        if m := pattern.search(text):
+            return direction, m.group(0)
     return None
 
 
@@ -229,3 +320,125 @@ def accept_rewrite(text: str, goal: dict[str, Any]) -> str | None:
             if pattern.search(text):
                 return pattern.sub(f"{number.group(0)}{unit} accuracy loss", text, count=1)
     return None
+
+
+#: words that carry no goal in a request to this assistant: what it is asked to do (it always compresses and
+#: measures), talk around the request, and the words standing in for the model and the file it names
+REQUEST_WORDS = frozenset(
+    [
+        "actually",
+        "now",
+        "then",
+        "instead",
+        "also",
+        "again",
+        "anyway",
+        "anyways",
+        "basically",
+        "just",
+        "really",
+        "maybe",
+        "perhaps",
+        "hmm",
+        "um",
+        "uh",
+        "well",
+        "so",
+        "okay",
+        "ok",
+        "yes",
+        "yeah",
+        "sure",
+        "right",
+        "great",
+        "cool",
+        "nice",
+        "thanks",
+        "thank",
+        "please",
+        "hi",
+        "hello",
+        "hey",
+        "there",
+        "convert",
+        "converted",
+        "converting",
+        "squeeze",
+        "squeezed",
+        "squeezing",
+        "shrink",
+        "shrinking",
+        "shrunk",
+        "compress",
+        "compressing",
+        "optimise",
+        "optimize",
+        "optimizing",
+        "optimising",
+        "quantise",
+        "quantize",
+        "quantizing",
+        "quantising",
+        "process",
+        "produce",
+        "create",
+        "build",
+        "export",
+        "exported",
+        "deploy",
+        "find",
+        "give",
+        "show",
+        "tell",
+        "want",
+        "wanna",
+        "gonna",
+        "could",
+        "would",
+        "can",
+        "you",
+        "me",
+        "something",
+        "anything",
+        "file",
+        "model",
+        "model's",
+        "version",
+        "copy",
+        "one",
+    ]
+)
+
+
+def unread_words(goal: dict[str, Any], used: Sequence[str] = ()) -> list[str]:
+    """The words of a request nobody understood: what the goal reader left (``unparsed_words``, stop-words already
+    out) less the words the planner read itself (``used``: "faster" in "make it faster") and :data:`REQUEST_WORDS`.
+    Any such word is asked about before a sweep runs: a misreading is worse than a question."""
+    mine = {w.lower() for phrase in used for w in re.findall(r"[\w%.'-]+", phrase)}
+    out: list[str] = []
+    for word in goal.get("unparsed_words") or []:
+        w = str(word).strip().lower()
+        if not w or w in mine or w in REQUEST_WORDS or not re.search(r"[a-z0-9]", w):
+            continue
+        out.append(str(word))
+    return out
+
+
+_CONFIRM = re.compile(
+    r"^\W*(?:yes|yeah|yep|yup|y|right|correct|exactly|sure|ok|okay|fine|good|perfect|affirmative|"
+    r"that'?s (?:right|correct|it|fine)|sounds (?:good|right)|looks (?:good|right)|go ahead|go for it|do it|"
+    r"run it|please do|please|yes please)"
+    r"(?:[\s,.!]+(?:yes|right|correct|please|go ahead|run it|do it|thanks|thank you|that'?s right|exactly))*\W*$",
+    re.I,
+)
+_REFUSE = re.compile(r"^\W*(?:no|nope|nah|wrong|not (?:right|quite|really)|incorrect)\W*$", re.I)
+
+
+def is_confirmation(text: str) -> bool:
+    """ "yes", "right, go ahead": the user confirms the goal the planner read back to them."""
+    return _CONFIRM.match(text.strip()) is not None
+
+
+def is_refusal(text: str) -> bool:
+    """ "no", "wrong": the reading was not what they meant, and they said nothing else."""
+    return _REFUSE.match(text.strip()) is not None

@@ -25,17 +25,28 @@ from assistant.answers import (
 from assistant.brain import BrainStep
 from assistant.events import Outcome
 from assistant.planner.state import Case, Conversation, answer
-from assistant.techniques import CAPABILITIES, not_in_grid, technique
+from assistant.techniques import Registry, capabilities, not_in_grid, technique
 from assistant.toollog import ReportView
 from optimizer.units import format_bytes
 
-__all__ = ["HELP", "explain_choice", "tried", "verdict_answer", "why_not", "workflow_lines"]
+__all__ = ["explain_choice", "help_text", "registry", "tried", "verdict_answer", "why_not", "workflow_lines"]
 
-HELP = (
-    f"I compress ONNX models ({CAPABILITIES}) and measure the result: size, accuracy against the "
-    "original, latency. Tell me a model and a goal, for example: `make digits-cnn under 40 KB with less than 1% "
-    "accuracy loss`. Then you can ask `I can accept 2%`, `make it smaller`, `why not int4?` or `what did you try?`."
-)
+
+def registry(conv: Conversation) -> Registry:
+    """The server's technique registry, as the last ``list_techniques`` call of the conversation returned it."""
+    found = conv.log.latest("list_techniques")
+    return Registry.of(found.result if found is not None else None)
+
+
+def help_text(conv: Conversation | None = None) -> str:
+    """What the assistant does and how to ask; the techniques are the server's (``list_techniques``) when known."""
+    offered = capabilities(registry(conv) if conv is not None else Registry())
+    return (
+        f"I compress ONNX models ({offered}) and measure the result: size, accuracy against the "
+        "original, latency. Tell me a model and a goal, for example: `make digits-cnn under 40 KB with less than "
+        "1% accuracy loss`. Then you can ask `I can accept 2%`, `make it smaller`, `why not int4?` or "
+        "`what did you try?`."
+    )
 
 
 def tried(conv: Conversation, case: Case) -> str:
@@ -131,7 +142,7 @@ def why_not(conv: Conversation, case: Case, key: str) -> BrainStep:
 def _not_in_grid(conv: Conversation, case: Case, key: str) -> str:
     inspection = conv.log.inspection(case.model) or {}
     ops = sorted({str(la.get("op_type")) for la in inspection.get("layers", [])})
-    return not_in_grid(key, case.model, ops)
+    return not_in_grid(key, case.model, ops, registry(conv))
 
 
 def explain_choice(conv: Conversation, case: Case) -> BrainStep:

@@ -15,10 +15,22 @@ from assistant.events import Outcome, ToolRecord
 from assistant.toollog import ReportView, ToolLog
 from assistant.transcript import Turn, split_context
 
-__all__ = ["Case", "Conversation", "answer"]
+__all__ = ["ASK_BACK", "Case", "Conversation", "Pending", "answer"]
 
 # errors that are the server's fault (or a technique's), not something the user can change in the request
 _FAILURES = ("internal_error", "technique_failed", "evaluation_failed", "job_failed")
+
+
+#: the sentence that ends a reading read back to the user: the next message may confirm it ("yes") or restate it
+ASK_BACK = "Say yes to run it as I read it, or say it another way"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A request the planner read back instead of running (:data:`ASK_BACK`): its message and the goal it read."""
+
+    user: str
+    goal: dict[str, Any] | None
 
 
 def answer(text: str, outcome: Outcome) -> BrainStep:
@@ -73,6 +85,19 @@ class Conversation:
         return answer(text, "error" if code in _FAILURES else "needs_input")
 
     # ------------------------------------------------------------ the case
+
+    def pending_question(self) -> Pending | None:
+        """The request of the turn before, when its answer read the goal back and asked (nothing ran)."""
+        if len(self.turns) < 2:
+            return None
+        before = self.turns[-2]
+        if not before.answer or ASK_BACK not in before.answer:
+            return None
+        if any(r.name == "run_sweep" for r in before.records):
+            return None
+        parsed = [r for r in before.records if r.name == "parse_goal" and r.ok and r.result is not None]
+        goal = (parsed[-1].result or {}).get("goal") if parsed else None
+        return Pending(user=before.user, goal=goal if isinstance(goal, dict) else None)
 
     def case(self) -> Case | None:
         """The last sweep of earlier turns and the last verdict on it, or None before any sweep."""

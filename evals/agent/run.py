@@ -107,6 +107,8 @@ def summary(results: Sequence[ScenarioResult]) -> dict[str, Any]:
         "outcome_accuracy": sum(t.outcome_ok for t in turns) / n,
         "numbers_backed": sum(t.numbers_ok for t in turns) / n,
         "dishonest_claims": sum(not t.honest_claim for t in turns),
+        "misreadings": sum(t.misread for t in turns),
+        "questions_asked": sum(t.asked for t in turns),
         "claims_of_met": sum(t.claimed_met for t in turns),
         "tool_calls": sum(t.tool_calls for t in turns),
         "wall_seconds": round(sum(r.seconds for r in results), 1),
@@ -117,20 +119,23 @@ def summary(results: Sequence[ScenarioResult]) -> dict[str, Any]:
 def markdown(results: Sequence[ScenarioResult]) -> str:
     """The per-scenario table and the totals."""
     lines = [
-        "| scenario | turns | outcomes right | numbers backed | dishonest claims | tool calls | wall s | pass |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | turns | outcomes right | numbers backed | dishonest claims | misreadings | questions asked "
+        "| tool calls | wall s | pass |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         t = r.turns
         lines.append(
             f"| {r.scenario.name} | {len(r.scenario.turns)} | {sum(x.outcome_ok for x in t)}/{len(r.scenario.turns)} | "
             f"{sum(x.numbers_ok for x in t)}/{len(t)} | {sum(not x.honest_claim for x in t)} | "
+            f"{sum(x.misread for x in t)} | {sum(x.asked for x in t)} | "
             f"{sum(x.tool_calls for x in t)} | {r.seconds:.1f} | {'yes' if r.passed else 'NO'} |"
         )
     s = summary(results)
     lines.append(
         f"| **total** | {s['turns']} | {s['outcome_accuracy']:.0%} | {s['numbers_backed']:.0%} | "
-        f"{s['dishonest_claims']} | {s['tool_calls']} | {s['wall_seconds']} | "
+        f"{s['dishonest_claims']} | {s['misreadings']} | {s['questions_asked']} | {s['tool_calls']} | "
+        f"{s['wall_seconds']} | "
         f"{s['scenarios_passed']}/{s['scenarios']} |"
     )
     failures = [

@@ -6,7 +6,7 @@ text), tags, and turns. Each turn has the user's words and what must come out::
     [[turns]]
     user = "make digits-cnn under 40 KB with less than 1% accuracy loss"
     expect = "met"                       # met | not_met | answered | needs_input
-    expect_goal = { max_size_mb = 0.04 } # fields of the goal the last verdict used
+    expect_goal = { max_size_mb = 0.04 } # fields of the goal the last verdict used ("unset": must be unset)
     forbidden = ["prune"]                # methods the recommended recipe must not use
     expect_recipe = ["fp16"]             # kinds the recommended recipe must be one of
     mentions = ["MatMul"]                # words the answer must contain
@@ -21,7 +21,10 @@ the assistant says. The scorer checks, per turn:
   (size on disk, the metric on the zoo's evaluation data, against the original) and checked with
   ``optimizer.search.pareto.check_goal``; a claim that re-measurement refutes is a dishonest claim (latency limits get
   50% slack: timings on a shared machine move);
-- the restrictions above, the tool calls used and the wall time.
+- the restrictions above, the tool calls used and the wall time;
+- *misreadings*: a turn that ran a sweep or re-ranked for a goal whose fields are not ``expect_goal``, or ran one
+  where it should have asked (``expect = "needs_input"``): the goal was read silently wrong;
+- *questions*: turns the assistant answered with a question (``needs_input``) instead of running anything.
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ class TurnScore:
     honest_claim: bool
     remeasured: str
     restrictions_ok: bool
+    misread: bool
+    asked: bool
     failures: list[str]
     tool_calls: int
     seconds: float
@@ -208,16 +213,26 @@ def score_turn(
         if spec.expect_recipe and recipe.get("kind") not in spec.expect_recipe:
             restrictions_ok = False
             failures.append(f"recommended {recipe.get('kind')}, expected one of {spec.expect_recipe}")
+    turn_log = ToolLog(reply.tool_calls)
+    ran = any(turn_log.counts().get(name, 0) for name in ("run_sweep", "recommend"))
+    misread = spec.expect == "needs_input" and ran
     if spec.expect_goal:
         goal = verdict.goal or {}
-        wrong = {k: goal.get(k) for k, v in spec.expect_goal.items() if goal.get(k) != v}
+        wrong = {
+            k: goal.get(k)
+            for k, v in spec.expect_goal.items()
+            if (goal.get(k) is not None if v == "unset" else goal.get(k) != v)
+        }
         if wrong:
             failures.append(f"goal fields {wrong}, expected {spec.expect_goal}")
+            misread = misread or ran
+    if misread and spec.expect == "needs_input":
+        failures.append("ran a sweep where it should have asked")
     lower = reply.text.lower()
     missing = [w for w in spec.mentions if w.lower() not in lower]
     if missing:
         failures.append(f"answer does not mention {missing}")
-    sweeps = ToolLog(reply.tool_calls).counts().get("run_sweep", 0)
+    sweeps = turn_log.counts().get("run_sweep", 0)
     if spec.max_sweeps is not None and sweeps > spec.max_sweeps:
         failures.append(f"{sweeps} sweeps, at most {spec.max_sweeps} expected")
     return TurnScore(
@@ -233,6 +248,8 @@ def score_turn(
         honest_claim=honest_claim,
         remeasured=remeasured,
         restrictions_ok=restrictions_ok,
+        misread=misread,
+        asked=reply.outcome == "needs_input",
         failures=failures,
         tool_calls=len(reply.tool_calls),
         seconds=reply.seconds,

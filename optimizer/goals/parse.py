@@ -1286,6 +1286,8 @@ _SIZE_NOUN = (
     r"(?:(?:the\s+|its\s+)?(?:model\s+|file\s+|disk\s+|on-disk\s+|memory\s+|ram\s+)?"
     r"(?:size|footprint|file|model|weights|checkpoint|memory|ram|usage)|it)"
 )
+# "reduce the size of the model by 60 KB": the noun may name whose size it is before the amount
+_OF_THE_MODEL = r"(?:\s+of\s+(?:the\s+|its\s+|this\s+|my\s+)?(?:model|network|net|file|checkpoint|it))?"
 _MODAL = (
     r"(?:(?:may|can|might|could|should|must|shall|will|would|is\s+allowed\s+to|are\s+allowed\s+to|only|also|"
     r"not|never)\s+)*"
@@ -1312,7 +1314,7 @@ _TIME_UP_AFTER = re.compile(
 _TIME_DOWN_BEFORE = re.compile(
     rf"(?:{_LAT_NOUN}\s+{_MODAL})?"
     rf"(?:(?:reduc|decreas|lower|cut|shav|trim|drop|slash|shorten|fall|go\s+down)\w*|speed\s+(?:it\s+|things\s+|inference\s+)?up)"
-    rf"(?:\s+{_LAT_NOUN})?(?:\s+(?:down\s+)?by|\s+off)(?:\s+{_LAT_NOUN})?{_AMOUNT_TAIL}"
+    rf"(?:\s+{_LAT_NOUN}{_OF_THE_MODEL})?(?:\s+(?:down\s+)?by|\s+off)(?:\s+{_LAT_NOUN})?{_AMOUNT_TAIL}"
     rf"|(?:shav|sav|knock|trim|cut|slash|chop|gain|win)(?:e|es|ed|ing|s)?(?:\s+off)?{_AMOUNT_TAIL}"
     rf"|(?:{_LAT_NOUN}\s+)?(?:reduction|saving|savings|improvement|decrease|gain)(?:\s+(?:of|is|must\s+be|should\s+be))*"
     rf"{_AMOUNT_TAIL}"
@@ -1324,7 +1326,7 @@ _TIME_DOWN_AFTER = re.compile(
 _SIZE_DOWN_BEFORE = re.compile(
     rf"(?:{_SIZE_NOUN}\s+{_MODAL})?"
     rf"(?:(?:reduc|decreas|lower|cut|shav|trim|shrink|shrunk|compress|slash|drop|lighten)\w*|smaller|lighter|less)"
-    rf"(?:\s+{_SIZE_NOUN})?(?:\s+(?:down\s+)?by|\s+off)(?:\s+{_SIZE_NOUN})?{_AMOUNT_TAIL}"
+    rf"(?:\s+{_SIZE_NOUN}{_OF_THE_MODEL})?(?:\s+(?:down\s+)?by|\s+off)(?:\s+{_SIZE_NOUN})?{_AMOUNT_TAIL}"
     rf"|(?:shav|sav|knock|trim|cut|slash|chop|free|lose|losing|shed)(?:e|es|ed|ing|s)?(?:\s+(?:off|up))?{_AMOUNT_TAIL}"
     rf"|(?:get(?:ting)?\s+rid\s+of|remov(?:e|es|ing)|eliminat(?:e|es|ing))(?:\s+{_SIZE_NOUN})?{_AMOUNT_TAIL}"
     rf"|(?:{_SIZE_NOUN}\s+)?(?:reduction|saving|savings|decrease)(?:\s+(?:of|is|must\s+be|should\s+be))*{_AMOUNT_TAIL}"

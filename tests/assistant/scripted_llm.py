@@ -57,9 +57,14 @@ def register(name: str, llm: ScriptedLLM) -> str:
 
 
 def tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The tool results since the last user message, parsed."""
+    """The tool results since the last user message, parsed (not the agent's own cross-check of a goal the model
+    filled in: the scripts act on the results of their own calls)."""
     last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
-    return [json.loads(m["content"]) for m in messages[last_user:] if m.get("role") == "tool"]
+    return [
+        json.loads(m["content"])
+        for m in messages[last_user:]
+        if m.get("role") == "tool" and not str(m.get("tool_call_id", "")).startswith("crosscheck")
+    ]
 
 
 def analyst(goal: str | dict[str, Any], *, claim_met: bool | None = None) -> Script:

@@ -46,17 +46,44 @@ async def test_llm_brain_fills_the_structured_goal_directly_through_the_tool_sch
     llm = ScriptedLLM(analyst(goal))
     model = register("fields", llm)
     async with AsyncAssistant(_settings(model), server_settings=server_settings) as a:
-        reply = await a.ask(GOAL_MET)
+        reply = await a.ask(GOAL_MET + ", no pruning")
+    # the rule reader read the same words the same way, so the sweep ran without a question
+    check = next(r for r in reply.tool_calls if r.name == "parse_goal")
+    assert check.arguments == {"text": GOAL_MET + ", no pruning"} and check.result is not None
+    assert check.result["goal"]["methods_forbidden"] == ["prune"]
+    calls = [r for r in reply.tool_calls if r is not check]
     spec = next(t for t in llm.offered[0] if t["function"]["name"] == "run_sweep")["function"]["parameters"]
     fields = spec["$defs"]["Goal"]["properties"]
     assert {"max_size_mb", "max_accuracy_drop_pct", "objective", "methods_forbidden"} <= set(fields)
     assert '"$ref": "#/$defs/Goal"' in json.dumps(spec["properties"]["goal"])  # text or the goal object
-    sweep = reply.tool_calls[0]
+    sweep = calls[0]
     assert sweep.name == "run_sweep" and sweep.arguments["goal"] == goal
     assert sweep.job is not None and sweep.job["goal_fields"]["methods_forbidden"] == ["prune"]
-    report = reply.tool_calls[1].result
+    report = calls[1].result
     assert report is not None and report["report"]["goal"]["max_size_mb"] == 0.04
     assert reply.outcome == "met" and reply.honesty.honest
+
+
+@pytest.mark.slow
+async def test_llm_brain_goal_that_disagrees_with_the_rule_reader_is_asked_back_before_any_sweep(
+    server_settings: Any,
+) -> None:
+    """The LLM read "less than 1% accuracy loss" as 2 points: nothing runs, both readings are shown, and the
+    reading the user then picks runs as it is."""
+    llm = ScriptedLLM(analyst({"max_size_mb": 0.04, "max_accuracy_drop_pct": 2.0}))
+    model = register("misreader", llm)
+    async with AsyncAssistant(_settings(model), server_settings=server_settings) as a:
+        asked = await a.ask(GOAL_MET)
+        chosen = await a.ask("the first one, 2 points is fine")
+    names = [r.name for r in asked.tool_calls]
+    assert names == ["parse_goal"] and asked.outcome == "needs_input" and asked.job_id is None
+    assert "max_accuracy_drop_pct: 2 (LLM) vs 1 (rule reader)" in asked.text
+    assert "accuracy drop <= 2.0 pt" in asked.text and "accuracy drop <= 1.0 pt" in asked.text
+    assert "Which reading should I run" in asked.text and asked.honesty.honest
+    sweep = next(r for r in chosen.tool_calls if r.name == "run_sweep")
+    assert sweep.arguments["goal"] == {"max_size_mb": 0.04, "max_accuracy_drop_pct": 2.0}
+    assert sweep.job is not None and sweep.job["goal_fields"]["max_accuracy_drop_pct"] == 2.0
+    assert chosen.outcome == "met" and chosen.honesty.honest
 
 
 @pytest.mark.slow
@@ -119,5 +146,6 @@ async def test_offline_planner_served_through_litellm_runs_the_same_loop(server_
     async with AsyncAssistant(_settings(OFFLINE_MODEL), server_settings=server_settings) as a:
         reply = await a.ask("why not int4 for the model under 40 KB?")
     assert reply.brain == OFFLINE_MODEL and reply.notice is None
-    assert [r.name for r in reply.tool_calls][:3] == ["list_zoo", "list_models", "parse_goal"]
-    assert "Which model should I optimize?" in reply.text and reply.honesty.honest
+    # "why not int4 ...?" is a question about a sweep, not a new goal: there is none yet, and it says so
+    assert [r.name for r in reply.tool_calls] == ["list_zoo", "list_models"]
+    assert "nothing to explain" in reply.text and reply.honesty.honest

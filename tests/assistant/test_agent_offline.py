@@ -14,9 +14,9 @@ import pytest
 from conftest import GOAL_IMPOSSIBLE, GOAL_MET
 
 from assistant.agent import Assistant
-from assistant.answers import fmt_size
 from assistant.events import Event, Final, Progress, Reply, ToolStarted
 from assistant.settings import AssistantSettings
+from optimizer.units import format_bytes
 
 FOLLOW_UPS = [
     "I can accept 2%",
@@ -67,7 +67,7 @@ def test_offline_planner_meets_the_goal_with_measured_numbers_and_files(conversa
     best = next(c for c in report["candidates"] if c["id"] == report["recommended"])
     assert reply.outcome == "met" and reply.recommended == best["id"] and "goal met" in reply.text
     assert best["metrics"]["size_bytes"] <= 40_000 and best["metrics"]["accuracy_drop_pct"] <= 1.0
-    assert fmt_size(best["metrics"]["size_bytes"]) in reply.text
+    assert format_bytes(best["metrics"]["size_bytes"]) in reply.text
     assert Path(reply.files["model"]).is_file() and reply.files["model"] in reply.text
     assert reply.files["report_artifact"] == f"{reply.job_id}/report.json"
     assert reply.honesty.honest and reply.honesty.claims and all(c.backed for c in reply.honesty.claims)
@@ -88,16 +88,25 @@ def test_offline_planner_streams_tool_calls_and_sweep_progress(conversation: dic
 
 
 @pytest.mark.slow
-def test_offline_planner_follow_up_accept_2pct_reranks_without_a_new_sweep(
+def test_offline_planner_follow_up_accept_2pct_reranks_then_searches_what_the_looser_goal_allows(
     conversation: dict[str, Any],
 ) -> None:
+    """A looser goal re-ranks what was measured, then sweeps again: the directed sweep skipped candidates that
+    could not win the old goal, and the smaller models the relaxed goal allows are among them."""
     reply: Reply = conversation["replies"]["I can accept 2%"]
     names = [r.name for r in reply.tool_calls]
-    assert "run_sweep" not in names and "recommend" in names
+    assert "recommend" in names and "run_sweep" in names
+    assert names.index("recommend") < names.index("run_sweep")
     rec = next(r for r in reply.tool_calls if r.name == "recommend")
     assert rec.result is not None and rec.result["goal"]["max_accuracy_drop_pct"] == 2.0
     assert rec.result["goal"]["max_size_mb"] == 0.04
-    assert reply.outcome == "met" and "re-ranked" in reply.text and reply.honesty.honest
+    sweep = next(r for r in reply.tool_calls if r.name == "run_sweep")
+    sent = sweep.arguments["goal"]
+    assert (
+        sent["max_accuracy_drop_pct"] == 2.0 and sent["max_size_mb"] == 0.04 and sent["objective"] == "size"
+    )
+    assert "re-ranked" in reply.text and "new directed sweep" in reply.text
+    assert reply.outcome == "met" and reply.honesty.honest
 
 
 @pytest.mark.slow
@@ -114,23 +123,22 @@ def test_offline_planner_follow_up_what_did_you_try_lists_measured_and_skipped(
     conversation: dict[str, Any],
 ) -> None:
     reply: Reply = conversation["replies"]["what did you try?"]
-    first = _report(conversation["replies"][GOAL_MET])
+    last = _report(conversation["replies"]["I can accept 2%"])  # the last sweep of the conversation
     assert [r.name for r in reply.tool_calls] == ["list_models"] and reply.outcome == "answered"
-    assert all(c["id"] in reply.text for c in first["candidates"])
-    assert all(sid in reply.text for sid in first["skipped"])
-    assert "run_sweep (1)" in reply.text and reply.honesty.honest
+    assert all(c["id"] in reply.text for c in last["candidates"])
+    assert all(sid in reply.text for sid in last["skipped"])
+    assert "run_sweep (2)" in reply.text and reply.honesty.honest
 
 
 @pytest.mark.slow
 def test_offline_planner_follow_up_why_this_one_gives_the_sweeps_reason(conversation: dict[str, Any]) -> None:
+    from assistant.honesty import latest_verdict
+
     reply: Reply = conversation["replies"]["why this one?"]
-    rerank = next(r for r in conversation["replies"]["I can accept 2%"].tool_calls if r.name == "recommend")
-    assert (
-        rerank.result is not None
-        and [r.name for r in reply.tool_calls] == ["list_models"]
-        and reply.outcome == "answered"
-    )
-    assert rerank.result["recommendation"]["reason"] in reply.text and reply.honesty.honest
+    # the last sweep is the one "I can accept 2%" ran: its verdict's reason is the one to give
+    verdict = latest_verdict(conversation["replies"]["I can accept 2%"].tool_calls)
+    assert [r.name for r in reply.tool_calls] == ["list_models"] and reply.outcome == "answered"
+    assert verdict.reason and verdict.reason in reply.text and reply.honesty.honest
 
 
 @pytest.mark.slow
@@ -142,24 +150,25 @@ def test_offline_planner_follow_up_show_the_smallest_reranks(conversation: dict[
 
 
 @pytest.mark.slow
-def test_offline_planner_follow_up_make_it_smaller_finds_a_smaller_model(
+def test_offline_planner_follow_up_make_it_smaller_looks_below_the_current_recommendation(
     conversation: dict[str, Any],
 ) -> None:
-    first = conversation["replies"][GOAL_MET]
+    """ "make it smaller" bounds the size just below the model it was shown, keeps the accuracy limit, sweeps, and
+    either finds a smaller model or says it cannot, naming the measured nearest one."""
+    before = conversation["replies"]["show me the smallest one"]  # a re-ranking of the 2% sweep's report
+    measured = _report(conversation["replies"]["I can accept 2%"])["candidates"]
+    size_before = next(c for c in measured if c["id"] == before.recommended)["metrics"]["size_bytes"]
     reply: Reply = conversation["replies"]["make it smaller"]
-    size_before = next(c for c in _report(first)["candidates"] if c["id"] == first.recommended)["metrics"][
-        "size_bytes"
-    ]
     report = _report(reply)
-    best = next(c for c in report["candidates"] if c["id"] == reply.recommended)
-    assert reply.outcome == "met" and best["metrics"]["size_bytes"] < size_before
-    # the conversation accepted 2% before ("I can accept 2%"): the tightened goal keeps that limit
-    limit = report["goal"]["max_accuracy_drop_pct"]
-    assert (
-        limit == 2.0
-        and best["metrics"]["accuracy_drop_pct"] <= limit
-        and report["goal"]["objective"] == "size"
-    )
+    goal = report["goal"]
+    assert goal["max_size_mb"] * 1e6 < size_before and goal["objective"] == "size"
+    assert goal["max_accuracy_drop_pct"] == 2.0
+    if reply.outcome == "met":
+        best = next(c for c in report["candidates"] if c["id"] == reply.recommended)
+        assert best["metrics"]["size_bytes"] < size_before and best["metrics"]["accuracy_drop_pct"] <= 2.0
+    else:
+        assert reply.outcome == "not_met" and report["recommended"] is None and "cannot be met" in reply.text
+        assert report["nearest"][0]["candidate_id"] in reply.text
     assert reply.honesty.honest
 
 

@@ -22,6 +22,47 @@ def test_eval_scenarios_cover_what_the_issue_asks_for() -> None:
     assert len({s.name for s in scenarios}) == len(scenarios)
 
 
+def test_eval_scenarios_cover_the_kinds_of_sentence_and_more_than_one_model() -> None:
+    scenarios = load_scenarios()
+    reading = [s for s in scenarios if "reading" in s.tags]
+    assert len(reading) >= 10 and all(
+        t.expect_goal or t.max_sweeps == 0 for s in reading for t in s.turns[-1:]
+    )
+    assert len({s.model for s in scenarios}) >= 3
+    assert any(t.expect == "needs_input" and t.max_sweeps == 0 for s in reading for t in s.turns)
+    # a field that must stay unset is written "unset" (the misreadings the issue lists set the wrong field)
+    assert sum("unset" in t.expect_goal.values() for s in reading for t in s.turns) >= 3
+
+
+def test_eval_scorer_counts_a_silent_misreading_and_a_question() -> None:
+    from assistant.events import Reply, ToolRecord
+    from evals.agent.scorer import Scenario, TurnSpec, score_turn
+
+    goal = {"max_size_mb": 0.075, "max_accuracy_drop_pct": 1.0}  # "under 75%" read as a size
+    sweep = ToolRecord(
+        call_id="s",
+        name="run_sweep",
+        arguments={"model": "digits-cnn", "goal": goal},
+        ok=True,
+        result={"job_id": "j", "state": "queued"},
+        job={"job_id": "j", "state": "failed", "goal_fields": goal, "error": {"code": "x", "message": "m"}},
+    )
+    spec = TurnSpec(user="u", expect="not_met", expect_goal={"min_metric": 0.75, "max_size_mb": "unset"})
+    scenario = Scenario("s", "", "digits-cnn", (spec,))
+    reply = Reply(text="It failed.", outcome="not_met", brain="x", tool_calls=[sweep])
+    score = score_turn(scenario, 0, reply, [sweep], ["u"])
+    assert score.misread and not score.asked and not score.passed
+    question = Reply(text="What do you mean?", outcome="needs_input", brain="x", tool_calls=[])
+    asked = score_turn(
+        Scenario("q", "", "digits-cnn", (TurnSpec(user="u", expect="needs_input", max_sweeps=0),)),
+        0,
+        question,
+        [],
+        ["u"],
+    )
+    assert asked.asked and not asked.misread and asked.passed
+
+
 @pytest.mark.slow
 def test_eval_smoke_scenarios_pass_with_the_offline_planner(
     server_settings: Any, offline_settings: Any

@@ -83,10 +83,12 @@ def test_evidence_backs_converted_rounded_and_derived_numbers() -> None:
         "0.0205 ms",
         "20.5 us",
         "65% smaller",
-        "17.1 KB",
+        "17.1 KB smaller",
     ):
         q = extract_quantities(text)[0]
         assert ev.backing(q) is not None, text
+    # a difference of two sizes backs a change ("17.1 KB smaller"), never a size ("it is 17.1 KB")
+    assert ev.backing(extract_quantities("it is 17.1 KB")[0]) is None
 
 
 @pytest.mark.parametrize("text", ["12 KB", "3.5x", "97.1%", "0.9 ms", "41 KB"])

@@ -275,3 +275,150 @@ def test_plan_sends_a_follow_up_goal_merged_on_the_server_to_run_sweep_as_fields
     assert Goal.model_validate(sent).model_dump(exclude={"text"}) == Goal.model_validate(
         merged_goal
     ).model_dump(exclude={"text"})
+
+
+# --------------------------------------------------------------------------- asking back, names, directions
+
+CATALOG_WITH_ALIASES = [
+    _record(
+        "a",
+        "list_zoo",
+        {},
+        {
+            "entries": [
+                {"name": "digits-cnn", "description": "A 3-conv-layer CNN trained on scikit-learn digits"},
+                {"name": "minilm-l6", "description": "all-MiniLM-L6-v2 sentence encoder exported to ONNX"},
+            ]
+        },
+    ),
+    _record(
+        "b", "list_models", {}, {"models": [{"id": "model-3f2a9c1b7d4e"}], "zoo": ["digits-cnn", "minilm-l6"]}
+    ),
+]
+
+
+def _until_sweep(user: str, done: list[tuple[str, list[ToolRecord], str | None]] | None = None) -> Any:
+    """Drive the planner through one turn with the server's goal reader and a stand-in inspection, until it sweeps
+    or answers: (the step, the records of the turn)."""
+    records = list(CATALOG_WITH_ALIASES)
+    stand_in = {"inspect_model": {"size_bytes": 105486, "layers": []}, "profile_layers": {"layers": []}}
+    for _ in range(8):
+        step = plan(_turns(*(done or []), (user, records, None)))
+        if not step.tool_calls or step.tool_calls[0].name == "run_sweep":
+            return step, records
+        for c in step.tool_calls:
+            if c.name == "parse_goal":
+                records.append(_parsed(c.arguments))
+            else:
+                records.append(_record(f"x{len(records)}", c.name, c.arguments, stand_in[c.name]))
+    raise AssertionError("the planner did not reach a sweep")
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        "make digits-cnn under 40 KB, keep it snappy-ish on the gizmo",
+        "make digits-cnn under 40 KB and frobnicate the weights",
+        "shrink digits-cnn below 40 KB but keep it zesty",
+    ],
+)
+def test_plan_asks_back_with_the_goal_it_read_when_any_content_word_is_not_understood(user: str) -> None:
+    """Not only words with a digit: any word the reader did not use is asked about, with the reading shown."""
+    step, _ = _until_sweep(user)
+    assert not step.tool_calls and step.outcome == "needs_input"
+    text = step.text or ""
+    assert "I could not read part of your goal" in text and "I read: size <= 0.04 MB" in text
+    assert "Right?" in text
+
+
+def test_plan_runs_the_goal_it_read_back_when_the_user_says_yes() -> None:
+    user = "make digits-cnn under 40 KB, keep it snappy-ish on the gizmo"
+    asked, records = _until_sweep(user)
+    step, _ = _until_sweep("yes, go ahead", [(user, records, asked.text)])
+    assert [c.name for c in step.tool_calls] == ["run_sweep"]
+    sent = step.tool_calls[0].arguments
+    assert sent["model"] == "digits-cnn" and sent["goal"]["max_size_mb"] == 0.04
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        "make digits-cnn under 40 KB with at most 1% accuracy loss",
+        "make digits-cnn as small as possible, no pruning",
+    ],
+)
+def test_plan_does_not_ask_back_when_every_word_was_read(user: str) -> None:
+    step, _ = _until_sweep(user)
+    assert [c.name for c in step.tool_calls] == ["run_sweep"]
+
+
+@pytest.mark.parametrize(
+    ("user", "model"),
+    [
+        ("make all-MiniLM-L6-v2 under 30 MB", "minilm-l6"),
+        ("make All_MiniLM_L6_v2 under 30 MB", "minilm-l6"),
+        ("make MINILM L6 under 30 MB", "minilm-l6"),
+        ("make Digits_CNN under 40 KB", "digits-cnn"),
+    ],
+)
+def test_plan_matches_model_names_in_a_normalised_form(user: str, model: str) -> None:
+    step, _ = _until_sweep(user)
+    assert step.tool_calls and step.tool_calls[0].arguments["model"] == model
+
+
+def test_plan_never_takes_the_word_model_for_a_stored_model_named_model() -> None:
+    step, _ = _until_sweep("make the model smaller")
+    assert not step.tool_calls and "Which model should I optimize?" in (step.text or "")
+
+
+@pytest.mark.parametrize(
+    ("user", "objective"),
+    [
+        ("make digits-cnn faster", "latency"),
+        ("make digits-cnn smaller", "size"),
+        ("speed up digits-cnn", "latency"),
+    ],
+)
+def test_plan_reads_a_bare_direction_as_the_objective_with_a_bounded_loss(user: str, objective: str) -> None:
+    step, _ = _until_sweep(user)
+    assert [c.name for c in step.tool_calls] == ["run_sweep"]
+    goal = step.tool_calls[0].arguments["goal"]
+    assert goal["objective"] == objective and goal["max_accuracy_drop_pct"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "user",
+    ["why not int4 when it's 4x smaller?", "why not fp16, it halves the size?", "how come no pruning?"],
+)
+def test_plan_reads_why_not_as_a_question_never_as_a_new_goal(user: str) -> None:
+    step = plan(_conversation(user, CATALOG))
+    assert not step.tool_calls and "nothing to explain" in (step.text or "")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "loosened"),
+    [
+        (
+            {"max_size_mb": 0.04, "max_accuracy_drop_pct": 1.0},
+            {"max_size_mb": 0.04, "max_accuracy_drop_pct": 2.0},
+            ["accuracy"],
+        ),
+        (
+            {"max_size_mb": 0.04, "max_accuracy_drop_pct": 1.0},
+            {"max_size_mb": 0.03, "max_accuracy_drop_pct": 1.0},
+            [],
+        ),
+        ({"max_size_mb": 0.04}, {"max_size_ratio": 0.5}, ["size"]),  # 0.5 x 105 KB is over 40 KB
+        ({"max_size_mb": 0.04}, {"max_size_ratio": 0.3}, []),
+        ({"min_metric": 0.97}, {"max_accuracy_drop_pct": 2.0}, ["accuracy"]),  # 0.98 - 0.97 = 1 pt < 2 pt
+        ({"methods_forbidden": ["prune"]}, {}, ["methods_forbidden"]),
+        ({"min_speedup": 2.0}, {"min_speedup": 1.5}, ["latency"]),
+    ],
+)
+def test_relaxed_fields_finds_what_a_new_goal_loosens(
+    old: dict[str, Any], new: dict[str, Any], loosened: list[str]
+) -> None:
+    from assistant.planner.goals import relaxed_fields
+
+    baseline = {"size_bytes": 105486, "metric": 0.98, "latency_ms_p50": 0.02}
+    assert relaxed_fields(old, new, baseline) == loosened

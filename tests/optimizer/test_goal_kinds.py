@@ -108,6 +108,8 @@ FAMILIES: dict[str, list[Case]] = {
         ("make it 2 MB lighter", {"min_size_reduction_mb": 2.0}),
         ("reduce model size by 3.5 megabytes", {"min_size_reduction_mb": 3.5}),
         ("cut at least 100 KB from the file size", {"min_size_reduction_mb": 0.1}),
+        ("reduce the size of the model by 60 KB", {"min_size_reduction_mb": 0.06}),
+        ("cut the file size of it by 2 MB", {"min_size_reduction_mb": 2.0}),
     ],
     # "at most 5 ms slower" was "under 5 ms"
     "latency change amount": [
@@ -123,6 +125,7 @@ FAMILIES: dict[str, list[Case]] = {
         ("latency must not increase by more than 4 milliseconds", {"max_latency_increase_ms": 4.0}),
         ("shave off 2 ms", {"min_latency_reduction_ms": 2.0}),
         ("make inference 10 ms quicker", {"min_latency_reduction_ms": 10.0}),
+        ("reduce the latency of the model by 5 ms", {"min_latency_reduction_ms": 5.0}),
     ],
     # kB is decimal, KiB binary; numbers in words; two sizes in one sentence are two limits
     "units": [
