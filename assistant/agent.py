@@ -13,7 +13,6 @@ Streamlit), running the async one in a background event loop.
 
 from __future__ import annotations
 
-import base64
 import json
 import queue
 import time
@@ -26,7 +25,7 @@ import anyio.from_thread
 
 from assistant.answers import files_for, files_text
 from assistant.brain import Brain, BrainError, BrainStep
-from assistant.connection import ToolClient
+from assistant.connection import DownloadError, ToolClient
 from assistant.events import (
     Event,
     Final,
@@ -38,9 +37,10 @@ from assistant.events import (
     ToolRecord,
     ToolStarted,
 )
-from assistant.honesty import check_answer, latest_verdict
+from assistant.honesty import check_answer
 from assistant.planner import PLANNER_NAME, OfflinePlanner
 from assistant.settings import AssistantSettings
+from assistant.toollog import ToolLog
 from assistant.transcript import tool_message, with_context
 
 __all__ = ["Assistant", "AsyncAssistant", "make_brain"]
@@ -84,7 +84,7 @@ class AsyncAssistant:
         self.tools = ToolClient(self.settings, server_settings=server_settings, chart_writer=chart_writer)
         self.save_dir = Path(save_dir) if save_dir is not None else None
         self.messages: list[dict[str, Any]] = []
-        self.records: list[ToolRecord] = []
+        self.records = ToolLog()  # every tool call of the conversation, with its result
         self._specs: list[dict[str, Any]] = []
         self._ids: set[str] = set()
 
@@ -220,10 +220,10 @@ class AsyncAssistant:
             )
             corrected = True
 
-        verdict = latest_verdict(self.records)
-        files = files_for(
-            self.records, verdict.job_id, verdict.recommended or _nearest(self.records, verdict.job_id)
-        )
+        verdict = self.records.verdict()
+        report = self.records.report(verdict.job_id) if verdict.job_id else None
+        shown = verdict.recommended or (report.nearest_id if report is not None else None)
+        files = files_for(self.records, verdict.job_id, shown)
         if brain is not self.planner and files and not any(v in text for v in files.values()):
             text += "\n" + files_text(files)
         if outcome is None:
@@ -231,7 +231,9 @@ class AsyncAssistant:
                 "met" if honesty.claims_goal_met else "not_met" if honesty.claims_goal_unmet else "answered"
             )
         if self.save_dir is not None and outcome in ("met", "not_met") and verdict.job_id:
-            saved = await self._save(verdict.job_id, files)
+            saved, problems = await self._save(verdict.job_id, files)
+            if problems:
+                text += "\nNot saved: " + "; ".join(problems) + "."
             if saved:
                 files.update(saved)
                 text += (
@@ -244,7 +246,7 @@ class AsyncAssistant:
             brain=brain.name if notice is None else PLANNER_NAME,
             notice=notice,
             corrected=corrected,
-            tool_calls=self.records[first_record:],
+            tool_calls=list(self.records[first_record:]),
             honesty=honesty,
             job_id=verdict.job_id,
             recommended=verdict.recommended if outcome == "met" else None,
@@ -349,37 +351,34 @@ class AsyncAssistant:
         final = await self.tools.call("get_job", {"job_id": job_id, "include_trials": True}, "final")
         yield final.result if final.ok and final.result is not None else info
 
-    async def _save(self, job_id: str, files: dict[str, str]) -> dict[str, str]:
-        """Download the model and the report into ``save_dir/<job_id>/`` through get_artifact."""
+    async def download(self, artifact_id: str) -> bytes:
+        """The bytes of a job artifact, whatever its size (see :meth:`assistant.connection.ToolClient.download`).
+
+        Raises:
+            DownloadError: it could not be fetched (the error says why and what to do).
+        """
+        return await self.tools.download(artifact_id, self._unique_id("download"))
+
+    async def _save(self, job_id: str, files: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        """Download the model and the report into ``save_dir/<job_id>/``; (what was saved, what could not be)."""
         if self.save_dir is None:
-            return {}
+            return {}, []
         wanted = {"saved_model": files.get("model_artifact"), "saved_report": f"{job_id}/report.json"}
         saved: dict[str, str] = {}
+        problems: list[str] = []
         for key, aid in wanted.items():
             if not aid:
                 continue
-            cid = self._unique_id(f"save-{key}")
-            r = await self.tools.call("get_artifact", {"artifact_id": aid, "inline": True}, cid)
-            if not r.ok or r.result is None or not r.result.get("content_base64"):
+            try:
+                data = await self.tools.download(aid, self._unique_id(f"save-{key}"))
+            except DownloadError as e:  # said in the answer, never skipped in silence
+                problems.append(f"{aid} ({e.message}" + (f"; {e.hint}" if e.hint else "") + ")")
                 continue
             target = self.save_dir / job_id / Path(aid).name
             target.parent.mkdir(parents=True, exist_ok=True)
-            await anyio.Path(target).write_bytes(base64.b64decode(r.result["content_base64"]))
+            await anyio.Path(target).write_bytes(data)
             saved[key] = str(target)
-        return saved
-
-
-def _nearest(records: list[ToolRecord], job_id: str | None) -> str | None:
-    for r in reversed(records):
-        if (
-            r.name == "get_pareto_report"
-            and r.ok
-            and r.result is not None
-            and r.result.get("job_id") == job_id
-        ):
-            nearest = r.result.get("report", {}).get("nearest") or []
-            return str(nearest[0].get("candidate_id")) if nearest else None
-    return None
+        return saved, problems
 
 
 _DONE = object()
@@ -426,6 +425,14 @@ class Assistant:
     def call_tool(self, name: str, arguments: dict[str, Any], call_id: str = "direct") -> ToolRecord:
         """Run one tool outside the conversation; see :meth:`AsyncAssistant.call_tool`."""
         return self._portal.call(self.inner.call_tool, name, arguments, call_id)
+
+    def download(self, artifact_id: str) -> bytes:
+        """The bytes of a job artifact, whatever its size; see :meth:`AsyncAssistant.download`.
+
+        Raises:
+            DownloadError: it could not be fetched.
+        """
+        return self._portal.call(self.inner.download, artifact_id)
 
     def ask(self, message: str, *, model: str | None = None, data: str | None = None) -> Reply:
         """Answer one message; see :meth:`AsyncAssistant.ask`."""

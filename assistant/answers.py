@@ -7,40 +7,27 @@ two, rounded the way :mod:`assistant.honesty` accepts: an answer built here alwa
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from assistant.events import ToolRecord
+from assistant.techniques import describe_recipe
+from assistant.toollog import ToolLog
+from optimizer.units import format_bytes
 
 __all__ = [
     "candidate_line",
+    "describe_goal",
     "describe_recipe",
     "files_for",
     "fmt_drop",
     "fmt_metric",
     "fmt_ms",
-    "fmt_size",
     "label_of",
 ]
 
+_UNKNOWN_SIZE = "unknown size"
 _ACCURACY_LIKE = ("top1", "top5", "acc", "match", "agreement", "f1")
-
-
-def _trim(text: str) -> str:
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def fmt_size(n: float | None) -> str:
-    """Bytes for people, decimal units and three significant digits: 36979 -> ``37 KB``."""
-    if n is None:
-        return "unknown size"
-    value = float(n)
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if abs(value) >= scale:
-            v = value / scale
-            digits = 0 if abs(v) >= 100 else 1 if abs(v) >= 10 else 2
-            return f"{_trim(f'{v:.{digits}f}')} {unit}"
-    return f"{round(value)} B"
 
 
 def fmt_ms(v: float | None) -> str:
@@ -90,29 +77,36 @@ def label_of(candidate_id: str) -> str:
     return rest if head[:1] == "c" and head[1:].isdigit() and rest else candidate_id
 
 
-def describe_recipe(recipe: dict[str, Any] | None) -> str:
-    """A recipe in words: ``static int8 (per-channel, minmax calibration)``."""
-    if not recipe:
-        return "unknown recipe"
-    kind = str(recipe.get("kind", ""))
-    keep = recipe.get("keep_fp32") or []
-    tail = ""
-    if keep:
-        tail = f", the {len(keep)} most sensitive layer{'s' if len(keep) != 1 else ''} kept in fp32"
-    if kind == "static_int8":
-        gran = "per-channel" if recipe.get("per_channel", True) else "per-tensor"
-        ops = recipe.get("op_types")
-        on = f", only {'/'.join(ops)}" if ops else ""
-        return f"static int8 ({gran}, {recipe.get('calibration', 'minmax')} calibration{on}{tail})"
-    if kind == "dynamic_int8":
-        return f"dynamic int8 ({'/'.join(recipe.get('op_types') or [])}{tail})"
-    if kind == "fp16":
-        return f"float16{tail.replace(', the', ' (the') + ')' if tail else ''}"
-    if kind == "int4_weight_only":
-        return "int4 weight-only (MatMul)"
-    if kind == "chain":
-        return " then ".join(describe_recipe(s) for s in recipe.get("steps") or [])
-    return kind.replace("_", " ")
+def describe_goal(goal: dict[str, Any] | None) -> str:
+    """A structured goal (the dict the tools return) in one line, worded as the server's ``Goal.describe``:
+    ``size <= 0.04 MB, accuracy drop <= 1.0 pt, objective: balanced``."""
+    g = goal or {}
+    parts: list[str] = []
+    for key, template in (
+        ("max_size_mb", "size <= {} MB"),
+        ("max_size_ratio", None),
+        ("max_accuracy_drop_pct", "accuracy drop <= {} pt"),
+        ("max_latency_ms", "p50 latency <= {} ms"),
+        ("min_speedup", "speedup >= {}x"),
+    ):
+        value = finite(g.get(key))
+        if value is None:
+            continue
+        parts.append(f"size <= {value * 100:g}% of original" if template is None else template.format(value))
+    if not parts:
+        parts.append("no constraints")
+    for key, label in (("precision", "precision"), ("device", "device")):
+        if g.get(key):
+            parts.append(f"{label}: {g[key]}")
+    for key, label in (
+        ("methods_allowed", "methods allowed"),
+        ("methods_forbidden", "methods forbidden"),
+        ("methods_requested", "methods asked for"),
+    ):
+        if g.get(key):
+            parts.append(f"{label}: {', '.join(str(m) for m in g[key])}")
+    parts.append(f"objective: {g.get('objective') or 'balanced'}")
+    return ", ".join(parts)
 
 
 def candidate_line(c: dict[str, Any], baseline: dict[str, Any]) -> str:
@@ -124,7 +118,7 @@ def candidate_line(c: dict[str, Any], baseline: dict[str, Any]) -> str:
         return f"{cid}: failed ({err.get('code', 'error')}: {str(err.get('message', ''))[:160]})"
     size = m.get("size_bytes")
     ratio = fmt_ratio(float(size or 0), float(baseline.get("size_bytes") or 0))
-    parts = [f"{fmt_size(size)}" + (f" ({ratio})" if ratio else "")]
+    parts = [format_bytes(size, missing=_UNKNOWN_SIZE) + (f" ({ratio})" if ratio else "")]
     parts.append(
         f"{fmt_metric(str(m.get('metric_name', 'metric')), m.get('metric'))} ({fmt_drop(m.get('accuracy_drop_pct'))})"
     )
@@ -135,7 +129,7 @@ def candidate_line(c: dict[str, Any], baseline: dict[str, Any]) -> str:
 
 def baseline_line(model: str, baseline: dict[str, Any]) -> str:
     parts = [
-        fmt_size(baseline.get("size_bytes")),
+        format_bytes(baseline.get("size_bytes"), missing=_UNKNOWN_SIZE),
         fmt_metric(str(baseline.get("metric_name", "metric")), baseline.get("metric")),
     ]
     if baseline.get("latency_ms_p50") is not None:
@@ -143,46 +137,29 @@ def baseline_line(model: str, baseline: dict[str, Any]) -> str:
     return f"the original {model}: " + ", ".join(parts)
 
 
-def _latest(records: Sequence[ToolRecord], name: str, **match: Any) -> ToolRecord | None:
-    for r in reversed(records):
-        if (
-            r.name == name
-            and r.ok
-            and r.result is not None
-            and all(r.result.get(k) == v for k, v in match.items())
-        ):
-            return r
-    return None
-
-
-def files_for(records: Sequence[ToolRecord], job_id: str | None, candidate_id: str | None) -> dict[str, str]:
+def files_for(records: Iterable[ToolRecord], job_id: str | None, candidate_id: str | None) -> dict[str, str]:
     """The files of a result, named from tool results: the model (path and artifact) and the report/chart."""
     if not job_id:
         return {}
+    log = records if isinstance(records, ToolLog) else ToolLog(records)
     files: dict[str, str] = {}
-    rep = _latest(records, "get_pareto_report", job_id=job_id)
-    if rep is not None and rep.result is not None:
-        report = rep.result.get("report", {})
-        if candidate_id:
-            for c in report.get("candidates", []):
-                if c.get("id") == candidate_id and c.get("model_path"):
-                    files["model"] = str(c["model_path"])
-            if candidate_id == report.get("recommended") and rep.result.get("best_artifact"):
-                files["model_artifact"] = str(rep.result["best_artifact"])
-            elif candidate_id in (rep.result.get("candidate_artifacts") or {}):
-                files["model_artifact"] = str(rep.result["candidate_artifacts"][candidate_id])
-        if rep.result.get("chart_artifact"):
-            files["chart_artifact"] = str(rep.result["chart_artifact"])
-    for r in records:
-        if r.name == "get_artifact" and r.ok and r.result is not None:
-            aid = str(r.result.get("artifact_id", ""))
-            if not aid.startswith(f"{job_id}/"):
-                continue
-            if aid.endswith("report.json"):
-                files["report_artifact"] = aid
-                files["report_download"] = str(r.result.get("download_path", ""))
-            elif aid == files.get("model_artifact"):
-                files["model_download"] = str(r.result.get("download_path", ""))
+    view = log.report(job_id)
+    if view is not None:
+        candidate = view.candidate(candidate_id)
+        if candidate is not None and candidate.get("model_path"):
+            files["model"] = str(candidate["model_path"])
+        artifact = view.artifact_of(candidate_id)
+        if artifact is not None:
+            files["model_artifact"] = artifact
+        if view.result.get("chart_artifact"):
+            files["chart_artifact"] = str(view.result["chart_artifact"])
+    for art in log.artifacts(job_id):
+        aid = str(art.get("artifact_id", ""))
+        if aid.endswith("report.json"):
+            files["report_artifact"] = aid
+            files["report_download"] = str(art.get("download_path", ""))
+        elif aid == files.get("model_artifact"):
+            files["model_download"] = str(art.get("download_path", ""))
     return files
 
 

@@ -5,12 +5,17 @@
 - ``QUANTTAAS_MCP_URL``: a running server over streamable HTTP (``QUANTTAAS_TOKEN`` as the bearer token);
 - ``QUANTTAAS_MCP_COMMAND``: a server started as a subprocess and spoken to over stdio (e.g. ``quanttaas mcp``).
 
-The assistant never imports the optimizer: everything it knows comes back from these tool calls.
+The assistant never imports the optimizer: everything it knows comes back from these tool calls. The one thing a
+tool call cannot always carry is a large file: :meth:`ToolClient.download` gets an artifact inline through
+``get_artifact`` when it fits the server's inline limit, and over the server's download route
+(``GET /artifacts/<id>``) when it does not; the agent's ``save_dir`` and the page both use it.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -23,7 +28,17 @@ from mcp import Client, StdioServerParameters
 from assistant.events import ToolRecord
 from assistant.settings import AssistantSettings
 
-__all__ = ["ToolClient"]
+__all__ = ["DownloadError", "ToolClient"]
+
+
+class DownloadError(Exception):
+    """An artifact that could not be fetched, with the server's (or the transport's) code, message and hint."""
+
+    def __init__(self, code: str, message: str, hint: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
 
 
 def _error_of(text: str) -> dict[str, Any]:
@@ -54,6 +69,7 @@ class ToolClient:
         self._stack = contextlib.AsyncExitStack()
         self._client: Client | None = None
         self._services: Any = None
+        self._app: Any = None  # in process: the server's HTTP app, for its download route
         self.transport = "in-process"
 
     async def __aenter__(self) -> ToolClient:
@@ -97,6 +113,7 @@ class ToolClient:
             await self._stack.aclose()
         finally:
             self._client = None
+            self._app = None
             if self._services is not None:
                 services, self._services = self._services, None
                 await anyio.to_thread.run_sync(services.close)
@@ -169,3 +186,85 @@ class ToolClient:
             text=texts[0] if texts else "",
             seconds=seconds,
         )
+
+    # ------------------------------------------------------------ artifacts
+
+    async def download(self, artifact_id: str, call_id: str = "download") -> bytes:
+        """The bytes of a job artifact (``<job_id>/best.onnx``, ``<job_id>/report.json``, ...).
+
+        Inline through ``get_artifact`` when the file is within the server's inline limit; otherwise over the
+        server's download route (``GET /artifacts/<id>``): over HTTP for a server given by URL (with the bearer
+        token), through the server's own app in process. The bytes are checked against the sha256 the tool
+        reported.
+
+        Raises:
+            DownloadError: the tool refused (unknown job or artifact), the file is too large to send inline over
+                stdio (no download route is known), the download failed, or the bytes do not match.
+        """
+        r = await self.call("get_artifact", {"artifact_id": artifact_id, "inline": True}, call_id)
+        if not r.ok or r.result is None:
+            err = r.error or {}
+            raise DownloadError(
+                str(err.get("code", "tool_error")),
+                str(err.get("message", r.text or f"could not fetch {artifact_id}")),
+                str(err.get("hint", "")),
+            )
+        info = r.result
+        content = info.get("content_base64")
+        if content:
+            data = base64.b64decode(content)
+        else:
+            data = await self._download_route(
+                artifact_id, str(info.get("download_path") or f"/artifacts/{artifact_id}")
+            )
+        if info.get("sha256") and hashlib.sha256(data).hexdigest() != info["sha256"]:
+            raise DownloadError(
+                "download_corrupt",
+                f"{artifact_id}: the {len(data):,} bytes received do not match the server's sha256",
+                "fetch it again",
+            )
+        return data
+
+    async def _download_route(self, artifact_id: str, path: str) -> bytes:
+        """``GET <server><path>``: the server's download route, for a file too large to send inline."""
+        import httpx
+
+        s = self.settings
+        if s.mcp_url:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(s.mcp_url)
+            base = f"{parts.scheme}://{parts.netloc}"
+            token = s.token_value()
+            transport: httpx.AsyncBaseTransport | None = None
+        elif self._services is not None:
+            from mcp_server.http_app import create_app
+
+            if self._app is None:
+                self._app = create_app(services=self._services)
+            base, token = "http://127.0.0.1", self._services.settings.token_value()
+            transport = httpx.ASGITransport(app=self._app)
+        else:
+            raise DownloadError(
+                "payload_too_large",
+                f"{artifact_id} is larger than the server sends inline, and a server spoken to over stdio has no "
+                "download route",
+                "connect to the server over HTTP (QUANTTAAS_MCP_URL) or raise its inline limit "
+                "(QUANTTAAS_MAX_INLINE_ARTIFACT_BYTES)",
+            )
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with httpx.AsyncClient(transport=transport, timeout=s.tool_timeout_s) as http:
+                response = await http.get(base + path, headers=headers)
+        except httpx.HTTPError as e:
+            raise DownloadError(
+                "download_failed", f"could not download {artifact_id}: {type(e).__name__}: {str(e)[:200]}"
+            ) from e
+        if response.status_code != 200:
+            err = _error_of(response.text)
+            raise DownloadError(
+                err["code"] if err["code"] != "tool_error" else f"http_{response.status_code}",
+                f"could not download {artifact_id}: {err['message']}",
+                err["hint"],
+            )
+        return response.content

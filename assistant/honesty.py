@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from assistant.events import Claim, HonestyReport, ToolRecord
+from assistant.toollog import ToolLog, Verdict, latest_verdict
 
 __all__ = [
     "Evidence",
@@ -404,98 +405,6 @@ def tool_strings(records: Iterable[ToolRecord]) -> list[str]:
     return out
 
 
-# --------------------------------------------------------------------------- the verdict
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the tool results say about the active goal."""
-
-    state: Literal["met", "not_met", "unknown"]
-    source: str = ""
-    recommended: str | None = None
-    feasible: tuple[str, ...] = ()
-    infeasible: tuple[str, ...] = ()
-    goal: dict[str, Any] | None = None
-    reason: str = ""
-    job_id: str | None = None
-
-
-def _job_failed_on_goal(job: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not job or job.get("state") != "failed":
-        return None
-    err = job.get("error") or {}
-    return err if err.get("code") == "goal_invalid" else None
-
-
-def _report_candidate_ids(records: Sequence[ToolRecord], job_id: str | None) -> tuple[str, ...]:
-    for r in reversed(records):
-        if (
-            r.ok
-            and r.result is not None
-            and r.name == "get_pareto_report"
-            and r.result.get("job_id") == job_id
-        ):
-            return tuple(
-                str(c.get("id", ""))
-                for c in r.result.get("report", {}).get("candidates", [])
-                if c.get("metrics")
-            )
-    return ()
-
-
-def latest_verdict(records: Sequence[ToolRecord]) -> Verdict:
-    """The verdict of the last report, recommendation or goal-refused sweep among ``records``.
-
-    ``infeasible`` lists the measured candidates known to miss the goal: for a recommendation, every measured
-    candidate of its job that is not feasible; for a report that recommends nothing, its nearest candidates.
-    """
-    for r in reversed(records):
-        if not r.ok or r.result is None:
-            continue
-        if r.name == "get_pareto_report":
-            rep = r.result.get("report", {})
-            rec = rep.get("recommended")
-            nearest = tuple(str(n.get("candidate_id", "")) for n in rep.get("nearest", []))
-            return Verdict(
-                "met" if rec else "not_met",
-                f"get_pareto_report#{r.call_id}",
-                rec,
-                (rec,) if rec else (),
-                () if rec else nearest,
-                rep.get("goal"),
-                str(rep.get("reason", "")),
-                r.result.get("job_id"),
-            )
-        if r.name == "recommend":
-            rec_obj = r.result.get("recommendation", {})
-            rec = rec_obj.get("recommended")
-            feasible = tuple(str(x) for x in rec_obj.get("feasible", []))
-            job_id = r.result.get("job_id")
-            infeasible = tuple(c for c in _report_candidate_ids(records, job_id) if c not in feasible)
-            return Verdict(
-                "met" if rec else "not_met",
-                f"recommend#{r.call_id}",
-                rec,
-                feasible,
-                infeasible,
-                r.result.get("goal"),
-                str(rec_obj.get("reason", "")),
-                job_id,
-            )
-        if r.name in ("run_sweep", "get_job"):
-            job = r.job if r.name == "run_sweep" else r.result
-            err = _job_failed_on_goal(job)
-            if err is not None:
-                return Verdict(
-                    "not_met",
-                    f"{r.name}#{r.call_id}",
-                    reason=str(err.get("message", "")),
-                    job_id=(job or {}).get("job_id"),
-                )
-    return Verdict("unknown")
-
-
 # --------------------------------------------------------------------------- the check
 
 
@@ -522,7 +431,7 @@ def check_answer(
         if source is None and q.text not in unbacked:
             unbacked.append(q.text)
     met, unmet = goal_claims(text, tool_strings(records))
-    verdict = latest_verdict(records)
+    verdict = ToolLog(records).verdict()
     notes: list[str] = []
     false_claim = False
     if met:

@@ -32,7 +32,6 @@ from optimizer.errors import QuantTaaSError
 from optimizer.measure.data import Dataset, load_data, save_data
 from optimizer.measure.evaluate import evaluate_model, make_session, measure_latency
 from optimizer.models.inspect import inspect_model
-from optimizer.search.pareto import format_bytes
 from optimizer.techniques.chain import apply_recipe, torch_source_for
 from optimizer.techniques.prune import compressed_size_bytes
 from optimizer.techniques.quantize import quantize_model
@@ -45,6 +44,7 @@ from optimizer.types import (
     StaticInt8Recipe,
     TorchSource,
 )
+from optimizer.units import format_bytes
 from optimizer.zoo import zoo_torch_source
 
 OUT = Path("out/bench")

@@ -2,6 +2,9 @@
 
 ``litellm.completion(..., tools=openai_tools())`` gives an LLM exactly the tools, descriptions and input schemas an
 MCP client sees; the agent then runs the chosen tool through an MCP client (or :func:`mcp_server.tools.call_tool`).
+The goal is typed data here too: ``run_sweep`` and ``recommend`` take the structured goal (``$defs.Goal``, the object
+``parse_goal`` returns, which an LLM may also fill field by field) as well as plain words, and ``parse_goal`` takes
+a ``prior`` goal to merge a follow-up into.
 """
 
 from __future__ import annotations

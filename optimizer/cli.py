@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from optimizer.errors import QuantTaaSError
+from optimizer.units import format_bytes
 
 EXIT_ERROR = 2
 EXIT_INTERNAL = 1
@@ -28,15 +29,6 @@ def _print_json(obj: Any) -> None:
     if hasattr(obj, "model_dump"):
         obj = obj.model_dump(mode="json")
     print(json.dumps(obj, indent=2, ensure_ascii=False))
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n} B"
 
 
 def _fmt(v: float | None, spec: str = ".4f") -> str:
@@ -75,7 +67,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     print(f"{info.path}: ONNX opset {info.opset}, IR {info.ir_version}, producer {info.producer or '?'}")
     print(
-        f"  size {fmt_bytes(info.size_bytes)}, {info.param_count:,} parameters"
+        f"  size {format_bytes(info.size_bytes)}, {info.param_count:,} parameters"
         + (f" ({info.constant_param_count:,} in Constant nodes)" if info.constant_param_count else "")
     )
     for t in info.inputs:
@@ -274,7 +266,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         )
         return 0
     print(
-        f"{recipe.label}: wrote {applied.path} ({fmt_bytes(before)} -> {fmt_bytes(after)}, "
+        f"{recipe.label}: wrote {applied.path} ({format_bytes(before)} -> {format_bytes(after)}, "
         f"{before / after:.2f}x smaller)"
     )
     if (
@@ -284,8 +276,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     ):
         for step in applied.steps:
             print(
-                f"  step {step['step']} {step['label']}: {fmt_bytes(step['size_bytes'])} "
-                f"(gzip {fmt_bytes(step['compressed_size_bytes'])}); fine-tune: {step.get('finetune', 'none')}"
+                f"  step {step['step']} {step['label']}: {format_bytes(step['size_bytes'])} "
+                f"(gzip {format_bytes(step['compressed_size_bytes'])}); fine-tune: {step.get('finetune', 'none')}"
             )
     for key in ("note", "limits"):
         if key in applied.detail:
@@ -340,9 +332,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         + (f", drop {metrics.accuracy_drop_pct:+.2f} pt vs baseline {_fmt(base.metric)}" if base else "")
     )
     print(
-        f"  size {fmt_bytes(metrics.size_bytes)}; latency p50 {_fmt(metrics.latency_ms_p50, '.3f')} ms, "
+        f"  size {format_bytes(metrics.size_bytes)}; latency p50 {_fmt(metrics.latency_ms_p50, '.3f')} ms, "
         f"p95 {_fmt(metrics.latency_ms_p95, '.3f')} ms (batch {metrics.batch_size}, {metrics.threads} thread(s), "
-        f"{metrics.backend}); peak memory +{fmt_bytes(metrics.peak_memory_bytes)}"
+        f"{metrics.backend}); peak memory +{format_bytes(metrics.peak_memory_bytes)}"
     )
     return 0
 
@@ -424,8 +416,6 @@ class _ProgressBar:
 
 
 def print_report(report: Any) -> None:
-    from optimizer.search.pareto import format_bytes
-
     b = report.baseline
     print(
         f"original: {format_bytes(b.size_bytes)}, {b.metric_name} {_fmt(b.metric)}, p50 {_fmt(b.latency_ms_p50, '.3f')} ms"

@@ -29,8 +29,9 @@ from typing import Any
 from optimizer.errors import InputError, NotFoundError
 from optimizer.measure.data import load_data, save_data
 from optimizer.models.inspect import default_opset, inspect_model, load_onnx
-from optimizer.search.pareto import ParetoReport, format_bytes
+from optimizer.search.pareto import ParetoReport
 from optimizer.types import Candidate, Frozen
+from optimizer.units import format_bytes
 
 __all__ = ["PackageResult", "load_report", "package_candidate", "resolve_candidate"]
 

@@ -18,9 +18,13 @@ FLOORS = ("optimizer", "mcp_server", "assistant", "ui", "quanttaas")
 FORBIDDEN_PAIRS = {
     ("assistant", "optimizer"): "the assistant reaches the library only through the tools (MCP)"
 }
+# Modules a forbidden pair still allows. optimizer/units.py is a pure formatting module (standard library only, no
+# state, no model, no measurement): writing "37 KB" the way the CLI, the reports and the page do is presentation,
+# not the library, and one byte formatter for every surface beats a copy in the assistant that rounds differently.
+ALLOWED_ACROSS_PAIRS = {("assistant", "optimizer.units")}
 
 # rooms of the library and the rooms each may import (see each room's docstring); "base" is types/errors/settings
-BASE = {"types", "errors", "settings"}
+BASE = {"types", "errors", "settings", "units"}
 ROOMS: dict[str, set[str]] = {
     "base": set(),
     "goals": {"base"},
@@ -66,7 +70,7 @@ def floor_violations(floor: str) -> list[str]:
             top = module.split(".")[0]
             if top in FLOORS and FLOORS.index(top) > rank:
                 bad.append(f"{path.relative_to(ROOT)}:{line} imports {module} (a higher floor)")
-            if (floor, top) in FORBIDDEN_PAIRS:
+            if (floor, top) in FORBIDDEN_PAIRS and (floor, module) not in ALLOWED_ACROSS_PAIRS:
                 bad.append(
                     f"{path.relative_to(ROOT)}:{line} imports {module}: {FORBIDDEN_PAIRS[(floor, top)]}"
                 )
@@ -117,3 +121,22 @@ def test_layers_check_catches_an_upward_import(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
     assert len(floor_violations("optimizer")) == 1
     assert [v.split(" imports ")[1] for v in room_violations()] == ["optimizer.search (room measure may not)"]
+
+
+def test_layers_assistant_may_use_only_the_pure_formatting_module_of_the_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one exception to "the assistant never imports the library" is exact: optimizer.units, nothing else."""
+    fake = tmp_path / "assistant"
+    fake.mkdir()
+    (fake / "fine.py").write_text("from optimizer.units import format_bytes\n")
+    (fake / "leak.py").write_text(
+        "from optimizer.search.pareto import format_bytes\nimport optimizer.units_extra\n"
+    )
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    bad = floor_violations("assistant")
+    assert [v.split(" imports ")[1].split(":")[0] for v in bad] == [
+        "optimizer.search.pareto",
+        "optimizer.units_extra",
+    ]
+    assert all(v.startswith("assistant/leak.py") for v in bad)

@@ -2,7 +2,8 @@
 
 Run it with ``make run`` (or ``streamlit run ui/app.py``). A thin script over the assistant: the state of a
 browser session (its assistant, the chat, the reports) lives in ``st.session_state``; the work behind each
-widget is in :mod:`ui.session`, the drawing in :mod:`ui.render` and :mod:`ui.charts`.
+widget is in a module per job (:mod:`ui.session` the assistant of the session, :mod:`ui.chat` the history,
+:mod:`ui.uploads`, :mod:`ui.results`, :mod:`ui.downloads`), the drawing in :mod:`ui.render` and :mod:`ui.charts`.
 
 A request runs in three script runs so that nothing can interrupt it: the run that receives the message stores
 it and reruns with every widget disabled; that run streams the answer (each tool call a step, a progress bar
@@ -18,25 +19,13 @@ from typing import Any
 
 import streamlit as st
 
+from assistant.toollog import ToolLog
+from ui.chat import ChatTurn, error_text, exception_text
+from ui.downloads import build_downloads
 from ui.render import LiveTurn, brain_label, render_turn
-from ui.session import (
-    DATA_TYPES,
-    MODEL_TYPES,
-    ChatTurn,
-    Selection,
-    absorb_reply,
-    build_downloads,
-    error_text,
-    exception_text,
-    inspection_markdown,
-    is_offline,
-    make_assistant,
-    mentions_model,
-    register_upload,
-    save_upload,
-    transport_of,
-    use_llm,
-)
+from ui.results import absorb_reply
+from ui.session import Selection, is_offline, make_assistant, mentions_model, transport_of, use_llm
+from ui.uploads import DATA_TYPES, MODEL_TYPES, inspection_markdown, register_upload, save_upload
 
 EXAMPLES = (
     "make digits-cnn under 40 KB with less than 1% accuracy loss",
@@ -301,7 +290,7 @@ def _answer(assistant: Any, text: str) -> None:
         if live.final is not None:
             reply = live.final.reply
             job_id, report, sens = absorb_reply(reply, ss.jobs)
-            if any(r.name == "run_sweep" for r in reply.tool_calls) or job_id is not None:
+            if ToolLog(reply.tool_calls).called("run_sweep") or job_id is not None:
                 ss.context_pending = False
             if report is not None and job_id is not None:
                 live.turn.job_id = job_id

@@ -20,8 +20,9 @@ from typing import Any
 
 import altair as alt
 
-from optimizer.search.pareto import ParetoReport, format_bytes, size_limit_bytes
+from optimizer.search.pareto import ParetoReport, size_limit_bytes
 from optimizer.types import Candidate, Metrics, SensitivityReport
+from optimizer.units import format_bytes
 
 __all__ = [
     "before_after_rows",

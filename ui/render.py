@@ -1,6 +1,6 @@
 """How the chat page draws things with Streamlit: a turn of the history, a live turn, a result's charts.
 
-Charts come from :mod:`ui.charts` (pure functions); the state they draw comes from :mod:`ui.session`.
+Charts come from :mod:`ui.charts` (pure functions); the state they draw comes from :mod:`ui.chat` and :mod:`ui.downloads`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from assistant.events import Event, Final, Progress, TextEvent, ToolFinished, To
 from optimizer.search.pareto import ParetoReport
 from optimizer.types import SensitivityReport
 from ui.charts import before_after_rows, candidate_rows, latency_chart, pareto_chart, sensitivity_chart
-from ui.session import ChatTurn, DownloadSet, Step, error_text, step_title
+from ui.chat import ChatTurn, Step, error_text, step_title
+from ui.downloads import DownloadSet
 
 __all__ = ["LiveTurn", "brain_label", "render_result", "render_steps", "render_turn"]
 

@@ -7,10 +7,21 @@ Layout (first axis = samples everywhere):
 - ``metric`` (optional, 0-d string): the registered metric that scores this data (default ``top1`` with labels,
   ``agreement`` without);
 - ``meta__NAME`` (optional): extra arrays a metric needs (a CTC charset, sentence-pair indices).
+
+What is refused (a :class:`~optimizer.errors.DataError` that names the array and the problem), because a number
+measured on it would mean nothing:
+
+- an archive member that is not a ``.npy`` array, a ``.npy`` header whose shape declares more (or fewer) bytes
+  than the member holds (a 4 TiB shape in a 1 KB file), object (pickled) arrays;
+- NaN or infinite values in a floating-point input or in float labels;
+- ``top1`` labels that are not whole non-negative numbers, or (given the model's outputs) that name a class the
+  model does not have: a label of 2**63-1 can never be predicted, so the original scores 0% and every candidate
+  "drops 0 points".
 """
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,7 +81,65 @@ class Dataset:
         )
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+_WRITE_HINT = "write it with numpy.savez(path, input_name=array, labels=array); object arrays are refused"
+
+
+def _check_members(path: Path) -> None:
+    """Read every member's .npy header (never its data) and check it declares what the member holds.
+
+    numpy trusts the header: a member that is not a .npy comes back as raw bytes, and a header that declares a
+    4 TiB shape makes it try to allocate 4 TiB. Both are refused here, before anything is loaded.
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                name = info.filename
+                if info.is_dir():
+                    continue
+                if not name.endswith(".npy"):
+                    raise DataError(
+                        f"{path.name}: archive member {name[:100]!r} is not a .npy array", hint=_WRITE_HINT
+                    )
+                with z.open(info) as f:
+                    try:
+                        version = np.lib.format.read_magic(f)
+                        if version == (1, 0):
+                            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                        elif version == (2, 0):
+                            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                        else:
+                            raise ValueError(f"unsupported .npy format version {version}")
+                    except (ValueError, SyntaxError, EOFError) as e:
+                        raise DataError(
+                            f"{path.name}: archive member {name[:100]!r} is not a valid .npy array ({e})",
+                            hint=_WRITE_HINT,
+                        ) from None
+                    header = f.tell()
+                if dtype.hasobject:
+                    raise DataError(
+                        f"{path.name}: array {name[:-4][:100]!r} holds Python objects (pickled data)",
+                        hint=_WRITE_HINT,
+                    )
+                declared = math.prod(int(d) for d in shape) * dtype.itemsize
+                held = info.file_size - header
+                if declared != held:
+                    raise DataError(
+                        f"{path.name}: array {name[:-4][:100]!r} declares shape {list(shape)[:8]} of {dtype} "
+                        f"({declared:,} bytes) but holds {held:,} bytes",
+                        hint="the file is damaged or was not written by numpy; " + _WRITE_HINT,
+                    )
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise DataError(f"{path.name} is a damaged .npz archive ({e.__class__.__name__}: {e})") from e
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Every array of a .npz archive, each checked before it is read (see the module docstring).
+
+    Raises:
+        DataError: missing, not a zip archive, a member that is not a .npy array, a header that does not match
+            its data, object arrays.
+    """
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}", hint="give the path of an existing .npz file")
     if not zipfile.is_zipfile(path):  # np.load would return a bare ndarray for a .npy file, not an archive
@@ -78,25 +147,100 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             f"{path.name} is not a .npz archive",
             hint="write it with numpy.savez(path, input_name=array, labels=array), not numpy.save",
         )
+    _check_members(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise DataError(
-            f"{path.name} is not a readable .npz file ({e.__class__.__name__}: {e})",
-            hint="write it with numpy.savez(path, input_name=array, labels=array); object arrays are refused",
+            f"{path.name} is not a readable .npz file ({e.__class__.__name__}: {e})", hint=_WRITE_HINT
         ) from e
 
 
-def load_data(path: str | Path, model_inputs: list[TensorInfo], *, metric: str | None = None) -> Dataset:
-    """Load ``path`` and check it against ``model_inputs``.
+def num_classes(outputs: list[TensorInfo]) -> int | None:
+    """How many classes ``top1`` can predict from the first output: its non-sample axes flattened (a 1-d output
+    is a binary score, two classes); None when an axis is not fixed."""
+    if not outputs:
+        return None
+    shape = outputs[0].shape
+    if len(shape) <= 1:
+        return 2
+    dims = [d for d in shape[1:] if isinstance(d, int) and d > 0]
+    return math.prod(dims) if len(dims) == len(shape) - 1 else None
+
+
+def check_finite(name: str, arr: np.ndarray, what: str = "input") -> None:
+    """Raises DataError when a floating-point array holds NaN or infinite values."""
+    if arr.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = int(np.argwhere(bad)[0][0]) if arr.ndim else 0
+        raise DataError(
+            f"{what} {name!r} holds {int(bad.sum()):,} NaN or infinite value(s) (first in sample {first})",
+            hint="drop or repair those samples: NaN/Inf cannot be calibrated, quantized or scored",
+        )
+
+
+def check_labels(labels: np.ndarray, metric: str, samples: int, classes: int | None = None) -> None:
+    """Labels that a metric can score: for ``top1``, one whole class index >= 0 per sample (below ``classes``
+    when the model's class count is known); float labels of any metric must be finite.
 
     Raises:
-        DataError: missing or extra arrays, mismatched shapes, dtypes or sample counts, an unknown metric,
-            or a metric that needs labels when there are none.
+        DataError: naming the first offending label.
+    """
+    check_finite("labels", labels, "array")
+    if metric != "top1":
+        return
+    flat = labels.reshape(-1) if labels.ndim else labels.reshape(1)
+    if flat.shape[0] != samples:
+        raise DataError(
+            f"{flat.shape[0]} labels for {samples} samples", hint="give one class index per sample"
+        )
+    if flat.dtype.kind not in "iub" and not (flat.dtype.kind == "f" and np.all(flat == np.round(flat))):
+        raise DataError(
+            f"top1 labels must be whole class indices; these are {flat.dtype}",
+            hint="store the class index of each sample (0, 1, 2, ...) as integers",
+        )
+    if flat.size == 0:
+        return
+    low, high = flat.min(), flat.max()
+    if low < 0:
+        i = int(np.argmax(flat < 0))
+        raise DataError(
+            f"label {flat[i]} (sample {i}) is negative: top1 labels are class indices 0, 1, 2, ...",
+            hint="store the class index of each sample in the model's output order",
+        )
+    if classes is not None and high >= classes:
+        i = int(np.argmax(flat >= classes))
+        raise DataError(
+            f"label {flat[i]} (sample {i}) names a class the model does not have: its output has {classes} "
+            f"classes (0..{classes - 1})",
+            hint="labels must be indices into the model's output (the first output's class axis)",
+            details={
+                "num_classes": classes,
+                "max_label": int(high) if flat.dtype.kind in "iub" else float(high),
+            },
+        )
+
+
+def load_data(
+    path: str | Path,
+    model_inputs: list[TensorInfo],
+    *,
+    metric: str | None = None,
+    model_outputs: list[TensorInfo] | None = None,
+) -> Dataset:
+    """Load ``path`` and check it against ``model_inputs`` (and, when given, the labels against the classes of
+    ``model_outputs``).
+
+    Raises:
+        DataError: a malformed archive, missing or extra arrays, mismatched shapes, dtypes or sample counts, NaN or
+            infinite values, labels the metric cannot score or that name a class the model lacks, an unknown
+            metric, or a metric that needs labels when there are none.
     """
     p = Path(path)
-    arrays = _read_npz(p)
+    arrays = read_npz(p)
     expected = {t.name: t for t in model_inputs}
     missing = [n for n in expected if n not in arrays]
     if missing:
@@ -124,6 +268,7 @@ def load_data(path: str | Path, model_inputs: list[TensorInfo], *, metric: str |
                     hint=f"convert it with array.astype('{info.dtype}')",
                 )
         _check_shape(name, arr.shape, info.shape)
+        check_finite(name, arr)
         if n_samples is None:
             n_samples = arr.shape[0]
         elif arr.shape[0] != n_samples:
@@ -140,8 +285,12 @@ def load_data(path: str | Path, model_inputs: list[TensorInfo], *, metric: str |
     if spec.needs_labels and labels is None:
         raise DataError(f"metric {metric_name!r} needs a `labels` array and {p.name} has none")
     meta = {k[len(META_PREFIX) :]: v for k, v in arrays.items() if k.startswith(META_PREFIX)}
-    if labels is not None and metric_name in ("top1",) and labels.shape[0] != n_samples:
-        raise DataError(f"{labels.shape[0]} labels for {n_samples} samples in {p.name}")
+    if labels is not None:
+        classes = num_classes(model_outputs) if model_outputs is not None else None
+        try:
+            check_labels(labels, metric_name, n_samples, classes)
+        except DataError as e:
+            raise DataError(f"{p.name}: {e.message}", hint=e.hint, details=e.details) from None
     return Dataset(str(p), inputs, labels, metric_name, meta)
 
 

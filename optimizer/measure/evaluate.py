@@ -16,7 +16,7 @@ import numpy as np
 
 from optimizer.errors import DataError, EvaluationError, QuantTaaSError
 from optimizer.measure.data import Dataset, load_data
-from optimizer.measure.metrics import MetricInput, get_metric
+from optimizer.measure.metrics import MetricInput, check_baseline, get_metric
 from optimizer.models.inspect import inspect_model, load_onnx, model_inputs
 from optimizer.settings import get_settings
 from optimizer.types import Metrics
@@ -183,10 +183,13 @@ def evaluate_model(
 
     Returns the metrics, and the raw outputs when ``keep_outputs`` (the baseline's outputs serve as the reference
     for the ``agreement`` metric of its candidates). ``as_reference`` marks the model as the original itself: an
-    agreement metric is then scored against its own outputs.
+    agreement metric is then scored against its own outputs, and a score nothing can be compared with (not a
+    number, the metric's floor, chance level) is refused.
 
     Raises:
         ModelLoadError: the file is not a model. EvaluationError: it does not run, or cannot be scored.
+        DataError: ``as_reference`` and the original's score is degenerate (see ``metrics.check_baseline``):
+            every drop measured from it would read 0.
     """
     s = get_settings()
     threads = threads or s.threads
@@ -200,6 +203,8 @@ def evaluate_model(
     if as_reference and reference_outputs is None:
         reference_outputs = outputs
     metric = score(outputs, data, reference_outputs)
+    if as_reference:
+        check_baseline(data.metric, metric, MetricInput(outputs, data.labels, data.meta, data.inputs))
     drop = None if baseline_metric is None else round((baseline_metric - metric) * 100.0, 6)
     metrics = Metrics(
         size_bytes=size,

@@ -4,10 +4,21 @@ A metric is registered under a name; a data file names the metric it is scored b
 (default: ``top1`` with labels, ``agreement`` without). Metric functions get the model outputs concatenated over
 all samples, the labels (or ``None``) and the ``meta__*`` arrays of the data file, and - for ``agreement`` - the
 reference model's outputs.
+
+A metric may declare its ``floor``: what a model that has learned nothing scores (0 for accuracy-like metrics and
+correlations). The original model's score is checked against it before anything is compared with it
+(:func:`check_baseline`): a drop measured from a baseline at the floor, or at chance level, is no measurement.
+
+Chance level for class labels (``top1``): a model that guesses uniformly among ``K`` classes scores ``1/K`` on
+average, with a spread of ``sqrt(p(1-p)/n)`` over ``n`` samples. The baseline is refused when its accuracy is at or
+below ``1/K + 3 * sqrt(p(1-p)/n)``: a guesser exceeds that about once in 700 runs, while a model that really learned
+something, even a weak one (5% top-1 on 1000 classes, 15% on 10 classes with 1000 samples), stays above it. More
+samples lower the bar, so a real but hard task is refused only when the data is too small to tell it from guessing.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -35,19 +46,26 @@ class MetricSpec:
     needs_labels: bool
     needs_reference: bool
     description: str
+    floor: float | None = None  # what a model that learned nothing scores; None: no such level is known
 
 
 _METRICS: dict[str, MetricSpec] = {}
 
 
 def register_metric(
-    name: str, *, needs_labels: bool, needs_reference: bool = False, description: str = ""
+    name: str,
+    *,
+    needs_labels: bool,
+    needs_reference: bool = False,
+    description: str = "",
+    floor: float | None = None,
 ) -> Callable[[MetricFn], MetricFn]:
-    """Register ``fn`` as the metric ``name`` (a model brings its own task metric this way)."""
+    """Register ``fn`` as the metric ``name`` (a model brings its own task metric this way). ``floor`` is the score
+    of a model that learned nothing (see :func:`check_baseline`); leave it None when there is no such level."""
 
     def wrap(fn: MetricFn) -> MetricFn:
         _METRICS[name] = MetricSpec(
-            name, fn, needs_labels, needs_reference, description or (fn.__doc__ or "")
+            name, fn, needs_labels, needs_reference, description or (fn.__doc__ or ""), floor
         )
         return fn
 
@@ -75,15 +93,24 @@ def _class_predictions(output: np.ndarray) -> np.ndarray:
     return np.asarray(output.reshape(output.shape[0], -1).argmax(axis=1))
 
 
-@register_metric("top1", needs_labels=True, description="top-1 accuracy of the first output against labels")
+def output_classes(output: np.ndarray) -> int:
+    """How many classes ``top1`` chooses among for this output (a 1-d output is a binary score)."""
+    return 2 if output.ndim == 1 else max(1, math.prod(output.shape[1:]))
+
+
+@register_metric(
+    "top1", needs_labels=True, floor=0.0, description="top-1 accuracy of the first output against labels"
+)
 def top1_accuracy(m: MetricInput) -> float:
+    from optimizer.measure.data import check_labels
+
     if m.labels is None:
         raise EvaluationError("top1 needs labels", hint="add a `labels` array to the data file")
     pred = _class_predictions(m.outputs[0])
-    labels = np.asarray(m.labels).reshape(-1).astype(np.int64)
-    if labels.shape[0] != pred.shape[0]:
-        raise DataError(f"{labels.shape[0]} labels for {pred.shape[0]} samples")
-    return float((pred == labels).mean())
+    labels = np.asarray(m.labels)
+    # a label the output cannot name is never right: refuse it rather than count it as a miss
+    check_labels(labels, "top1", pred.shape[0], output_classes(m.outputs[0]))
+    return float((pred == labels.reshape(-1).astype(np.int64)).mean())
 
 
 @register_metric(
@@ -113,6 +140,7 @@ def ctc_greedy_decode(logits: np.ndarray, charset: list[str], blank: int = 0) ->
 @register_metric(
     "ctc_exact_match",
     needs_labels=True,
+    floor=0.0,
     description="share of text lines whose greedy CTC decoding equals the label (meta__charset: class -> char)",
 )
 def ctc_exact_match(m: MetricInput) -> float:
@@ -158,6 +186,7 @@ def mean_pooled_embeddings(hidden: np.ndarray, mask: np.ndarray | None) -> np.nd
 @register_metric(
     "spearman_pairs",
     needs_labels=True,
+    floor=0.0,
     description=(
         "Spearman correlation between the cosine similarity of embedding pairs (meta__pair_index, [P,2]) and "
         "the human scores in labels [P]; averaged over meta__pair_group when present"
@@ -176,3 +205,51 @@ def spearman_pairs(m: MetricInput) -> float:
     if groups is None:
         return spearman(cos, scores)
     return float(np.mean([spearman(cos[groups == g], scores[groups == g]) for g in np.unique(groups)]))
+
+
+#: how many standard deviations above uniform guessing a top-1 baseline must be (see the module docstring)
+CHANCE_Z = 3.0
+
+
+def chance_ceiling(classes: int, samples: int) -> float:
+    """The highest top-1 accuracy still read as guessing among ``classes`` over ``samples`` samples."""
+    p = 1.0 / max(classes, 1)
+    return p + CHANCE_Z * math.sqrt(p * (1.0 - p) / max(samples, 1))
+
+
+def check_baseline(metric: str, value: float, m: MetricInput) -> None:
+    """Refuse an original model whose score cannot anchor a comparison: not a number, at the metric's floor, or (for
+    class labels) at chance level.
+
+    Raises:
+        DataError: saying which, with the numbers.
+    """
+    spec = get_metric(metric)
+    hint = (
+        "check that the labels belong to these inputs and are in the model's output order (class i = output i), "
+        "that the inputs are preprocessed as in training, and that there are enough samples; without labels the "
+        "sweep measures agreement with the original instead"
+    )
+    if not math.isfinite(value):
+        raise DataError(
+            f"the original model's {metric} on this data is {value}: it cannot be measured", hint=hint
+        )
+    if spec.floor is not None and value <= spec.floor:
+        raise DataError(
+            f"the original model scores {metric} {value:.4f} on this data, the level of a model that learned "
+            "nothing: no accuracy drop can be measured against it",
+            hint=hint,
+            details={"metric": metric, "baseline": value},
+        )
+    if metric == "top1" and m.outputs:
+        classes = output_classes(m.outputs[0])
+        samples = int(m.outputs[0].shape[0])
+        ceiling = chance_ceiling(classes, samples)
+        if classes > 1 and value <= ceiling:
+            raise DataError(
+                f"the original model scores top1 {value:.4f} on this data, at chance level for {classes} classes "
+                f"over {samples} samples (guessing reaches up to {ceiling:.4f}): no accuracy drop can be "
+                "measured against it",
+                hint=hint,
+                details={"metric": metric, "baseline": value, "chance_ceiling": round(ceiling, 6)},
+            )

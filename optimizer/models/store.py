@@ -15,7 +15,7 @@ from pathlib import Path
 
 from optimizer.errors import ModelLoadError, NotFoundError
 from optimizer.models.convert import PT2_SUFFIXES, convert_pt2_to_onnx
-from optimizer.models.inspect import inspect_model
+from optimizer.models.inspect import validate_model
 from optimizer.settings import get_settings
 from optimizer.types import ModelRef
 
@@ -45,7 +45,9 @@ class ModelStore:
         Adding the same content twice returns the stored reference.
 
         Raises:
-            ModelLoadError: the file is not a valid model (nothing is stored then).
+            ModelLoadError: the file is not a valid model: unreadable, a malformed graph (onnx.checker's full
+                check), tensors whose declared size their bytes do not back, missing external data (nothing is
+                stored then).
         """
         src = Path(path)
         if not src.is_file():
@@ -56,11 +58,11 @@ class ModelStore:
             staged = tmp / "model.onnx"
             if src.suffix.lower() in PT2_SUFFIXES:
                 convert_pt2_to_onnx(src, staged)
-                info = inspect_model(staged)  # raises ModelLoadError before anything is stored
+                info = validate_model(staged)  # raises ModelLoadError before anything is stored
             else:
                 # inspected where it lies: a staged copy has no external data files beside it, so a model that
                 # keeps its weights in one looked weight-free and was stored without them
-                info = inspect_model(src)
+                info = validate_model(src)
                 shutil.copyfile(src, staged)
             if info.external_data_bytes:
                 raise ModelLoadError(

@@ -30,6 +30,7 @@ from pydantic import Field, model_validator
 
 from optimizer.errors import NotFoundError
 from optimizer.types import Candidate, Frozen, Goal, Metrics, SensitivityReport
+from optimizer.units import format_bytes  # the one byte formatter (re-exported for the report's readers)
 
 __all__ = [
     "OBJECTIVES",
@@ -40,6 +41,7 @@ __all__ = [
     "allowed",
     "build_report",
     "check_goal",
+    "drop_limit_pct",
     "format_bytes",
     "goal_misses",
     "is_speed_goal",
@@ -61,21 +63,6 @@ Objective = Literal["size", "latency", "accuracy", "balanced"]
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def _trim(x: float, digits: int) -> str:
-    text = f"{x:.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def format_bytes(n: float) -> str:
-    """A byte count for people, decimal units: ``52100`` -> ``"52.1 KB"``, ``40000`` -> ``"40 KB"``."""
-    value = float(n)
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if abs(value) >= scale:
-            v = value / scale
-            return f"{_trim(v, 0 if abs(v) >= 100 else 1 if abs(v) >= 10 else 2)} {unit}"
-    return f"{round(value)} B"
 
 
 def _fmt_limit(x: float) -> str:
@@ -160,24 +147,41 @@ def allowed(candidate: Candidate, goal: Goal | None) -> bool:
     """False when the goal's precision or methods exclude the candidate's recipe. Raises nothing.
 
     ``precision`` keeps only recipes of exactly that precision (a recipe with none, such as pruning alone, is
-    excluded); ``methods_allowed`` keeps recipes whose every method is listed; ``methods_forbidden`` drops
-    recipes that use any listed method.
+    excluded); ``precision_forbidden`` drops recipes of a listed precision; ``methods_allowed`` keeps recipes
+    whose every method is listed (``quantize`` lets QAT through, and ``qat`` lets through the ``quantize`` a
+    QAT recipe also counts as: :meth:`Goal.allowed_methods`); ``methods_forbidden`` drops recipes that use any
+    listed method (``qat`` drops only the training-based recipes).
     """
     if goal is None:
         return True
-    if goal.precision is not None and recipe_precision(candidate.recipe) != goal.precision:
+    precision = recipe_precision(candidate.recipe)
+    if goal.precision is not None and precision != goal.precision:
+        return False
+    if goal.precision_forbidden and precision in goal.precision_forbidden:
         return False
     methods = recipe_methods(candidate.recipe)
-    if goal.methods_allowed is not None and not methods <= set(goal.methods_allowed):
-        return False
+    if goal.methods_allowed is not None:
+        permitted = goal.allowed_methods()
+        if "qat" in goal.methods_allowed and "qat" in methods:
+            permitted.add("quantize")
+        if not methods <= permitted:
+            return False
     return not (goal.methods_forbidden and methods & set(goal.methods_forbidden))
 
 
 def is_speed_goal(goal: Goal | None) -> bool:
-    """Whether the goal is about speed: a latency limit, a minimum speed-up or the ``latency`` objective."""
+    """Whether the goal is about speed: a latency limit, a minimum speed-up, a latency to cut (in ms, or a
+    ``max_latency_ratio`` below 1) or the ``latency`` objective. A bound on how much slower a candidate may be
+    (``max_latency_ratio`` of at least 1, ``max_latency_increase_ms``) is not: it allows a slower model."""
     if goal is None:
         return False
-    return goal.max_latency_ms is not None or goal.min_speedup is not None or goal.objective == "latency"
+    return (
+        goal.max_latency_ms is not None
+        or goal.min_speedup is not None
+        or goal.min_latency_reduction_ms is not None
+        or (goal.max_latency_ratio is not None and goal.max_latency_ratio < 1)
+        or goal.objective == "latency"
+    )
 
 
 def _has_limits(goal: Goal | None) -> bool:
@@ -185,7 +189,8 @@ def _has_limits(goal: Goal | None) -> bool:
 
 
 def size_limit_bytes(goal: Goal | None, baseline: Metrics) -> float | None:
-    """The absolute size limit in bytes: the tighter of ``max_size_mb`` and ``max_size_ratio`` x original."""
+    """The absolute size limit in bytes: the tightest of ``max_size_mb``, ``max_size_ratio`` x original and
+    original - ``min_size_reduction_mb`` (never below 0)."""
     if goal is None:
         return None
     limits = []
@@ -193,6 +198,27 @@ def size_limit_bytes(goal: Goal | None, baseline: Metrics) -> float | None:
         limits.append(goal.max_size_mb * _MB)
     if goal.max_size_ratio is not None:
         limits.append(goal.max_size_ratio * baseline.size_bytes)
+    if goal.min_size_reduction_mb is not None:
+        limits.append(max(baseline.size_bytes - goal.min_size_reduction_mb * _MB, 0.0))
+    return min(limits) if limits else None
+
+
+def drop_limit_pct(goal: Goal | None, baseline: Metrics) -> float | None:
+    """The accuracy limit as the most metric points a candidate may lose: the tightest of
+    ``max_accuracy_drop_pct``, (original - ``min_metric``) x 100 and original x (1 - ``min_metric_ratio``) x 100
+    (a floor above the original gives a negative limit: only a gain meets it). A floor needs the original's
+    measured metric; without it only ``max_accuracy_drop_pct`` counts. Raises nothing."""
+    if goal is None:
+        return None
+    limits = []
+    if goal.max_accuracy_drop_pct is not None:
+        limits.append(goal.max_accuracy_drop_pct)
+    base = _value(baseline, "metric")
+    if base is not None:
+        if goal.min_metric is not None:
+            limits.append((base - goal.min_metric) * 100.0)
+        if goal.min_metric_ratio is not None and base > 0:
+            limits.append(base * (1.0 - goal.min_metric_ratio) * 100.0)
     return min(limits) if limits else None
 
 
@@ -203,14 +229,16 @@ class ConstraintMiss(Frozen):
     """One limit of the goal a candidate does not meet, and by how much."""
 
     constraint: str = Field(
-        description="the goal field (max_size_mb, max_size_ratio, max_accuracy_drop_pct, max_latency_ms, "
-        "min_speedup) or faster_than_original (speed goals) or measured (the candidate failed)"
+        description="the goal field (max_size_mb, max_size_ratio, min_size_reduction_mb, max_memory_mb, "
+        "max_accuracy_drop_pct, min_metric, min_metric_ratio, max_latency_ms, min_speedup, max_latency_ratio, "
+        "max_latency_increase_ms, min_latency_reduction_ms) or faster_than_original (speed goals) or measured "
+        "(the candidate failed)"
     )
     limit: float | None = Field(description="the limit, in ``unit``")
     value: float | None = Field(
         description="what the candidate measured, in ``unit``; null when not measured"
     )
-    unit: str = Field(description="MB, x, pt or ms")
+    unit: str = Field(description="MB, x, pt, ms or metric (the task metric's own scale)")
     over_by: float | None = Field(
         description="how far past the limit, in ``unit`` (minimums: how far short); null when not measured"
     )
@@ -370,14 +398,178 @@ def _check_not_slower(m: Metrics, baseline: Metrics) -> ConstraintMiss | None:
     )
 
 
+def _check_size_reduction(m: Metrics, limit_mb: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{format_bytes(limit_mb * _MB)} reduction asked for"
+    if baseline.size_bytes <= 0:
+        return _unmeasured("min_size_reduction_mb", limit_mb, "MB", "the original's size", limit_text)
+    saved = baseline.size_bytes - m.size_bytes
+    if saved >= limit_mb * _MB:
+        return None
+    short = limit_mb * _MB - saved
+    said = f"only {format_bytes(saved)} smaller than" if saved > 0 else "not smaller than"
+    return ConstraintMiss(
+        constraint="min_size_reduction_mb",
+        limit=limit_mb,
+        value=saved / _MB,
+        unit="MB",
+        over_by=short / _MB,
+        over_by_pct=_pct(short, limit_mb * _MB),
+        text=(
+            f"size {format_bytes(m.size_bytes)} is {said} the original ({format_bytes(baseline.size_bytes)}), "
+            f"{format_bytes(short)} short of the {limit_text}"
+        ),
+    )
+
+
+def _check_memory(m: Metrics, limit_mb: float) -> ConstraintMiss | None:
+    limit_text = f"{format_bytes(limit_mb * _MB)} memory limit"
+    if m.peak_memory_bytes is None:
+        return _unmeasured("max_memory_mb", limit_mb, "MB", "peak memory", limit_text)
+    if m.peak_memory_bytes <= limit_mb * _MB:
+        return None
+    over = m.peak_memory_bytes - limit_mb * _MB
+    return ConstraintMiss(
+        constraint="max_memory_mb",
+        limit=limit_mb,
+        value=m.peak_memory_bytes / _MB,
+        unit="MB",
+        over_by=over / _MB,
+        over_by_pct=_pct(over, limit_mb * _MB),
+        text=f"peak memory {format_bytes(m.peak_memory_bytes)} is {format_bytes(over)} over the {limit_text}",
+    )
+
+
+def _check_min_metric(m: Metrics, limit: float) -> ConstraintMiss | None:
+    limit_text = f"{limit:g} floor"
+    metric = _value(m, "metric")
+    if metric is None:
+        return _unmeasured("min_metric", limit, "metric", m.metric_name, limit_text)
+    if metric >= limit:
+        return None
+    return ConstraintMiss(
+        constraint="min_metric",
+        limit=limit,
+        value=metric,
+        unit="metric",
+        over_by=limit - metric,
+        over_by_pct=_pct(limit - metric, limit),
+        text=f"{m.metric_name} {metric:.4g} is {limit - metric:.4g} below the {limit_text}",
+    )
+
+
+def _check_metric_ratio(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)}x-of-the-original floor"
+    metric, base = _value(m, "metric"), _value(baseline, "metric")
+    if metric is None:
+        return _unmeasured("min_metric_ratio", limit, "x", m.metric_name, limit_text)
+    if base is None or base <= 0:
+        return _unmeasured("min_metric_ratio", limit, "x", f"a positive original {m.metric_name}", limit_text)
+    ratio = metric / base
+    if ratio >= limit:
+        return None
+    return ConstraintMiss(
+        constraint="min_metric_ratio",
+        limit=limit,
+        value=ratio,
+        unit="x",
+        over_by=limit - ratio,
+        over_by_pct=_pct(limit - ratio, limit),
+        text=(
+            f"{m.metric_name} {metric:.4g} is {ratio:.3f}x the original's {base:.4g}, short of the {limit_text} "
+            f"({limit * base:.4g})"
+        ),
+    )
+
+
+def _latencies(m: Metrics, baseline: Metrics) -> tuple[float | None, float | None]:
+    return _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
+
+
+def _check_latency_ratio(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)}x-the-original latency limit"
+    p50, base = _latencies(m, baseline)
+    if p50 is None:
+        return _unmeasured("max_latency_ratio", limit, "x", "latency", limit_text)
+    if base is None or base <= 0:
+        return _unmeasured("max_latency_ratio", limit, "x", "the original's latency", limit_text)
+    ratio = p50 / base
+    if ratio <= limit:
+        return None
+    return ConstraintMiss(
+        constraint="max_latency_ratio",
+        limit=limit,
+        value=ratio,
+        unit="x",
+        over_by=ratio - limit,
+        over_by_pct=_pct(ratio - limit, limit),
+        text=(
+            f"latency p50 {_fmt_ms(p50)} is {ratio:.2f}x the original's {_fmt_ms(base)}, over the {limit_text} "
+            f"({_fmt_ms(limit * base)})"
+        ),
+    )
+
+
+def _check_latency_increase(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)} ms allowed increase"
+    p50, base = _latencies(m, baseline)
+    if p50 is None:
+        return _unmeasured("max_latency_increase_ms", limit, "ms", "latency", limit_text)
+    if base is None:
+        return _unmeasured("max_latency_increase_ms", limit, "ms", "the original's latency", limit_text)
+    increase = p50 - base
+    if increase <= limit:
+        return None
+    return ConstraintMiss(
+        constraint="max_latency_increase_ms",
+        limit=limit,
+        value=increase,
+        unit="ms",
+        over_by=increase - limit,
+        over_by_pct=_pct(increase - limit, limit) if limit else None,
+        text=(
+            f"latency p50 {_fmt_ms(p50)} is {_fmt_ms(increase)} slower than the original ({_fmt_ms(base)}), "
+            f"over the {limit_text}"
+        ),
+    )
+
+
+def _check_latency_reduction(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)} ms reduction asked for"
+    p50, base = _latencies(m, baseline)
+    if p50 is None:
+        return _unmeasured("min_latency_reduction_ms", limit, "ms", "latency", limit_text)
+    if base is None:
+        return _unmeasured("min_latency_reduction_ms", limit, "ms", "the original's latency", limit_text)
+    saved = base - p50
+    if saved >= limit:
+        return None
+    said = f"only {_fmt_ms(saved)} faster than" if saved > 0 else "not faster than"
+    return ConstraintMiss(
+        constraint="min_latency_reduction_ms",
+        limit=limit,
+        value=saved,
+        unit="ms",
+        over_by=limit - saved,
+        over_by_pct=_pct(limit - saved, limit),
+        text=(
+            f"latency p50 {_fmt_ms(p50)} is {said} the original ({_fmt_ms(base)}), "
+            f"{_fmt_ms(limit - saved)} short of the {limit_text}"
+        ),
+    )
+
+
 def check_goal(candidate: Candidate, goal: Goal, baseline: Metrics) -> list[ConstraintMiss]:
     """Every limit of ``goal`` the candidate misses; an empty list means it meets them all. Raises nothing.
 
     Limits: ``max_size_mb`` (1 MB = 1e6 bytes), ``max_size_ratio`` (size / original size),
-    ``max_accuracy_drop_pct``, ``max_latency_ms`` (p50) and ``min_speedup`` (original p50 / p50). A metric a
-    limit needs that was not measured is a miss (``value`` and ``over_by`` null). For a speed goal
-    (:func:`is_speed_goal`) a candidate not faster than the original misses ``faster_than_original``, unless a
-    ``min_speedup`` of at least 1 already says so. A failed candidate misses ``measured``.
+    ``min_size_reduction_mb`` (original size - size), ``max_memory_mb`` (``Metrics.peak_memory_bytes``),
+    ``max_accuracy_drop_pct``, ``min_metric`` (the metric itself), ``min_metric_ratio`` (metric / original
+    metric), ``max_latency_ms`` (p50), ``min_speedup`` (original p50 / p50), ``max_latency_ratio`` (p50 /
+    original p50), ``max_latency_increase_ms`` (p50 - original p50) and ``min_latency_reduction_ms`` (original
+    p50 - p50). A value a limit needs that was not measured (of the candidate or the original) is a miss
+    (``value`` and ``over_by`` null). For a speed goal (:func:`is_speed_goal`) a candidate not faster than the
+    original misses ``faster_than_original``, unless a missed limit already says so. A failed candidate misses
+    ``measured``.
     """
     m = candidate.metrics
     if not candidate.ok or m is None:
@@ -398,17 +590,34 @@ def check_goal(candidate: Candidate, goal: Goal, baseline: Metrics) -> list[Cons
         checks.append(_check_size_mb(m, goal.max_size_mb))
     if goal.max_size_ratio is not None:
         checks.append(_check_size_ratio(m, goal.max_size_ratio, baseline))
+    if goal.min_size_reduction_mb is not None:
+        checks.append(_check_size_reduction(m, goal.min_size_reduction_mb, baseline))
+    if goal.max_memory_mb is not None:
+        checks.append(_check_memory(m, goal.max_memory_mb))
     if goal.max_accuracy_drop_pct is not None:
         checks.append(_check_drop(m, goal.max_accuracy_drop_pct))
+    if goal.min_metric is not None:
+        checks.append(_check_min_metric(m, goal.min_metric))
+    if goal.min_metric_ratio is not None:
+        checks.append(_check_metric_ratio(m, goal.min_metric_ratio, baseline))
     if goal.max_latency_ms is not None:
         checks.append(_check_latency(m, goal.max_latency_ms))
     if goal.min_speedup is not None:
         checks.append(_check_speedup(m, goal.min_speedup, baseline))
+    if goal.max_latency_ratio is not None:
+        checks.append(_check_latency_ratio(m, goal.max_latency_ratio, baseline))
+    if goal.max_latency_increase_ms is not None:
+        checks.append(_check_latency_increase(m, goal.max_latency_increase_ms, baseline))
+    if goal.min_latency_reduction_ms is not None:
+        checks.append(_check_latency_reduction(m, goal.min_latency_reduction_ms, baseline))
     misses = [c for c in checks if c is not None]
-    # a min_speedup of at least 1 that is missed already says "slower"; an unmeasured latency is said once
+    # a missed limit that asks for a faster model already says "slower"; an unmeasured latency is said once
+    latency_fields = ("max_latency_ms", "min_speedup", "max_latency_ratio", "max_latency_increase_ms")
     said = any(
         (x.constraint == "min_speedup" and (x.limit or 0) >= 1)
-        or (x.constraint in ("max_latency_ms", "min_speedup") and x.value is None)
+        or (x.constraint == "max_latency_ratio" and (x.limit or 0) <= 1)
+        or x.constraint == "min_latency_reduction_ms"
+        or (x.constraint in latency_fields and x.value is None)
         for x in misses
     )
     if is_speed_goal(goal) and not said:
@@ -464,7 +673,7 @@ def _balanced_score(c: Candidate, baseline: Metrics, goal: Goal | None, objectiv
     p50, base_p50 = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
     if "latency_ms_p50" in objectives and p50 is not None and base_p50:
         score += p50 / base_p50
-    drop_limit = goal.max_accuracy_drop_pct if goal is not None else None
+    drop_limit = drop_limit_pct(goal, baseline)
     scale = max(drop_limit if drop_limit is not None else 1.0, 0.1)
     score += max(_value(m, "accuracy_drop_pct") or 0.0, 0.0) / scale
     return score
@@ -502,14 +711,31 @@ def _met_limits(c: Candidate, goal: Goal, baseline: Metrics) -> list[str]:
     size_limit = size_limit_bytes(goal, baseline)
     if size_limit is not None:
         parts.append(f"{format_bytes(m.size_bytes)} <= {format_bytes(size_limit)}")
+    if goal.max_memory_mb is not None and m.peak_memory_bytes is not None:
+        parts.append(
+            f"peak memory {format_bytes(m.peak_memory_bytes)} <= {format_bytes(goal.max_memory_mb * _MB)}"
+        )
     drop = _value(m, "accuracy_drop_pct")
     if goal.max_accuracy_drop_pct is not None and drop is not None:
         parts.append(f"drop {drop:.2f} pt <= {_fmt_limit(goal.max_accuracy_drop_pct)} pt")
+    metric, base_metric = _value(m, "metric"), _value(baseline, "metric")
+    if goal.min_metric is not None and metric is not None:
+        parts.append(f"{m.metric_name} {metric:.4g} >= {goal.min_metric:g}")
+    if goal.min_metric_ratio is not None and metric is not None and base_metric:
+        parts.append(
+            f"{m.metric_name} {metric / base_metric:.3f}x the original >= {goal.min_metric_ratio:g}x"
+        )
     p50, base = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
     if goal.max_latency_ms is not None and p50 is not None:
         parts.append(f"p50 {_fmt_ms(p50)} <= {_fmt_limit(goal.max_latency_ms)} ms")
     if goal.min_speedup is not None and p50 and base is not None:
         parts.append(f"speed-up {base / p50:.2f}x >= {_fmt_limit(goal.min_speedup)}x")
+    if goal.max_latency_ratio is not None and p50 is not None and base:
+        parts.append(f"p50 {p50 / base:.2f}x the original <= {_fmt_limit(goal.max_latency_ratio)}x")
+    if goal.max_latency_increase_ms is not None and p50 is not None and base is not None:
+        parts.append(f"p50 {_fmt_ms(p50)} <= original + {_fmt_limit(goal.max_latency_increase_ms)} ms")
+    if goal.min_latency_reduction_ms is not None and p50 is not None and base is not None:
+        parts.append(f"p50 {_fmt_ms(p50)} <= original - {_fmt_limit(goal.min_latency_reduction_ms)} ms")
     return parts
 
 
@@ -540,6 +766,8 @@ def _filters_text(goal: Goal | None) -> str:
         parts.append(f"precision {goal.precision}")
     if goal.methods_allowed is not None:
         parts.append("methods " + "/".join(goal.methods_allowed))
+    if goal.precision_forbidden:
+        parts.append("no " + "/".join(goal.precision_forbidden))
     if goal.methods_forbidden:
         parts.append("no " + "/".join(goal.methods_forbidden))
     return ", ".join(parts) or "what the goal allows"
@@ -611,6 +839,16 @@ def recommend(
             nearest=nearest,
         )
 
+    # fallback methods ("only prune if quantization alone is not enough") are used only when nothing else meets it
+    fallback = set(goal.methods_fallback or []) if goal is not None else set()
+    primary = [c for c in feasible if not recipe_methods(c.recipe) & fallback]
+    held_back = ""
+    if fallback and primary and len(primary) < len(feasible):
+        held_back = (
+            f" {len(feasible) - len(primary)} candidate(s) using {'/'.join(sorted(fallback))} were held back: "
+            "the goal uses it only when nothing else meets it."
+        )
+        feasible = primary
     best, pool = _pick(feasible, objective, baseline, goal)
     sup = _superlative(best, objective, baseline)
     if goal is None or not _has_limits(goal):
@@ -627,7 +865,11 @@ def recommend(
     else:
         met = ", ".join(_met_limits(best, goal, baseline))
         met = f" ({met})" if met else ""
-        if len(feasible) == 1:
+        if len(feasible) == 1 and held_back:
+            reason = (
+                f"{_name(best)} meets every limit{met} and is the only one that does without the fallback."
+            )
+        elif len(feasible) == 1:
             reason = (
                 f"{_name(best)} meets every limit{met} and is the only one of {len(ok)} candidates that does."
             )
@@ -641,7 +883,7 @@ def recommend(
                 f"{_name(best)} meets every limit{met} and is the {sup} "
                 f"of {len(feasible)} candidates that do."
             )
-    return Recommendation(recommended=best.id, reason=reason, feasible=feasible_ids)
+    return Recommendation(recommended=best.id, reason=reason + held_back, feasible=feasible_ids)
 
 
 # --------------------------------------------------------------------------- the report

@@ -50,10 +50,18 @@ import onnx
 from optimizer.errors import GoalError
 from optimizer.measure.data import Dataset
 from optimizer.measure.evaluate import CUDA, evaluate_model, make_session, measure_latency
+from optimizer.models.graph import edge_layers, layer_blocks
 from optimizer.models.inspect import inspect_model
 from optimizer.models.preprocess import QDQ_MIN_OPSET, prepare_model
 from optimizer.search.executors import Executor, TrialFn, make_executor
-from optimizer.search.pareto import ParetoReport, allowed, build_report, check_goal, size_limit_bytes
+from optimizer.search.pareto import (
+    ParetoReport,
+    allowed,
+    build_report,
+    check_goal,
+    drop_limit_pct,
+    size_limit_bytes,
+)
 from optimizer.search.profile import profile_layers
 from optimizer.search.trial import TrialInputs, TrialSpec, run_trial
 from optimizer.techniques import registry
@@ -69,6 +77,7 @@ from optimizer.types import (
     SensitivityReport,
     StaticInt8Recipe,
     TorchSource,
+    TrainingRecipeBase,
 )
 
 log = logging.getLogger(__name__)
@@ -124,6 +133,7 @@ class GridItem:
     family: str
     predicted_size: float
     k: int = 0
+    blocked: str = ""  # why the goal does not let this item run (e.g. it cannot keep layers in float)
 
 
 # --------------------------------------------------------------------------- the grid
@@ -150,6 +160,7 @@ def build_grid(
     onnx_pruning: bool = False,
     finetune_epochs: int = 1,
     graph: onnx.ModelProto | None = None,
+    keep_float: Sequence[str] = (),
 ) -> list[GridItem]:
     """Every candidate the sweep could try on this model (before the goal prunes it): what each registered
     technique proposes (:func:`optimizer.techniques.registry.propose_all`), in grid order, with its predicted
@@ -161,6 +172,9 @@ def build_grid(
     of the initializers (and a chain of it with int8), plus a ``needs_torch`` item that is never run: it states
     what needs the PyTorch model. With ``graph`` (the pre-processed model), a selective candidate keeps each of its
     k layers in fp32 together with the activation chain the layer feeds (:func:`optimizer.models.graph.layer_blocks`).
+    With ``keep_float`` (node names the goal keeps in float, :attr:`Goal.keep_float_layers`), every quantizing
+    recipe keeps them in fp32 as well; one that cannot (QAT, INC autotune, chains: they quantize a re-exported
+    model) is marked ``blocked``.
     """
     ctx = GridContext(
         info=info,
@@ -175,9 +189,23 @@ def build_grid(
     basis = SizeBasis.of(info)
     items: list[GridItem] = []
     for p in registry.propose_all(ctx):
-        rid = candidate_id(len(items), p.recipe)
-        items.append(GridItem(rid, p.recipe, p.family, registry.predict_size(p.recipe, basis), p.k))
+        recipe, blocked = _keeping_float(p.recipe, keep_float)
+        rid = candidate_id(len(items), recipe)
+        items.append(GridItem(rid, recipe, p.family, registry.predict_size(recipe, basis), p.k, blocked))
     return items
+
+
+def _keeping_float(recipe: Recipe, names: Sequence[str]) -> tuple[Recipe, str]:
+    """``recipe`` keeping ``names`` in fp32 too, and why it cannot (empty when it can or need not)."""
+    if not names or "quantize" not in registry.recipe_methods(recipe):
+        return recipe, ""
+    if isinstance(recipe, TrainingRecipeBase):
+        return recipe, (
+            f"the goal keeps layers in float ({', '.join(names[:4])}), and {recipe.kind} quantizes a re-exported "
+            "model whose every layer it converts"
+        )
+    keep = tuple(dict.fromkeys((*recipe.keep_fp32, *names)))
+    return type(recipe).model_validate({**recipe.model_dump(), "keep_fp32": keep}), ""
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -227,7 +255,8 @@ class Search:
 
     @property
     def drop_limit(self) -> float | None:
-        return self.goal.max_accuracy_drop_pct if self.goal else None
+        """The accuracy limit in points lost (drop, metric floor or ratio, whichever is tightest)."""
+        return drop_limit_pct(self.goal, self.baseline)
 
     def feasible(self, c: Candidate) -> bool:
         return c.ok and (self.goal is None or not check_goal(c, self.goal, self.baseline))
@@ -311,6 +340,14 @@ def _placement(goal: Goal | None, opts: SweepOptions) -> tuple[float, str | None
     return gpus, (CUDA if gpus else None)
 
 
+def finetune_epochs(goal: Goal | None, opts: SweepOptions) -> int:
+    """Epochs of fine-tuning after pruning: none when the goal forbids training ("post-training only", "no QAT",
+    "no retraining" forbid the method ``qat``), else the options'."""
+    if goal is not None and "qat" in (goal.methods_forbidden or []):
+        return 0
+    return opts.finetune_epochs
+
+
 def _allowed_recipe(recipe: Recipe, goal: Goal | None) -> bool:
     return allowed(Candidate(id="probe", recipe=recipe), goal)
 
@@ -387,6 +424,10 @@ def run_sweep(
 
     if not opts.torch_recipes:
         torch_source = None
+    graph = onnx.load(str(prepared), load_external_data=False)
+    keep_float: tuple[str, ...] = ()
+    if goal is not None and goal.keep_float_layers:
+        keep_float = layer_blocks(graph, edge_layers(graph, goal.keep_float_layers))
     grid = build_grid(
         info,
         sensitivity,
@@ -394,8 +435,9 @@ def run_sweep(
         max_selective=opts.max_selective,
         torch_source=torch_source,
         onnx_pruning=goal is not None and goal.asks_for("prune"),
-        finetune_epochs=opts.finetune_epochs,
-        graph=onnx.load(str(prepared), load_external_data=False),
+        finetune_epochs=finetune_epochs(goal, opts),
+        graph=graph,
+        keep_float=keep_float,
     )
 
     def spec(item: GridItem) -> TrialSpec:
@@ -420,6 +462,8 @@ def run_sweep(
     for item in grid:
         if item.family == "needs_torch":
             search.skipped[item.id] = NEEDS_TORCH_REASON
+        elif item.blocked:
+            search.skipped[item.id] = item.blocked
         elif not _allowed_recipe(item.recipe, goal):
             search.skipped[item.id] = "excluded by the goal's precision or methods"
         else:
@@ -481,7 +525,7 @@ def _directed_search(search: Search, items: list[GridItem]) -> None:
     objective = goal.objective if goal else "balanced"
     has_limits = bool(goal and goal.has_constraints)
     feasible = [c for c in state.results.values() if state.feasible(c)]
-    drop_limit = goal.max_accuracy_drop_pct if goal else None
+    drop_limit = search.drop_limit
     full_drop = full_c.metrics.accuracy_drop_pct if full_c and full_c.ok and full_c.metrics else None
     full_misses_accuracy = full_drop is not None and drop_limit is not None and full_drop > drop_limit
 
@@ -581,19 +625,25 @@ def _training_search(search: Search, items: list[GridItem]) -> None:
         return
     state, run, skip, too_big, goal = search, search.run, search.skip, search.too_big, search.goal
     has_limits = bool(goal and goal.has_constraints)
-    drop_limit = goal.max_accuracy_drop_pct if goal else None
+    drop_limit = search.drop_limit
     asks_prune = goal is not None and goal.asks_for("prune")
+    asks_qat = goal is not None and goal.asks_for("qat")
 
     def none_feasible() -> bool:
         return has_limits and not any(state.feasible(c) for c in state.results.values())
 
-    full = next((c for c in state.results.values() if c.recipe == StaticInt8Recipe() and c.ok), None)
+    anchors = {i.id for i in state.grid if i.family == "anchor" and isinstance(i.recipe, StaticInt8Recipe)}
+    full = next((c for c in state.results.values() if c.id in anchors and c.ok), None)
     full_drop = full.metrics.accuracy_drop_pct if full is not None and full.metrics is not None else None
     int8_misses = drop_limit is not None and full_drop is not None and full_drop > drop_limit
 
     repairs = [i for i in items if i.family in ("qat", "inc")]
     if int8_misses or none_feasible():
         run([i for i in repairs if not too_big(i)])
+    elif asks_qat:
+        run([i for i in repairs if i.family == "qat" and not too_big(i)])
+        for it in repairs:
+            skip(it, "post-training int8 meets the accuracy limit; INC autotune runs when it loses too much")
     else:
         reason = (
             "post-training int8 meets the accuracy limit"

@@ -206,6 +206,8 @@ def _chain_proposals(ctx: GridContext) -> list[Proposal]:
 
 QUANTIZE = frozenset({"quantize"})
 PRUNE = frozenset({"prune"})
+#: QAT is quantization that trains: a goal's "no QAT, post-training only" forbids it, "only quantization" allows it
+QAT = frozenset({"quantize", "qat"})
 
 register(
     Technique(
@@ -289,7 +291,7 @@ register(
         recipe_type=QatInt8Recipe,
         description="quantization-aware training for static int8 (torchao PT2E), exported as ONNX QDQ",
         predict_size=_trained_int8_size,
-        methods=QUANTIZE,
+        methods=QAT,
         precision="int8",
         apply="optimizer.techniques.qat:apply_qat_step",
         needs=frozenset({"torch_source", "training_data"}),

@@ -62,8 +62,9 @@ def tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [json.loads(m["content"]) for m in messages[last_user:] if m.get("role") == "tool"]
 
 
-def analyst(goal_text: str, *, claim_met: bool | None = None) -> Script:
-    """Sweep digits-cnn for ``goal_text``, read the report, answer from it.
+def analyst(goal: str | dict[str, Any], *, claim_met: bool | None = None) -> Script:
+    """Sweep digits-cnn for ``goal`` (the user's words, or the structured goal filled in directly), read the
+    report, answer from it.
 
     ``claim_met=None`` answers honestly; ``True`` says the goal is met whatever the report says (a dishonest model).
     """
@@ -71,7 +72,7 @@ def analyst(goal_text: str, *, claim_met: bool | None = None) -> Script:
     def script(messages: list[dict[str, Any]]) -> dict[str, Any]:
         results = tool_results(messages)
         if not results:
-            return {"tool": "run_sweep", "args": {"model": "digits-cnn", "goal": goal_text}}
+            return {"tool": "run_sweep", "args": {"model": "digits-cnn", "goal": goal}}
         if len(results) == 1:
             return {"tool": "get_pareto_report", "args": {"job_id": results[0]["result"]["job_id"]}}
         report = results[-1]["result"]["report"]

@@ -3,6 +3,7 @@ reads their real results, and answers; the checker corrects it when it lies; fai
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -35,6 +36,27 @@ async def test_llm_brain_answers_from_real_tool_results_when_honest(server_setti
     offered = llm.offered[0]
     assert [t["function"]["name"] for t in offered] == [t["function"]["name"] for t in openai_tools()]
     assert offered[0]["function"]["parameters"] == openai_tools()[0]["function"]["parameters"]
+
+
+@pytest.mark.slow
+async def test_llm_brain_fills_the_structured_goal_directly_through_the_tool_schema(
+    server_settings: Any,
+) -> None:
+    goal = {"max_size_mb": 0.04, "max_accuracy_drop_pct": 1.0, "methods_forbidden": ["prune"]}
+    llm = ScriptedLLM(analyst(goal))
+    model = register("fields", llm)
+    async with AsyncAssistant(_settings(model), server_settings=server_settings) as a:
+        reply = await a.ask(GOAL_MET)
+    spec = next(t for t in llm.offered[0] if t["function"]["name"] == "run_sweep")["function"]["parameters"]
+    fields = spec["$defs"]["Goal"]["properties"]
+    assert {"max_size_mb", "max_accuracy_drop_pct", "objective", "methods_forbidden"} <= set(fields)
+    assert '"$ref": "#/$defs/Goal"' in json.dumps(spec["properties"]["goal"])  # text or the goal object
+    sweep = reply.tool_calls[0]
+    assert sweep.name == "run_sweep" and sweep.arguments["goal"] == goal
+    assert sweep.job is not None and sweep.job["goal_fields"]["methods_forbidden"] == ["prune"]
+    report = reply.tool_calls[1].result
+    assert report is not None and report["report"]["goal"]["max_size_mb"] == 0.04
+    assert reply.outcome == "met" and reply.honesty.honest
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ FOLLOW_UPS = [
     "why this one?",
     "show me the smallest one",
     "make it smaller",
+    "actually it has to fit in 15 KB",
 ]
 
 
@@ -156,6 +157,30 @@ def test_offline_planner_follow_up_make_it_smaller_finds_a_smaller_model(
 
 
 @pytest.mark.slow
+def test_offline_planner_follow_up_goal_is_merged_on_the_server_and_reaches_the_sweep_as_fields(
+    conversation: dict[str, Any],
+) -> None:
+    from assistant.honesty import latest_verdict
+
+    reply: Reply = conversation["replies"]["actually it has to fit in 15 KB"]
+    before = latest_verdict(conversation["replies"]["make it smaller"].tool_calls).goal
+    merge = next(r for r in reply.tool_calls if r.name == "parse_goal" and "prior" in r.arguments)
+    assert before is not None and merge.result is not None
+    # the goal of the last verdict goes to the server as it came back, and the server merges the new words
+    assert merge.arguments == {
+        "text": "actually it has to fit in 15 KB",
+        "prior": {k: v for k, v in before.items() if k != "has_constraints"},
+    }
+    sweep = next(r for r in reply.tool_calls if r.name == "run_sweep")
+    goal = sweep.arguments["goal"]
+    assert isinstance(goal, dict) and goal["max_size_mb"] == 0.015 and goal["max_size_ratio"] is None
+    assert goal["max_accuracy_drop_pct"] == before["max_accuracy_drop_pct"] and goal["objective"] == "size"
+    assert {k: v for k, v in merge.result["goal"].items() if k != "has_constraints"} == goal
+    assert sweep.job is not None and sweep.job["goal_fields"]["max_size_mb"] == 0.015
+    assert _report(reply)["goal"]["max_size_mb"] == 0.015 and reply.outcome == "not_met"
+
+
+@pytest.mark.slow
 def test_offline_planner_says_an_impossible_goal_cannot_be_met_and_why(
     server_settings: Any, offline_settings: AssistantSettings
 ) -> None:
@@ -202,9 +227,8 @@ def test_offline_planner_registers_a_model_file_and_data_given_outside_the_text(
     assert calls["register_model"].ok and calls["register_data"].ok
     model_id = calls["register_model"].result["model"]["id"]  # type: ignore[index]
     data_id = calls["register_data"].result["data"]["id"]  # type: ignore[index]
-    assert calls["run_sweep"].arguments == {
-        "model": model_id,
-        "goal": "under 40 KB with at most 1% accuracy loss",
-        "data": data_id,
-    }
+    sent = calls["run_sweep"].arguments
+    assert sent["model"] == model_id and sent["data"] == data_id and set(sent) == {"model", "goal", "data"}
+    assert sent["goal"]["text"] == "under 40 KB with at most 1% accuracy loss"
+    assert sent["goal"]["max_size_mb"] == 0.04 and sent["goal"]["max_accuracy_drop_pct"] == 1.0
     assert reply.outcome == "met" and reply.honesty.honest and model_id in reply.text

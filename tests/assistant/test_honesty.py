@@ -172,3 +172,23 @@ def test_latest_verdict_reads_a_sweep_the_goal_made_impossible() -> None:
     )
     v = latest_verdict([sweep])
     assert v.state == "not_met" and v.job_id == "j2" and "excludes" in v.reason
+
+
+def test_check_answer_flags_a_met_claim_for_a_candidate_the_reports_misses_rule_out() -> None:
+    """The report's misses (the server's goal check) name every candidate that misses, not only the nearest."""
+    base = _report("c00-int8")
+    assert base.result is not None
+    body = {
+        **base.result["report"],
+        "misses": {
+            "c00-int8": [],
+            "c02-fp16": [
+                {"constraint": "max_size_mb", "text": "size 54.1 KB is 14.1 KB over the 40 KB limit"}
+            ],
+        },
+    }
+    with_misses = base.model_copy(update={"result": {**base.result, "report": body}})
+    assert latest_verdict([with_misses]).infeasible == ("c02-fp16",)
+    assert check_answer("c02-fp16 meets your goal.", [with_misses]).false_goal_claim
+    assert not check_answer("c02-fp16 meets your goal.", [base]).false_goal_claim  # without misses: unknown
+    assert not check_answer("c00-int8 meets your goal.", [with_misses]).false_goal_claim

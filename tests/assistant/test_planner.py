@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from assistant.events import ToolRecord
-from assistant.planner import compose_goal_text, merge_goals, plan
+from assistant.planner import goal_arg, plan
 from assistant.transcript import tool_message, with_context
 from optimizer.goals.parse import parse_goal
+from optimizer.types import Goal
 
 GOALS: list[dict[str, Any]] = [
     {"max_size_mb": 0.036978, "max_accuracy_drop_pct": 1.0, "objective": "size"},
@@ -36,22 +37,35 @@ FIELDS = (
 
 
 @pytest.mark.parametrize("goal", GOALS)
-def test_compose_goal_text_reads_back_to_the_same_goal(goal: dict[str, Any]) -> None:
-    read = parse_goal(compose_goal_text(goal)).model_dump()
+def test_goal_arg_gives_the_tools_back_the_same_goal(goal: dict[str, Any]) -> None:
+    """A goal goes back to the tools as the structure a tool returned, never as words to read again."""
+    returned = Goal.model_validate(goal).model_dump(mode="json")  # as a tool result carries it
+    read = Goal.model_validate(json.loads(json.dumps(goal_arg(returned)))).model_dump()
     for field in FIELDS:
-        assert read[field] == goal.get(field), (field, compose_goal_text(goal))
+        assert read[field] == goal.get(field), (field, goal_arg(returned))
     assert read["objective"] == goal.get("objective", "balanced")
     assert read["unparsed_words"] == []
 
 
-def test_merge_goals_replaces_what_the_new_words_set_and_keeps_the_rest() -> None:
+def test_parse_goal_with_a_prior_replaces_what_the_new_words_set_and_keeps_the_rest(
+    server_settings: Any,
+) -> None:
+    """The merge of a follow-up is the server's: parse_goal(text, prior=goal)."""
+    from mcp_server.services import Services
+    from mcp_server.tools import call_tool
+
+    services = Services(server_settings)
     prior = {
         "max_size_ratio": 0.5,
         "max_accuracy_drop_pct": 1.0,
         "methods_forbidden": ["prune"],
         "objective": "size",
     }
-    merged = merge_goals(prior, {"max_size_mb": 0.03, "methods_allowed": ["prune"], "objective": "balanced"})
+    try:
+        out = call_tool(services, "parse_goal", {"text": "under 30 KB, pruning only", "prior": prior})
+    finally:
+        services.close()
+    merged = out.structured()["goal"]
     assert merged["max_size_mb"] == 0.03 and merged["max_size_ratio"] is None
     assert merged["max_accuracy_drop_pct"] == 1.0 and merged["objective"] == "size"
     assert merged["methods_allowed"] == ["prune"] and merged["methods_forbidden"] is None
@@ -177,3 +191,87 @@ def test_plan_asks_instead_of_dropping_a_number_the_goal_reader_left_unread() ->
     step = plan(_conversation(text, [*CATALOG, _record("c", "parse_goal", {"text": words}, unread)]))
     assert step.outcome == "needs_input" and not step.tool_calls
     assert "1.5x" in (step.text or "") and "quicker" not in (step.text or "").split("(")[0]
+
+
+def _turns(*turns: tuple[str, list[ToolRecord], str | None]) -> list[dict[str, Any]]:
+    """Several turns: each user message, its tool calls and results, and the answer (None: still running)."""
+    messages: list[dict[str, Any]] = []
+    for user, records, answer in turns:
+        messages += _conversation(user, records)
+        if answer is not None:
+            messages.append({"role": "assistant", "content": answer})
+    return messages
+
+
+def _parsed(args: dict[str, Any]) -> ToolRecord:
+    """parse_goal's record as the server builds it (merged into ``prior`` when given)."""
+    prior = Goal.model_validate(args["prior"]) if "prior" in args else None
+    goal = parse_goal(args["text"], prior=prior)
+    result = {
+        "goal": goal.model_dump(mode="json"),
+        "description": goal.describe(),
+        "runnable": goal.has_target,
+    }
+    return _record(f"p{len(args)}", "parse_goal", args, result)
+
+
+def test_plan_sends_a_follow_up_goal_merged_on_the_server_to_run_sweep_as_fields() -> None:
+    job = "0123456789abcdef"
+    first = parse_goal("under 40 KB with less than 1% accuracy loss")
+    goal = first.model_dump(mode="json")
+    sweep_args = {"model": "digits-cnn", "goal": goal_arg(goal)}
+    sweep = ToolRecord(
+        call_id="s",
+        name="run_sweep",
+        arguments=sweep_args,
+        ok=True,
+        result={"job_id": job, "state": "queued"},
+        job={"job_id": job, "state": "succeeded", "goal_fields": goal},
+    )
+    base = {"size_bytes": 105486, "metric_name": "top1", "metric": 0.98, "accuracy_drop_pct": 0.0}
+    int8 = {"id": "c00-int8", "recipe": {"kind": "static_int8"}, "metrics": {**base, "size_bytes": 36979}}
+    report = {"goal": goal, "baseline": base, "candidates": [int8], "recommended": "c00-int8", "nearest": []}
+    turn1 = [
+        *CATALOG,
+        _record("i", "inspect_model", {"model": "digits-cnn"}, {"size_bytes": 105486}),
+        _record("f", "profile_layers", {"model": "digits-cnn", "samples": 16}, {"layers": []}),
+        sweep,
+        _record("r", "get_pareto_report", {"job_id": job}, {"job_id": job, "report": report}),
+    ]
+    user = "actually it has to fit in 15 KB"
+    listed = _record("l2", "list_models", {}, {"models": [], "zoo": ["digits-cnn", "minilm-l6"]})
+    done = [("make digits-cnn under 40 KB with less than 1% accuracy loss", turn1, "goal met")]
+
+    step = plan(_turns(*done, (user, [listed], None)))
+    assert [(c.name, c.arguments) for c in step.tool_calls] == [("parse_goal", {"text": user})]
+    words = _parsed({"text": user})
+    step = plan(_turns(*done, (user, [listed, words], None)))
+    # the follow-up is merged on the server into the goal of the last verdict (never written back into words)
+    assert [(c.name, c.arguments) for c in step.tool_calls] == [
+        ("parse_goal", {"text": user, "prior": goal_arg(goal)})
+    ]
+    merged = _parsed({"text": user, "prior": goal_arg(goal)})
+    merged_goal = goal_arg(merged.result["goal"])
+    step = plan(_turns(*done, (user, [listed, words, merged], None)))
+    assert [(c.name, c.arguments) for c in step.tool_calls] == [
+        ("recommend", {"job_id": job, "goal": merged_goal})
+    ]
+    none_meets = {
+        "job_id": job,
+        "goal": merged.result["goal"],
+        "recommendation": {
+            "recommended": None,
+            "reason": "no candidate meets it",
+            "feasible": [],
+            "nearest": [],
+        },
+        "misses": {"c00-int8": [{"constraint": "max_size_mb", "text": "size 37 KB is over the 15 KB limit"}]},
+    }
+    rec = _record("rc", "recommend", {"job_id": job, "goal": merged_goal}, none_meets)
+    step = plan(_turns(*done, (user, [listed, words, merged, rec], None)))
+    assert [c.name for c in step.tool_calls] == ["run_sweep"]
+    sent = step.tool_calls[0].arguments["goal"]
+    assert isinstance(sent, dict) and sent["max_size_mb"] == 0.015 and sent["max_accuracy_drop_pct"] == 1.0
+    assert Goal.model_validate(sent).model_dump(exclude={"text"}) == Goal.model_validate(
+        merged_goal
+    ).model_dump(exclude={"text"})

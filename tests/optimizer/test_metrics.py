@@ -203,3 +203,48 @@ def test_spearman_pairs_averages_over_groups() -> None:
 def test_spearman_pairs_raises_data_invalid_without_pair_index() -> None:
     with pytest.raises(DataError, match="pair_index"):
         spearman_pairs(_m([np.zeros((2, 3))], np.array([0.5])))
+
+
+# --------------------------------------------------------------------------- baselines nothing can be compared with
+
+
+def test_top1_refuses_labels_outside_the_output_classes() -> None:
+    logits = np.eye(3, dtype=np.float32)
+
+    with pytest.raises(DataError, match="names a class the model does not have"):
+        top1_accuracy(_m([logits], np.array([0, 1, 2**63 - 1])))
+
+
+def test_check_baseline_refuses_a_score_at_the_metric_floor() -> None:
+    from optimizer.measure.metrics import check_baseline
+
+    logits = np.eye(3, dtype=np.float32)
+    with pytest.raises(DataError, match="learned nothing") as e:
+        check_baseline("top1", 0.0, _m([logits], np.array([1, 2, 0])))
+    assert e.value.details["baseline"] == 0.0
+    with pytest.raises(DataError, match="learned nothing"):
+        check_baseline("ctc_exact_match", 0.0, _m([logits]))
+    with pytest.raises(DataError, match="cannot be measured"):
+        check_baseline("spearman_pairs", float("nan"), _m([logits]))
+
+
+def test_check_baseline_refuses_top1_at_chance_level() -> None:
+    from optimizer.measure.metrics import chance_ceiling, check_baseline
+
+    # 10 classes, 100 samples: guessing reaches 0.1 + 3 * sqrt(0.09 / 100) = 0.19
+    assert chance_ceiling(10, 100) == pytest.approx(0.19)
+    logits = np.zeros((100, 10), np.float32)
+    with pytest.raises(DataError, match=r"chance level for 10 classes over 100 samples") as e:
+        check_baseline("top1", 0.15, _m([logits]))
+    assert e.value.details["chance_ceiling"] == pytest.approx(0.19)
+
+
+def test_check_baseline_accepts_a_hard_task_that_is_low_but_above_chance() -> None:
+    from optimizer.measure.metrics import check_baseline
+
+    # 5% top-1 over 1000 classes and 1000 samples is 50 times chance: a real model on a hard task
+    check_baseline("top1", 0.05, _m([np.zeros((1000, 1000), np.float32)]))
+    # 20% on 10 classes over 1000 samples: above guessing's 0.128
+    check_baseline("top1", 0.20, _m([np.zeros((1000, 10), np.float32)]))
+    # agreement has no floor: the original agrees with itself
+    check_baseline("agreement", 1.0, _m([np.zeros((4, 3), np.float32)]))

@@ -145,3 +145,22 @@ def test_resolve_model_returns_existing_onnx_path_and_stored_id(quanttaas_home: 
 def test_resolve_model_raises_not_found_for_unknown_id(quanttaas_home: Path) -> None:
     with pytest.raises(NotFoundError):
         resolve_model("no-such-model-123")
+
+
+def test_model_store_add_refuses_a_graph_with_a_cycle_and_stores_nothing(
+    quanttaas_home: Path, tmp_path: Path, make_tiny_graph: Callable[[], onnx.ModelProto]
+) -> None:
+    model = make_tiny_graph()
+    model.graph.node.extend(
+        [
+            onnx.helper.make_node("Add", ["x", "z"], ["w"], name="a"),
+            onnx.helper.make_node("Relu", ["w"], ["z"], name="b"),
+        ]
+    )
+    path = tmp_path / "cycle.onnx"
+    onnx.save(model, str(path))
+    store = ModelStore()
+
+    with pytest.raises(ModelLoadError, match=r"not a valid ONNX model.*topologically sorted"):
+        store.add(path)
+    assert store.list() == [] and [p.name for p in store.root.iterdir()] == []

@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import onnx
 import pytest
 
 from optimizer import zoo
@@ -476,3 +477,30 @@ def test_run_sweep_cancel_stops_trials_already_running_on_ray(
     # the cancelled trials must not keep holding the workers: a new task gets a CPU at once
     probe = ray_runtime.remote(num_cpus=1)(lambda: 1)
     assert ray_runtime.get(probe.remote(), timeout=30) == 1
+
+
+def test_run_sweep_keeps_the_first_and_last_layers_in_float_when_the_goal_says_so(
+    digits: zoo.ZooCase, digits_data, tmp_path: Path
+) -> None:
+    data, calib = digits_data
+    goal = parse_goal("int8, don't quantize the first and last layers, as small as possible")
+    assert goal.keep_float_layers == ["first", "last"] and goal.methods_forbidden is None
+    report = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path,
+        options=SweepOptions(executor="serial", profile=False),
+    )
+    first, last = "/features/features.0/Conv", "/classifier/Gemm"
+    ok = [c for c in report.candidates if c.ok]
+    assert ok and all({first, last} <= set(c.recipe.keep_fp32) for c in ok)
+    static = next(c for c in ok if c.recipe.kind == "static_int8" and c.recipe.per_channel)
+    graph = onnx.load(str(static.model_path)).graph
+    producers = {out: n.op_type for n in graph.node for out in n.output}
+    weight_from = {
+        n.name: producers.get(n.input[1], "initializer") for n in graph.node if n.op_type in ("Conv", "Gemm")
+    }
+    assert weight_from[first] == weight_from[last] == "initializer"  # float weights, as asked
+    assert weight_from["/features/features.2/Conv"] == "DequantizeLinear"  # the rest is int8
