@@ -31,6 +31,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from optimizer.errors import InputError
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
+#: the ``optimizer`` package's folder, shipped with a joined cluster's jobs; found from this file, not from
+#: ``optimizer.__file__``, which is None when a folder named ``optimizer`` early on sys.path (a script run from the
+#: tests) makes the name a namespace package
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 _HOST_PORT = re.compile(r"^(?P<host>[\w.-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 
 
@@ -181,14 +186,12 @@ def _join(ray: Any, address: str, env_vars: dict[str, str]) -> RuntimeInfo:
     Raises:
         InputError: there is no cluster to join there (a decision stated, never Ray's traceback).
     """
-    import optimizer
-
     target = _join_target(address)
     try:
         # workers on other machines may not have the project installed: ship the package with the job
         ray.init(
             address=target,
-            runtime_env={"env_vars": env_vars, "py_modules": [os.path.dirname(optimizer.__file__)]},
+            runtime_env={"env_vars": env_vars, "py_modules": [_PACKAGE_DIR]},
             log_to_driver=False,
             configure_logging=True,
             logging_level=logging.WARNING,
