@@ -170,7 +170,10 @@ def serve(args: argparse.Namespace) -> int:
     base = f"http://127.0.0.1:{port}"
     samples: list[dict[str, Any]] = []
     try:
-        with httpx.Client(base_url=base, timeout=args.timeout) as c:
+        # a new connection per request: a kept-alive one that the server closes after 5 idle seconds (uvicorn's
+        # keep-alive) while a starved client is about to reuse it is reset, a race of the client's, not an answer
+        no_keep_alive = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=base, timeout=args.timeout, limits=no_keep_alive) as c:
             deadline = time.monotonic() + 60
             while True:
                 try:
