@@ -109,6 +109,8 @@ bench: $(STAMP)
 	$(BIN)/python -m evals.bench_sweep
 	$(BIN)/python -m evals.bench_prune_qat
 	$(BIN)/python -m evals.bench_server
+	$(BIN)/python -m evals.bench_speed
+	$(BIN)/python -m evals.bench_corpus
 	$(BIN)/python -m evals.bench_cluster
 
 clean:

@@ -180,10 +180,17 @@ Recipe = Annotated[RecipeBase, _RecipeField()]
 
 @register_recipe_type
 class StaticInt8Recipe(RecipeBase):
-    """Static int8 QDQ quantization calibrated on data (the right default for CNNs)."""
+    """Static int8 quantization calibrated on data (the right default for CNNs), written as QDQ pairs or as
+    QOperator nodes (QLinearConv, QLinearMatMul): the same numbers, but on CPU the QOperator form often runs
+    much faster (STACK.md: 0.49x of fp32's latency against QDQ's 0.80x on an ImageNet convnet)."""
 
     kind: Literal["static_int8"] = "static_int8"
     quantizing: ClassVar[bool] = True
+    quant_format: Literal["qdq", "qoperator"] = Field(
+        default="qdq",
+        description="qdq: QuantizeLinear/DequantizeLinear pairs around float ops (portable, what other runtimes "
+        "read); qoperator: onnxruntime's quantized operators (QLinearConv, QLinearMatMul), often faster on CPU",
+    )
     per_channel: bool = True
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
     op_types: tuple[str, ...] | None = Field(
@@ -204,7 +211,8 @@ class StaticInt8Recipe(RecipeBase):
         gran = "pc" if self.per_channel else "pt"
         keep = f"-keep{len(self.keep_fp32)}" if self.keep_fp32 else ""
         rr = "" if self.reduce_range is None else "-rr" if self.reduce_range else "-fullrange"
-        return f"static_int8{ops}-{gran}-{self.calibration}{rr}{keep}"
+        fmt = "-qop" if self.quant_format == "qoperator" else ""
+        return f"static_int8{ops}{fmt}-{gran}-{self.calibration}{rr}{keep}"
 
 
 @register_recipe_type
@@ -252,6 +260,62 @@ class Int4WeightOnlyRecipe(RecipeBase):
     @property
     def label(self) -> str:
         return f"int4_weight_only-b{self.block_size}"
+
+
+@register_recipe_type
+class OrtOptimizedRecipe(RecipeBase):
+    """onnxruntime's graph optimizations applied offline and saved: the file holds the fused graph (Conv+Add+Relu,
+    folded constants, ...), so a session built on it skips that work. It is tied to the execution provider it was
+    optimized for (fused ops are onnxruntime contrib ops); the session options that go with it are recorded with
+    the candidate. Weights and arithmetic are unchanged: no accuracy is lost."""
+
+    kind: Literal["ort_optimized"] = "ort_optimized"
+    level: Literal["basic", "extended"] = Field(
+        default="extended",
+        description="basic: provider-independent rewrites only; extended: also onnxruntime's fused CPU "
+        "operators. The layout rewrites of level 'all' depend on the exact CPU and are left to the session",
+    )
+
+    @model_validator(mode="after")
+    def _no_keep_fp32(self) -> Self:
+        if self.keep_fp32:
+            raise ValueError("keep_fp32 does not apply to ort_optimized (it changes no precision)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"ort_optimized-{self.level}"
+
+
+class _OneLinerBase(RecipeBase):
+    """onnxruntime's quantizer called the way a practitioner calls it by hand: every option at its default, on the
+    original file (no pre-processing). Always a candidate, so no answer is worse than the one-liner."""
+
+    quantizing: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _no_keep(self) -> Self:
+        if self.keep_fp32:
+            raise ValueError(
+                f"{self.kind} is onnxruntime's one-liner with its defaults: it keeps nothing in fp32"
+            )
+        return self
+
+
+@register_recipe_type
+class OrtDynamicDefaultRecipe(_OneLinerBase):
+    """``onnxruntime.quantization.quantize_dynamic(model, out)`` with every default."""
+
+    kind: Literal["ort_dynamic_default"] = "ort_dynamic_default"
+
+
+@register_recipe_type
+class OrtStaticDefaultRecipe(_OneLinerBase):
+    """``onnxruntime.quantization.quantize_static(model, out, reader)`` with every default (QDQ, int8 activations
+    and weights, per-tensor, min-max), fed the calibration data."""
+
+    kind: Literal["ort_static_default"] = "ort_static_default"
+    calib_samples: int = Field(default=128, ge=1, le=100_000)
 
 
 def _pct(x: float) -> str:
@@ -414,14 +478,23 @@ class TorchSource(Frozen):
 
 
 class Metrics(Frozen):
-    """What one evaluation measured. ``metric`` is higher-is-better on a 0..1 (or -1..1) scale."""
+    """What one evaluation measured. ``metric`` is the data's metric in its own direction and scale;
+    ``accuracy_drop_pct`` is always points of a 0-100 scale lost (positive = worse), whatever the direction."""
 
     size_bytes: int
     metric_name: str
+    metric_note: str | None = Field(
+        default=None,
+        description="why this metric was chosen, when the data named none (fidelity by output kind)",
+    )
+    metric_higher_is_better: bool = Field(
+        default=True, description="the metric's direction (error rates such as WER/CER are lower-is-better)"
+    )
     metric: float | None = None
     accuracy_drop_pct: float | None = Field(
         default=None,
-        description="percentage points of the metric lost against the baseline (negative = gained)",
+        description="points (of a 0-100 scale) of the metric lost against the baseline, in the metric's direction "
+        "(negative = gained)",
     )
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None
@@ -431,13 +504,55 @@ class Metrics(Frozen):
         "stores their zeros at full size",
     )
     peak_memory_bytes: int | None = Field(
-        default=None, description="resident memory added by creating the session and running the evaluation"
+        default=None,
+        description="peak resident memory added by creating the session and running the measured batch, "
+        "measured in a fresh process after onnxruntime's start-up (so the order of measurements cannot change it)",
     )
     backend: str = "CPUExecutionProvider"
     threads: int = 1
     batch_size: int = 1
     samples: int = 0
     latency_runs: int = 0
+
+
+class SpeedComparison(Frozen):
+    """A candidate's speed against the original, measured side by side in interleaved blocks
+    (:mod:`optimizer.measure.speed`): a point estimate and a confidence interval for the speed-up
+    (original p50 / candidate p50; above 1 = faster)."""
+
+    speedup: float = Field(gt=0, description="geometric mean of the per-block ratios of medians")
+    low: float = Field(gt=0, description="lower end of the confidence interval")
+    high: float = Field(gt=0, description="upper end of the confidence interval")
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    verdict: Literal["faster", "slower", "same"] = Field(
+        description="faster: the whole interval is above 1.0x; slower: below; same: it contains 1.0x (the "
+        "difference is within the noise, and no speed claim is made)"
+    )
+    blocks: int = Field(ge=2, description="interleaved blocks the interval comes from")
+    runs_per_block: int = Field(ge=1)
+    original_p50_ms: float | None = Field(
+        default=None, description="the original's p50 in the same comparison"
+    )
+
+    @property
+    def interval_text(self) -> str:
+        """``95% interval 1.30-1.55x`` (three decimals where two would round an end onto 1.00)."""
+
+        def x(v: float) -> str:
+            return f"{v:.3f}" if f"{v:.2f}" == "1.00" and v != 1.0 else f"{v:.2f}"
+
+        return f"{self.confidence * 100:.0f}% interval {x(self.low)}-{x(self.high)}x"
+
+    @property
+    def text(self) -> str:
+        """``1.42x faster than the original (95% interval 1.30-1.55x)``, ``1.20x slower ...`` or ``the original's
+        speed within noise (...)``."""
+        interval = self.interval_text
+        if self.verdict == "faster":
+            return f"{self.speedup:.2f}x faster than the original ({interval})"
+        if self.verdict == "slower":
+            return f"{1 / self.speedup:.2f}x slower than the original ({interval} speed-up)"
+        return f"the original's speed within noise ({self.speedup:.2f}x, {interval})"
 
 
 class ErrorInfo(Frozen):
@@ -456,6 +571,10 @@ class Candidate(Frozen):
     error: ErrorInfo | None = None
     seconds: float | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+    speed: SpeedComparison | None = Field(
+        default=None,
+        description="speed against the original, re-measured side by side (finalists); null: not re-measured",
+    )
 
     @property
     def ok(self) -> bool:
@@ -521,6 +640,8 @@ GoalField = Literal[
     "precision_forbidden",
     "keep_float_layers",
     "device",
+    "threads",
+    "batch_size",
 ]
 
 
@@ -669,6 +790,20 @@ class Goal(Frozen):
         'layers"); recipes that cannot keep them (QAT, INC autotune) are not run',
     )
     device: Device | None = None
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description='onnxruntime threads the model will run with ("on 4 threads"); latency is measured with '
+        "them. null: the run's option, 1 by default",
+    )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description='samples per inference the model will run with ("batch 32"); latency is measured at it. '
+        "null: the run's option, 1 by default",
+    )
     unparsed_words: list[Annotated[str, Field(max_length=200)]] = Field(
         default_factory=list,
         max_length=200,
@@ -772,7 +907,7 @@ class Goal(Frozen):
             if any(new.get(k) is not None for k in group):
                 for k in group:
                     out[k] = new.get(k)
-        for key in ("objective", "precision", "device", "keep_float_layers"):
+        for key in ("objective", "precision", "device", "keep_float_layers", "threads", "batch_size"):
             if new.get(key) is not None:
                 out[key] = new[key]
         new_allowed = set(new.get("methods_allowed") or [])
@@ -885,6 +1020,10 @@ class Goal(Frozen):
             parts.append(f"kept in float: {layers} layer{'s' if len(self.keep_float_layers) > 1 else ''}")
         if self.device is not None:
             parts.append(f"device: {self.device}")
+        if self.threads is not None:
+            parts.append(f"threads: {self.threads}")
+        if self.batch_size is not None:
+            parts.append(f"batch: {self.batch_size}")
         if self.methods_allowed is not None:
             parts.append(f"methods allowed: {', '.join(self.methods_allowed)}")
         if self.methods_forbidden is not None:

@@ -49,6 +49,8 @@ Conventions (documented choices, not guesses):
   resort" keep pruning as a fallback (``methods_fallback``): used only when nothing else meets the goal.
 * "I don't care about latency, only about size" / "size over latency" give the objective said by contrast; the
   dismissed quantity sets nothing.
+* "on 4 threads" / "4 cores" / "single-threaded" set ``threads``, "batch 32" / "batch size of 8" / "32 images per
+  batch" set ``batch_size``: how the model will run, so latency is measured that way (not limits).
 * Contradictions (two objectives, two precisions, two devices, a method both allowed and forbidden, a precision
   both asked for and forbidden) set nothing and leave their words unparsed.
 """
@@ -2159,6 +2161,76 @@ def _read_zero_drop(scan: _Scan) -> bool:
     return found
 
 
+# --------------------------------------------------------------------------------------------------
+# How the model will run: threads and batch size (settings of the measurement, not limits)
+# --------------------------------------------------------------------------------------------------
+
+_COUNT = rf"(?P<n>\d+|{_NUMBER_WORD_RE})"
+_THREAD_NOUN = r"(?:cpu\s+|intra[\s-]?op\s+)?(?:threads?|cores?|vcpus?)"
+_THREADS_RULES: list[re.Pattern[str]] = [
+    # "on 4 threads", "with two cores", "a 4-core laptop", "4 cpu threads"
+    _kw(rf"(?:(?:on|with|using|across|over|in|at)\s+)?{_COUNT}[\s-]*{_THREAD_NOUN}"),
+    # "threads: 4", "threads=4", "thread count of 8", "intra_op_num_threads 2"
+    _kw(
+        rf"(?:intra[\s_-]?op[\s_-]?num[\s_-]?threads|{_THREAD_NOUN}(?:\s+count)?)\s*(?:[:=]|of|is|set\s+to)?\s*"
+        rf"(?P<n>\d+)"
+    ),
+    # "single thread", "single-threaded", "one thread"
+    _kw(r"(?:on\s+)?(?:a\s+)?(?P<single>single)[\s-]?(?:threads?|threaded|cores?)"),
+]
+_BATCH_RULES: list[re.Pattern[str]] = [
+    # "batch 32", "batch size of 8", "batch-size=16", "batches of 4", "at batch size 8"
+    _kw(
+        rf"(?:(?:at|with|in|on|using|for)\s+(?:an?\s+|the\s+)?)?batch(?:es)?(?:[\s_-]*size)?\s*"
+        rf"(?:[:=]|of|is|set\s+to)?\s*(?:size\s+)?{_COUNT}"
+    ),
+    # "32 images per batch", "8 sentences a batch"
+    _kw(
+        rf"{_COUNT}\s+(?:samples?|images?|inputs?|sentences?|items?|requests?|examples?)\s+(?:per|a|each)\s+batch"
+    ),
+    # "one image at a time", "unbatched"
+    _kw(
+        r"(?P<single>unbatched|(?:one|1|a\s+single)\s+(?:sample|image|input|sentence|request)\s+at\s+a\s+time)"
+    ),
+]
+_MAX_THREADS = 256
+_MAX_BATCH = 4096
+
+
+def _count_of(m: re.Match[str]) -> int | None:
+    if m.groupdict().get("single"):
+        return 1
+    text = m.group("n")
+    if text.isdigit():
+        return int(text)
+    value = _cardinal(text)
+    return int(value) if value is not None and value == int(value) else None
+
+
+def _read_run_settings(scan: _Scan) -> dict[str, int]:
+    """Threads and batch size the model will run with ("on 4 threads", "batch size of 8"): latency is measured
+    with them. Two different values for one setting set nothing (their words stay unparsed); a value out of
+    range (0, or more than 256 threads / 4096 samples) is left unparsed."""
+    out: dict[str, int] = {}
+    for name, rules, most in (
+        ("threads", _THREADS_RULES, _MAX_THREADS),
+        ("batch_size", _BATCH_RULES, _MAX_BATCH),
+    ):
+        votes: list[_Vote] = []
+        for pattern in rules:
+            for m in scan.matches(pattern):
+                value = _count_of(m)
+                if value is None or not 1 <= value <= most:
+                    scan.take(*m.span(), understood=False)
+                    continue
+                votes.append(_Vote(str(value), [m.span()]))
+                scan.take(*m.span(), fields=(name,))
+        chosen = _single(votes, scan) if votes else None
+        if chosen is not None:
+            out[name] = int(chosen)
+    return out
+
+
 _MAX_WORD = 60
 _MAX_UNPARSED = 200
 
@@ -2190,6 +2262,8 @@ def parse_goal(text: str, prior: Goal | None = None) -> Goal:
 
 def _read_goal(text: str) -> Goal:
     scan = _Scan(_normalise(text))
+    # first, so that "batch 32" and "4 threads" are never read as a quantity of another rule
+    run_settings = _read_run_settings(scan)
     allowed: set[Method] = set()
     keep_float = _read_keep_float(scan)
     fallback_read = _read_fallback(scan)
@@ -2230,6 +2304,7 @@ def _read_goal(text: str) -> Goal:
         fallback &= allowed | ({"qat"} if "quantize" in allowed else set())
     fields = {
         **values,
+        **run_settings,
         "objective": objective if objective != "balanced" else None,
         "methods_allowed": sorted(allowed) or None,
         "methods_forbidden": sorted(forbidden) or None,

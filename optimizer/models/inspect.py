@@ -225,8 +225,9 @@ def _check_tensor_size(t: onnx.TensorProto, where: str, model_dir: Path) -> None
             raise ModelLoadError(f"{label} keeps its data outside the model's folder ({location[:200]!r})")
         if not file.is_file():
             raise ModelLoadError(
-                f"{label} keeps its data in {location[:200]!r}, which is missing",
-                hint="upload the model as one file: onnx.save(model, path, save_as_external_data=False)",
+                f"{label} keeps its data in the external data file {location[:200]!r}, which is missing",
+                hint="put the data files the model names next to it (same folder, same names), or save the "
+                "model as one file: onnx.save(model, path, save_as_external_data=False)",
             )
         try:
             offset, size = int(info.get("offset", 0)), file.stat().st_size
@@ -286,8 +287,11 @@ def validate_model(path: str | Path) -> ModelInspection:
     model = load_onnx(p, load_external_data=False)
     for tensor, where in _graph_tensors(model.graph):
         _check_tensor_size(tensor, where, p.parent)
+    # shape inference cannot read tensors kept in external data files (a Reshape's shape among them), so a model
+    # with external data gets the structural check (node order, types, attributes) without it
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t, _ in _graph_tensors(model.graph))
     try:
-        onnx.checker.check_model(str(p), full_check=True)
+        onnx.checker.check_model(str(p), full_check=not external)
     except Exception as e:  # ValidationError, InferenceError, and whatever the C++ side raises
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise ModelLoadError(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from optimizer.errors import ModelLoadError, NotFoundError
 from optimizer.models.convert import PT2_SUFFIXES, convert_pt2_to_onnx
+from optimizer.models.files import copy_model, external_files, model_files
 from optimizer.models.inspect import validate_model
 from optimizer.settings import get_settings
 from optimizer.types import ModelRef
@@ -62,14 +63,17 @@ class ModelStore:
             else:
                 # inspected where it lies: a staged copy has no external data files beside it, so a model that
                 # keeps its weights in one looked weight-free and was stored without them
-                info = validate_model(src)
-                shutil.copyfile(src, staged)
-            if info.external_data_bytes:
-                raise ModelLoadError(
-                    "models with external data files are not accepted by the store yet",
-                    hint="save the model as one file: onnx.save(model, path, save_as_external_data=False)",
-                )
+                info = validate_model(src)  # a file that is not a model is refused before anything else
+                missing = [n for n in external_files(src) if not (src.parent / n).is_file()]
+                if missing:
+                    raise ModelLoadError(
+                        f"{src.name} keeps its weights in external data files that are missing: {missing}",
+                        hint="put the data files the model names next to it (same folder, same names)",
+                    )
+                copy_model(src, staged)  # with its external data files (models over 2 GB keep weights beside)
             digest = sha256_file(staged)
+            for extra in model_files(staged)[1:]:
+                digest = hashlib.sha256((digest + sha256_file(extra)).encode()).hexdigest()
             model_id = f"{slug(name or src.stem)}-{digest[:12]}"
             final = self.root / model_id
             ref = ModelRef(

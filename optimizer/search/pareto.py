@@ -10,14 +10,22 @@ How a recommendation is chosen (:func:`recommend`):
 1. *Allowed*: the goal's precision and methods filter recipes (:func:`allowed`, :func:`recipe_methods`).
 2. *Feasible*: :func:`check_goal` finds no missed limit. A goal about speed (a latency limit, a minimum
    speed-up or the ``latency`` objective) also rules out every candidate that is not faster than the original.
+   Where a candidate was re-measured side by side with the original (``Candidate.speed``), speed is judged by
+   the confidence interval of its speed-up, never by the point estimate: it is *faster* only when the whole
+   interval is above 1.0x, and it meets ``min_speedup`` only when the interval's lower end does. A candidate
+   not re-measured is judged by its trial p50 (provisional: the sweep re-measures what it recommends).
 3. *Objective* among the feasible ones: ``size`` -> smallest; ``latency`` -> lowest p50; ``accuracy`` ->
    lowest drop; ``balanced`` -> among the feasible candidates on the Pareto front of the feasible set, the
    lowest ``size / original size + p50 / original p50 + max(drop, 0) / max(drop limit or 1, 0.1)`` (the
-   latency term only when latency was measured). The drop term is scaled by the allowed drop so that spending
-   the whole allowance costs as much as keeping the original size. Ties go to the smaller, then the lower
-   drop, then the lower id.
+   latency term only when latency was measured; with an interval it is ``1 / speed-up``, and exactly 1 when
+   the interval contains 1.0x). The drop term is scaled by the allowed drop so that spending the whole
+   allowance costs as much as keeping the original size. Ties go to the smaller, then the lower drop, then the
+   lower id. For a goal that does not mention speed, among candidates equal on what the objective ranks (size
+   within 2%, drop within 0.1 pt) one that is not measured slower is preferred.
 4. No feasible candidate: nothing is recommended; the (up to) three nearest allowed candidates are returned
    with how far each misses (:class:`Nearest`).
+5. *Caveats*: a recommended candidate measured slower than the original (its interval below 1.0x) or using
+   more peak memory is flagged in the first sentence of the reason and in ``Recommendation.caveats``.
 """
 
 from __future__ import annotations
@@ -34,7 +42,9 @@ from optimizer.units import format_bytes  # the one byte formatter (re-exported 
 
 __all__ = [
     "OBJECTIVES",
+    "Caveat",
     "ConstraintMiss",
+    "MeasurementInfo",
     "Nearest",
     "ParetoReport",
     "Recommendation",
@@ -50,6 +60,7 @@ __all__ = [
     "recipe_precision",
     "recommend",
     "size_limit_bytes",
+    "speed_verdict",
 ]
 
 OBJECTIVES: tuple[str, ...] = ("size_bytes", "accuracy_drop_pct", "latency_ms_p50")
@@ -58,6 +69,15 @@ OBJECTIVES: tuple[str, ...] = ("size_bytes", "accuracy_drop_pct", "latency_ms_p5
 _MB = 1_000_000  # the goal's megabytes are decimal, like the sizes people read in file browsers
 _NEAREST = 3
 _MISSING_SCORE = 1.0  # an unmeasured metric counts like missing a limit by 100 %
+#: more peak memory than the original is flagged past this ratio and this many bytes (fresh-process numbers are
+#: exact to the page, so the margins only keep allocator rounding from being reported)
+MEMORY_MARGIN_RATIO = 1.10
+MEMORY_MARGIN_BYTES = 64 * 1024
+#: a candidate not re-measured side by side is flagged as slower only past this trial-p50 ratio
+_TRIAL_SLOWER_RATIO = 1.25
+#: "equal" for the preference among equals (goals that do not mention speed)
+_EQUAL_SIZE_RATIO = 0.02
+_EQUAL_DROP_PT = 0.1
 
 Objective = Literal["size", "latency", "accuracy", "balanced"]
 
@@ -349,8 +369,26 @@ def _check_latency(m: Metrics, limit: float) -> ConstraintMiss | None:
     )
 
 
-def _check_speedup(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+def _interval(c: Candidate) -> str:
+    return "" if c.speed is None else c.speed.interval_text
+
+
+def _check_speedup(c: Candidate, m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
     limit_text = f"{_fmt_limit(limit)}x minimum speed-up"
+    if c.speed is not None:
+        # met only when the whole interval clears the limit: a point estimate above it may be noise
+        if c.speed.low >= limit:
+            return None
+        return ConstraintMiss(
+            constraint="min_speedup",
+            limit=limit,
+            value=c.speed.speedup,
+            unit="x",
+            over_by=limit - c.speed.low,
+            over_by_pct=_pct(limit - c.speed.low, limit),
+            text=f"speed-up {c.speed.speedup:.2f}x ({_interval(c)}) is not above the {limit_text} "
+            f"(the interval's lower end is {limit - c.speed.low:.2f}x short)",
+        )
     p50 = _value(m, "latency_ms_p50")
     base = _value(baseline, "latency_ms_p50")
     if p50 is None or p50 <= 0:
@@ -371,7 +409,26 @@ def _check_speedup(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMis
     )
 
 
-def _check_not_slower(m: Metrics, baseline: Metrics) -> ConstraintMiss | None:
+def _check_not_slower(c: Candidate, m: Metrics, baseline: Metrics) -> ConstraintMiss | None:
+    if c.speed is not None:
+        sp = c.speed
+        if sp.verdict == "faster":
+            return None
+        how = (
+            f"is {1 / sp.speedup:.2f}x slower than the original ({_interval(c)} speed-up)"
+            if sp.verdict == "slower"
+            else f"is not measurably faster than the original: its speed-up {sp.speedup:.2f}x is within noise "
+            f"({_interval(c)} contains 1.0x)"
+        )
+        return ConstraintMiss(
+            constraint="faster_than_original",
+            limit=1.0,
+            value=sp.speedup,
+            unit="x",
+            over_by=max(0.0, 1.0 - sp.low),
+            over_by_pct=max(0.0, 1.0 - sp.low) * 100.0,
+            text=f"it {how}",
+        )
     base = _value(baseline, "latency_ms_p50")
     if base is None:  # the original's latency is unknown: there is nothing to compare against
         return None
@@ -396,6 +453,12 @@ def _check_not_slower(m: Metrics, baseline: Metrics) -> ConstraintMiss | None:
         over_by_pct=_pct(p50 - base, base),
         text=f"latency p50 {_fmt_ms(p50)} is {how} the original ({_fmt_ms(base)})",
     )
+
+
+def speed_verdict(c: Candidate, baseline: Metrics) -> Literal["faster", "slower", "same", "unknown"]:
+    """How the candidate's speed compares with the original's: the verdict of its side-by-side interval, or
+    ``unknown`` when it was not re-measured (a trial p50 alone is no basis for a claim). Raises nothing."""
+    return c.speed.verdict if c.speed is not None else "unknown"
 
 
 def _check_size_reduction(m: Metrics, limit_mb: float, baseline: Metrics) -> ConstraintMiss | None:
@@ -569,7 +632,9 @@ def check_goal(candidate: Candidate, goal: Goal, baseline: Metrics) -> list[Cons
     p50 - p50). A value a limit needs that was not measured (of the candidate or the original) is a miss
     (``value`` and ``over_by`` null). For a speed goal (:func:`is_speed_goal`) a candidate not faster than the
     original misses ``faster_than_original``, unless a missed limit already says so. A failed candidate misses
-    ``measured``.
+    ``measured``. With a side-by-side interval (``candidate.speed``) speed is judged by it:
+    ``faster_than_original`` needs the interval above 1.0x, ``min_speedup`` needs its lower end at or above the
+    limit (see the module docstring).
     """
     m = candidate.metrics
     if not candidate.ok or m is None:
@@ -603,7 +668,7 @@ def check_goal(candidate: Candidate, goal: Goal, baseline: Metrics) -> list[Cons
     if goal.max_latency_ms is not None:
         checks.append(_check_latency(m, goal.max_latency_ms))
     if goal.min_speedup is not None:
-        checks.append(_check_speedup(m, goal.min_speedup, baseline))
+        checks.append(_check_speedup(candidate, m, goal.min_speedup, baseline))
     if goal.max_latency_ratio is not None:
         checks.append(_check_latency_ratio(m, goal.max_latency_ratio, baseline))
     if goal.max_latency_increase_ms is not None:
@@ -621,7 +686,7 @@ def check_goal(candidate: Candidate, goal: Goal, baseline: Metrics) -> list[Cons
         for x in misses
     )
     if is_speed_goal(goal) and not said:
-        slower = _check_not_slower(m, baseline)
+        slower = _check_not_slower(candidate, m, baseline)
         if slower is not None:
             misses.append(slower)
     return misses
@@ -630,14 +695,31 @@ def check_goal(candidate: Candidate, goal: Goal, baseline: Metrics) -> list[Cons
 # --------------------------------------------------------------------------- recommending
 
 
+class Caveat(Frozen):
+    """Something about the recommended candidate that is worse than the original, said with its numbers."""
+
+    kind: Literal["slower", "more_memory"] = Field(
+        description="slower: measured slower than the original (its speed-up interval is below 1.0x, or, not "
+        "re-measured, its trial p50 is over 1.25x the original's); more_memory: more peak memory than the original"
+    )
+    text: str = Field(description="a phrase, e.g. 'it measured 1.20x slower than the original (...)'")
+
+
 class Recommendation(Frozen):
     """The candidate that best answers a goal, or none and how near the best ones came."""
 
     recommended: str | None
-    reason: str = Field(description="one plain sentence with the measured numbers")
+    reason: str = Field(
+        description="one plain sentence with the measured numbers; it names any caveat (slower, more memory)"
+    )
     feasible: list[str] = Field(description="ids of the candidates that meet every limit, by size then id")
     nearest: list[Nearest] = Field(
         default_factory=list, description="when none is feasible: up to 3 nearest candidates, nearest first"
+    )
+    caveats: list[Caveat] = Field(
+        default_factory=list,
+        description="where the recommended candidate is worse than the original (slower, more memory); the "
+        "reason's first sentence says the same",
     )
 
 
@@ -671,7 +753,10 @@ def _balanced_score(c: Candidate, baseline: Metrics, goal: Goal | None, objectiv
         return math.inf
     score = m.size_bytes / baseline.size_bytes if baseline.size_bytes > 0 else 0.0
     p50, base_p50 = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
-    if "latency_ms_p50" in objectives and p50 is not None and base_p50:
+    if "latency_ms_p50" in objectives and c.speed is not None:
+        # within the noise the candidate is as fast as the original: no credit and no penalty
+        score += 1.0 if c.speed.verdict == "same" else 1.0 / c.speed.speedup
+    elif "latency_ms_p50" in objectives and p50 is not None and base_p50:
         score += p50 / base_p50
     drop_limit = drop_limit_pct(goal, baseline)
     scale = max(drop_limit if drop_limit is not None else 1.0, 0.1)
@@ -696,6 +781,93 @@ def _pick(
     pool = [c for c in feasible if c.id in front_ids] or list(feasible)
     best = min(pool, key=lambda c: (_balanced_score(c, baseline, goal, objectives), *_tiebreak(c)))
     return best, len(pool)
+
+
+_VERDICT_RANK = {"faster": 0, "same": 1, "unknown": 1, "slower": 2}
+
+
+def _prefer_not_slower(
+    best: Candidate, feasible: Sequence[Candidate], objective: Objective, baseline: Metrics
+) -> Candidate:
+    """Among the candidates equal to ``best`` on what the objective ranks (size within 2%, drop within 0.1 pt),
+    one not measured slower than the original, the faster first (goals that do not mention speed)."""
+    if objective == "latency" or best.metrics is None:
+        return best
+    size, drop = best.metrics.size_bytes, _num(best.metrics, "accuracy_drop_pct")
+
+    def equal(c: Candidate) -> bool:
+        if c.metrics is None:
+            return False
+        d = _num(c.metrics, "accuracy_drop_pct")
+        same_drop = d == drop or abs(d - drop) <= _EQUAL_DROP_PT
+        same_size = abs(c.metrics.size_bytes - size) <= _EQUAL_SIZE_RATIO * max(size, 1)
+        return same_drop and same_size
+
+    equals = [c for c in feasible if equal(c)]
+    rank = {c.id: _VERDICT_RANK[speed_verdict(c, baseline)] for c in equals}
+    if rank.get(best.id, 1) == 0 or all(r >= rank.get(best.id, 1) for r in rank.values()):
+        return best
+    return min(equals, key=lambda c: (rank[c.id], *_tiebreak(c)))
+
+
+def _switch_note(chosen: Candidate, first: Candidate) -> str:
+    if chosen.id == first.id:
+        return ""
+    return (
+        f", chosen over {first.id}, which is as small and as accurate (within 2% and 0.1 pt) but measured "
+        "slower than the original"
+    )
+
+
+def _caveats(c: Candidate, baseline: Metrics) -> list[Caveat]:
+    """Where ``c`` is worse than the original: slower (by its interval, or by a clear margin of its trial p50
+    when it was not re-measured) and more peak memory."""
+    out: list[Caveat] = []
+    m = c.metrics
+    if m is None:
+        return out
+    if c.speed is not None and c.speed.verdict == "slower":
+        out.append(
+            Caveat(
+                kind="slower",
+                text=f"it measured {1 / c.speed.speedup:.2f}x slower than the original "
+                f"({_interval(c)} speed-up, side by side)",
+            )
+        )
+    elif c.speed is None:
+        p50, base = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
+        if p50 is not None and base and p50 > base * _TRIAL_SLOWER_RATIO:
+            out.append(
+                Caveat(
+                    kind="slower",
+                    text=f"it measured {p50 / base:.2f}x slower than the original in its trial "
+                    f"(p50 {_fmt_ms(p50)} against {_fmt_ms(base)}; not re-measured side by side)",
+                )
+            )
+    mem, base_mem = m.peak_memory_bytes, baseline.peak_memory_bytes
+    if (
+        mem is not None
+        and base_mem is not None
+        and mem > base_mem * MEMORY_MARGIN_RATIO
+        and mem - base_mem > MEMORY_MARGIN_BYTES
+    ):
+        times = f"{mem / base_mem:.1f}x" if base_mem > 0 else "more than"
+        out.append(
+            Caveat(
+                kind="more_memory",
+                text=f"it uses {times} the original's peak memory ({format_bytes(mem)} against "
+                f"{format_bytes(base_mem)})",
+            )
+        )
+    return out
+
+
+def _with_caveats(reason: str, caveats: Sequence[Caveat]) -> str:
+    """The caveats joined into the reason's one sentence, so the first line an answer shows says them."""
+    if not caveats:
+        return reason
+    texts = [caveats[0].text] + [x.text.removeprefix("it ") for x in caveats[1:]]
+    return reason.rstrip(".") + "; but " + " and ".join(texts) + "."
 
 
 def _name(c: Candidate) -> str:
@@ -728,8 +900,12 @@ def _met_limits(c: Candidate, goal: Goal, baseline: Metrics) -> list[str]:
     p50, base = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
     if goal.max_latency_ms is not None and p50 is not None:
         parts.append(f"p50 {_fmt_ms(p50)} <= {_fmt_limit(goal.max_latency_ms)} ms")
-    if goal.min_speedup is not None and p50 and base is not None:
+    if goal.min_speedup is not None and c.speed is not None:
+        parts.append(f"speed-up {c.speed.speedup:.2f}x, {_interval(c)}, >= {_fmt_limit(goal.min_speedup)}x")
+    elif goal.min_speedup is not None and p50 and base is not None:
         parts.append(f"speed-up {base / p50:.2f}x >= {_fmt_limit(goal.min_speedup)}x")
+    elif is_speed_goal(goal) and c.speed is not None:
+        parts.append(c.speed.text)
     if goal.max_latency_ratio is not None and p50 is not None and base:
         parts.append(f"p50 {p50 / base:.2f}x the original <= {_fmt_limit(goal.max_latency_ratio)}x")
     if goal.max_latency_increase_ms is not None and p50 is not None and base is not None:
@@ -749,7 +925,10 @@ def _superlative(c: Candidate, objective: Objective, baseline: Metrics) -> str:
     if objective == "size":
         return f"smallest ({format_bytes(m.size_bytes)}, {drop_text})"
     if objective == "latency":
-        speed = f", {base / p50:.2f}x faster than the original" if p50 and base else ""
+        if c.speed is not None:
+            speed = f", {c.speed.text}"
+        else:
+            speed = f", {base / p50:.2f}x faster than the original in its trial" if p50 and base else ""
         return f"fastest (p50 {_fmt_ms(p50) if p50 is not None else 'not measured'}{speed})"
     if objective == "accuracy":
         return f"most accurate ({drop_text}, {format_bytes(m.size_bytes)})"
@@ -849,8 +1028,10 @@ def recommend(
             "the goal uses it only when nothing else meets it."
         )
         feasible = primary
-    best, pool = _pick(feasible, objective, baseline, goal)
-    sup = _superlative(best, objective, baseline)
+    top, pool = _pick(feasible, objective, baseline, goal)
+    best = top if is_speed_goal(goal) else _prefer_not_slower(top, feasible, objective, baseline)
+    caveats = _caveats(best, baseline)
+    sup = _superlative(best, objective, baseline) + _switch_note(best, top)
     if goal is None or not _has_limits(goal):
         among = f"{pool} successful candidates" if pool != 1 else "1 successful candidate"
         if objective == "balanced":
@@ -883,10 +1064,46 @@ def recommend(
                 f"{_name(best)} meets every limit{met} and is the {sup} "
                 f"of {len(feasible)} candidates that do."
             )
-    return Recommendation(recommended=best.id, reason=reason + held_back, feasible=feasible_ids)
+    return Recommendation(
+        recommended=best.id,
+        reason=_with_caveats(reason + held_back, caveats),
+        feasible=feasible_ids,
+        caveats=caveats,
+    )
 
 
 # --------------------------------------------------------------------------- the report
+
+
+class MeasurementInfo(Frozen):
+    """How the numbers of a report were measured: what a reader needs to trust (or redo) them."""
+
+    threads: int = Field(ge=1, description="onnxruntime intra-op threads of every latency measurement")
+    batch_size: int = Field(ge=1, description="samples per inference of every latency measurement")
+    threads_from: Literal["option", "goal", "default"] = Field(
+        default="default", description="where the thread count came from"
+    )
+    batch_from: Literal["option", "goal", "default"] = Field(
+        default="default", description="where the batch size came from"
+    )
+    provider: str = Field(default="CPUExecutionProvider", description="the onnxruntime execution provider")
+    trial_latency_runs: int = Field(
+        default=0, ge=0, description="timed runs per candidate in its trial (trials may run in parallel)"
+    )
+    remeasured: list[str] = Field(
+        default_factory=list, description="ids re-measured side by side with the original, alone"
+    )
+    blocks: int = Field(default=0, ge=0, description="interleaved blocks of the side-by-side re-measurement")
+    runs_per_block: int = Field(default=0, ge=0, description="timed runs of each model in each block")
+    speedup_method: str = Field(default="", description="how the speed-up and its interval are computed")
+    memory_method: str = Field(default="", description="how peak memory is measured")
+    cpu: str = Field(
+        default="", description="the CPU's int8 capability (VNNI, AMX) as it matters for kernels"
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what the search built for speed and why (formats, reduce_range, fp16)",
+    )
 
 
 class ParetoReport(Frozen):
@@ -908,10 +1125,25 @@ class ParetoReport(Frozen):
     skipped_reasons: dict[str, str] = Field(default_factory=dict, description="skipped id -> why")
     sensitivity: SensitivityReport | None = None
     wall_seconds: float | None = None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="how the sweep ran: the memory plan, trials retried for memory, upstream workarounds used, "
+        "the metric chosen when the data named none, pre-processing fallbacks",
+    )
     misses: dict[str, list[ConstraintMiss]] = Field(
         default_factory=dict,
         description="candidate id -> the limits of the goal it misses (empty: it meets them all; a failed "
         "candidate misses 'measured'), computed once by the library's goal check",
+    )
+    caveats: list[Caveat] = Field(
+        default_factory=list,
+        description="where the recommended candidate is worse than the original (slower, more peak memory)",
+    )
+    measurement: MeasurementInfo | None = Field(
+        default=None, description="threads, batch, provider and how latency and memory were measured"
+    )
+    tried_reasons: dict[str, str] = Field(
+        default_factory=dict, description="built id -> why the search built it"
     )
     execution: str | None = Field(
         default=None, description="where the trials ran: the runtime chosen (and why), nodes, CPUs and GPUs"
@@ -956,6 +1188,8 @@ def build_report(
     skipped_reasons: dict[str, str] | None = None,
     sensitivity: SensitivityReport | None = None,
     wall_seconds: float | None = None,
+    measurement: MeasurementInfo | None = None,
+    tried_reasons: dict[str, str] | None = None,
 ) -> ParetoReport:
     """Compute the front and the recommendation for ``candidates``; bundle them into a :class:`ParetoReport`.
 
@@ -981,4 +1215,7 @@ def build_report(
         sensitivity=sensitivity,
         wall_seconds=wall_seconds,
         misses=misses,
+        caveats=rec.caveats,
+        measurement=measurement,
+        tried_reasons=dict(tried_reasons or {}),
     )

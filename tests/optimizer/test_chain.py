@@ -174,7 +174,7 @@ def test_build_grid_offers_torch_recipes_only_with_a_pytorch_source(
 ) -> None:
     info = inspect_model(digits.model_path)
     plain = build_grid(info, None, has_calib=True)
-    assert {g.family for g in plain} <= {"anchor", "calibration", "per_tensor", "dynamic_conv"}
+    assert {g.family for g in plain} <= {"anchor", "calibration", "per_tensor", "dynamic_conv", "speed"}
     torch_grid = build_grid(info, None, has_calib=True, torch_source=source)
     assert [g.id for g in torch_grid[: len(plain)]] == [g.id for g in plain], (
         "the quantization ids stay stable"
@@ -298,7 +298,9 @@ def test_pipeline_finds_the_zoo_pytorch_source_by_name_and_the_sweep_can_be_told
     # int8 meets this goal: nothing was trained, and every torch candidate says why it did not run
     assert with_torch.evaluations == without.evaluations
     torch_ids = {i for i in with_torch.skipped if any(k in i for k in ("prune", "qat", "inc"))}
-    assert torch_ids and all(re.search(r"runs? when", with_torch.skipped_reasons[i]) for i in torch_ids)
+    assert torch_ids and all(
+        re.search(r"runs? when|predicted size .* exceeds", with_torch.skipped_reasons[i]) for i in torch_ids
+    )
 
 
 @pytest.mark.parametrize(
@@ -362,6 +364,9 @@ def test_build_grid_keeps_the_goals_float_layers_in_every_quantizing_recipe(
         quantizes = "quantize" in recipe_methods(item.recipe)
         if item.recipe.kind in ("qat_int8", "inc_autotune", "chain"):
             assert item.blocked and "keeps layers in float" in item.blocked, item.id
+        elif item.recipe.kind in ("ort_dynamic_default", "ort_static_default"):
+            # onnxruntime's one-liners take no options: they cannot keep a layer, so they cannot meet this goal
+            assert item.blocked and "keeps nothing in fp32" in item.blocked, item.id
         elif quantizes:
             assert set(names) <= set(item.recipe.keep_fp32) and not item.blocked, item.id
         else:  # pruning alone quantizes nothing: nothing to keep, nothing blocked

@@ -49,11 +49,11 @@ def test_load_data_returns_dataset_when_file_matches(tmp_path: Path) -> None:
     assert [t.name for t in summary.inputs] == ["x", "ids"]
 
 
-def test_load_data_defaults_to_agreement_when_no_labels(tmp_path: Path) -> None:
+def test_load_data_defaults_to_fidelity_by_output_kind_when_no_labels(tmp_path: Path) -> None:
     data = load_data(_npz(tmp_path, **_good()), INPUTS)
 
     assert data.labels is None
-    assert data.metric == "agreement"
+    assert data.metric == "fidelity"
 
 
 def test_load_data_casts_same_kind_dtypes(tmp_path: Path) -> None:
@@ -263,3 +263,19 @@ def test_num_classes_reads_the_first_output_class_axes() -> None:
     assert num_classes([TensorInfo(name="y", dtype="float32", shape=["N", 2, 5])]) == 10
     assert num_classes([TensorInfo(name="y", dtype="float32", shape=["N"])]) == 2  # a binary score
     assert num_classes([TensorInfo(name="y", dtype="float32", shape=["N", "C"])]) is None
+
+
+def test_load_data_hints_labels_and_ctc_metric_when_given_a_text_array(tmp_path: Path) -> None:
+    arrays = _good()
+    arrays["texts"] = np.asarray(["hello"] * arrays["x"].shape[0])
+    with pytest.raises(DataError) as err:
+        load_data(_npz(tmp_path, **arrays), INPUTS)
+    assert "name it `labels`" in err.value.hint and "ctc_exact_match" in err.value.hint
+
+
+def test_load_data_refuses_text_labels_for_top1_with_a_ctc_hint(tmp_path: Path) -> None:
+    arrays = _good()
+    arrays["labels"] = np.asarray(["hello"] * arrays["x"].shape[0])
+    with pytest.raises(DataError) as err:
+        load_data(_npz(tmp_path, **arrays), INPUTS)
+    assert "ctc_exact_match" in err.value.hint

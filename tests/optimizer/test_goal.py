@@ -32,6 +32,8 @@ _DEFAULTS: dict[str, Any] = {
     "precision_forbidden": None,
     "keep_float_layers": None,
     "device": None,
+    "threads": None,
+    "batch_size": None,
 }
 
 # sentence -> the fields it must set; every other field of _DEFAULTS must keep its default.
@@ -228,7 +230,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
         "efficientnet-b0 at 2ms p50 on gpu",
         {"max_latency_ms": 2.0, "device": "gpu", "unparsed_words": ["efficientnet-b0"]},
     ),
-    ("batch size 32, under 10 MB", {"max_size_mb": 10.0, "unparsed_words": ["batch", "size", "32"]}),
+    ("batch size 32, under 10 MB", {"max_size_mb": 10.0, "batch_size": 32, "unparsed_words": []}),
     # --- several constraints at once -------------------------------------------------------------------
     (
         "Make it 4x smaller and 2x faster with under 1% accuracy drop",
@@ -520,6 +522,8 @@ def test_parse_goal_json_has_exactly_the_schema_fields() -> None:
         "precision_forbidden",
         "keep_float_layers",
         "device",
+        "threads",
+        "batch_size",
         "unparsed_words",
         "readings",
         "has_constraints",

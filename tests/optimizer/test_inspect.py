@@ -212,7 +212,7 @@ def _missing_external(model: onnx.ModelProto, location: str = "weights.bin") -> 
             r"initializer 'W1' declares shape \[2097152, 2097152\] of float \(17.6 TB\) but holds 0",
         ),
         (lambda m: _hollow_initializer(m, b"1234"), r"\(17.6 TB\) but holds 4 bytes"),
-        (_missing_external, "keeps its data in 'weights.bin', which is missing"),
+        (_missing_external, "keeps its data in the external data file 'weights.bin', which is missing"),
         (lambda m: _missing_external(m, "../../etc/passwd"), "outside the model's folder"),
     ],
     ids=["cycle", "hollow-initializer", "short-raw-data", "missing-external-data", "external-data-outside"],

@@ -82,11 +82,26 @@ def test_model_store_add_raises_model_load_when_file_missing(quanttaas_home: Pat
         ModelStore().add(tmp_path / "nope.onnx")
 
 
-def test_model_store_add_refuses_external_data_model(
+def test_model_store_add_keeps_the_external_data_files_with_the_model(
     quanttaas_home: Path, tmp_path: Path, make_tiny_graph: Callable[[], onnx.ModelProto]
 ) -> None:
     path = tmp_path / "ext.onnx"
     onnx.save(make_tiny_graph(), str(path), save_as_external_data=True, location="w.bin", size_threshold=0)
+    store = ModelStore()
+
+    ref = store.add(path)
+    stored = Path(ref.path)
+    assert (stored.parent / "w.bin").read_bytes() == (tmp_path / "w.bin").read_bytes()
+    assert ref.size_bytes == path.stat().st_size + (tmp_path / "w.bin").stat().st_size
+    assert store.list() == [ref]
+
+
+def test_model_store_add_refuses_a_model_whose_external_data_file_is_missing(
+    quanttaas_home: Path, tmp_path: Path, make_tiny_graph: Callable[[], onnx.ModelProto]
+) -> None:
+    path = tmp_path / "ext.onnx"
+    onnx.save(make_tiny_graph(), str(path), save_as_external_data=True, location="w.bin", size_threshold=0)
+    (tmp_path / "w.bin").unlink()
     store = ModelStore()
 
     with pytest.raises(ModelLoadError, match="external data"):

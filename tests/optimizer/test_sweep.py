@@ -366,15 +366,25 @@ def test_optimize_cli_writes_report_best_model_and_chart_and_exits_0(tmp_path: P
         "optimize",
         "digits-cnn",
         "--goal",
-        "under 40 KB, less than 1% accuracy loss",
+        "under 40 KB, less than 1% accuracy loss, on 2 threads",
         "--out",
         str(out),
         "--serial",
+        "--threads",
+        "1",
+        "--batch",
+        "2",
     )
     assert proc.returncode == 0, proc.stderr
     assert "recommended:" in proc.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["recommended"] and (out / "best.onnx").is_file()
+    # the options win over the goal's "on 2 threads", and the report says how it measured
+    measurement = report["measurement"]
+    assert (measurement["threads"], measurement["threads_from"]) == (1, "option")
+    assert (measurement["batch_size"], measurement["batch_from"]) == (2, "option")
+    assert "measured with 1 thread(s) (option), batch 2 (option)" in proc.stdout
+    assert report["baseline"]["batch_size"] == 2
     assert list((out / "candidates").glob("*.onnx"))
     html = (out / "pareto.html").read_text()
     assert report["recommended"] in html, "the chart must carry the candidates"
