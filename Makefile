@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: venv lock test-latest run demo chromium test lint typecheck bench eval clean fashion-mnist
+.PHONY: venv lock test-latest run demo chromium test test-cluster lint typecheck bench eval clean fashion-mnist
 
 # The environment is locked: requirements.lock pins every package (with hashes) for Python 3.11 on Linux x86-64.
 # `make venv` (and so `make run` / `make test`) installs exactly that; `make lock` refreshes it on purpose;
@@ -90,7 +90,13 @@ fashion-mnist:
 
 # tests share one zoo cache inside the checkout (built on first use, ignored by git)
 test: $(STAMP) lint typecheck fashion-mnist chromium
-	QUANTTAAS_HOME=$(CURDIR)/.quanttaas $(BIN)/python -m pytest -q
+	QUANTTAAS_HOME=$(CURDIR)/.quanttaas $(BIN)/python -m pytest -q -m "not cluster"
+
+# sweeps on a real multi-node Ray cluster on this machine (tests/test_cluster.py: a head and two worker nodes, each its
+# own `ray start`, in a private loopback-only network namespace; about 6 minutes on 2 cores). CI runs it after
+# `make test`; it skips, saying why, where Linux namespaces are not permitted (needs root or user namespaces)
+test-cluster: $(STAMP)
+	QUANTTAAS_HOME=$(CURDIR)/.quanttaas $(BIN)/python -m pytest -q -m cluster tests/test_cluster.py
 
 # the agent eval (evals/agent): every scenario with the offline planner, a table per scenario and in total;
 # EVAL_ARGS="--skip-slow" leaves out the transformer scenarios, EVAL_ARGS="--llm openai/gpt-4o-mini" scores an LLM
@@ -106,6 +112,7 @@ bench: $(STAMP)
 	$(BIN)/python -m evals.bench_speed
 	$(BIN)/python -m evals.bench_corpus
 	$(BIN)/python -m evals.bench_recovery
+	$(BIN)/python -m evals.bench_cluster
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

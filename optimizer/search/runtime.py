@@ -12,10 +12,13 @@ the whole process. A Streamlit script run and a server's job thread are such sho
 
 Which runtime (a decision stated in :func:`runtime_info`, never a crash):
 
-* ``RAY_ADDRESS`` set: join that cluster, with its own resources (no ``num_cpus``: Ray refuses both).
+* ``RAY_ADDRESS`` set: join that cluster, with its own resources (no ``num_cpus``: Ray refuses both); ``auto``
+  joins the one whose address ``ray start`` left on this machine (never Ray's fallback scan of processes, which
+  can find another user's private runtime). Nothing to join: an :class:`~optimizer.errors.InputError` that says
+  so at once, never a hang or Ray's traceback.
 * not set: start a private runtime (``address="local"``) even when ``ray start`` left a cluster (or its address
   file) on this machine; joining one silently would put trials on a cluster nobody named. The decision and how
-  to join instead (``RAY_ADDRESS=auto``) are logged and reported.
+  to join instead (``RAY_ADDRESS=auto``) are logged and reported; a stale address file is reported as such.
 """
 
 from __future__ import annotations
@@ -24,10 +27,14 @@ import concurrent.futures
 import logging
 import os
 import queue
+import re
+import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from optimizer.errors import InputError
 from optimizer.types import Frozen
 
 log = logging.getLogger(__name__)
@@ -35,6 +42,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OBJECT_STORE_BYTES = 256 * 1024 * 1024
+#: the ``optimizer`` package's folder, shipped with a joined cluster's jobs; found from this file, not from
+#: ``optimizer.__file__``, which is None when a folder named ``optimizer`` early on sys.path (a script run from the
+#: tests) makes the name a namespace package
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+_HOST_PORT = re.compile(r"^(?P<host>[\w.-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 
 
 class RuntimeInfo(Frozen):
@@ -126,6 +138,89 @@ def _loopback_only(ray: Any) -> None:
         log.debug("could not pin the private Ray runtime to loopback", exc_info=True)
 
 
+def _answers(address: str, timeout_s: float = 3.0) -> bool | None:
+    """Whether something accepts connections at ``host:port`` (None: not a host:port address, e.g. ray://)."""
+    match = _HOST_PORT.match(address)
+    if not match:
+        return None
+    try:
+        with socket.create_connection((match["host"].strip("[]"), int(match["port"])), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _join_target(address: str) -> str:
+    """The address to join for ``RAY_ADDRESS``, checked first so a wrong one is refused in seconds.
+
+    ``auto`` means the cluster whose address ``ray start`` left on this machine, and only that: Ray's own
+    fallback scans the machine's processes and can join another user's private runtime.
+
+    Raises:
+        InputError: ``auto`` with no address left by ``ray start``, or nothing answers at the address.
+    """
+    hint = (
+        "start the cluster (`ray start --head` on its head node) or point RAY_ADDRESS at its head "
+        "(host:6379); unset RAY_ADDRESS to run the trials on a private runtime on this machine"
+    )
+    target = address
+    if address == "auto":
+        found = _existing_local_cluster()
+        if not found:
+            raise InputError(
+                "RAY_ADDRESS=auto names no Ray cluster: no `ray start` on this machine left its address",
+                hint=hint,
+            )
+        target = found
+    if _answers(target) is False:
+        named = f"RAY_ADDRESS={address}" + (
+            f" (the address `ray start` left, {target})" if target != address else ""
+        )
+        raise InputError(f"{named} names no Ray cluster: nothing answers there", hint=hint)
+    return target
+
+
+def _join(ray: Any, address: str, env_vars: dict[str, str]) -> RuntimeInfo:
+    """Join the cluster ``RAY_ADDRESS`` names (``auto``: the one ``ray start`` left on this machine).
+
+    Raises:
+        InputError: there is no cluster to join there (a decision stated, never Ray's traceback).
+    """
+    target = _join_target(address)
+    try:
+        # workers on other machines may not have the project installed: ship the package with the job
+        ray.init(
+            address=target,
+            runtime_env={"env_vars": env_vars, "py_modules": [_PACKAGE_DIR]},
+            log_to_driver=False,
+            configure_logging=True,
+            logging_level=logging.WARNING,
+        )
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as e:
+        raise InputError(
+            f"RAY_ADDRESS={address} names no Ray cluster this process can join "
+            f"({e.__class__.__name__}: {str(e)[:200]})",
+            hint="check the address and that the cluster runs the same Ray and Python versions; unset "
+            "RAY_ADDRESS to run the trials on a private runtime on this machine",
+        ) from e
+    try:
+        gcs = str(ray.get_runtime_context().gcs_address)
+    except Exception:  # an older Ray without the property: the address as given still says where
+        gcs = target
+    named = f"RAY_ADDRESS={address}" if gcs != address else "RAY_ADDRESS"
+    return RuntimeInfo(mode="joined", address=gcs, reason=f"joined the Ray cluster at {gcs} ({named})")
+
+
+def _left_alone(existing: str) -> str:
+    """What a private runtime says about the cluster address ``ray start`` left on this machine."""
+    if _answers(existing, timeout_s=1.0) is False:
+        return f"; `ray start` left the address of a cluster at {existing} behind, and nothing answers there"
+    return (
+        f"; a cluster started with `ray start` is running at {existing} and was left alone: "
+        "set RAY_ADDRESS=auto (or its address) to run trials there"
+    )
+
+
 def _start(num_cpus: int | None) -> RuntimeInfo:
     ray = ray_module()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -134,17 +229,7 @@ def _start(num_cpus: int | None) -> RuntimeInfo:
     env_vars = _worker_env()
     address = os.environ.get("RAY_ADDRESS")
     if address:
-        import optimizer
-
-        # workers on other machines may not have the project installed: ship the package with the job
-        ray.init(
-            address=address,
-            runtime_env={"env_vars": env_vars, "py_modules": [os.path.dirname(optimizer.__file__)]},
-            log_to_driver=False,
-        )
-        return RuntimeInfo(
-            mode="joined", address=address, reason=f"joined the Ray cluster at {address} (RAY_ADDRESS)"
-        )
+        return _join(ray, address, env_vars)
     existing = _existing_local_cluster()
     _loopback_only(ray)
     ray.init(
@@ -160,10 +245,7 @@ def _start(num_cpus: int | None) -> RuntimeInfo:
     )
     reason = "started a private Ray runtime on this machine (RAY_ADDRESS is not set)"
     if existing:
-        reason += (
-            f"; a cluster started with `ray start` is running at {existing} and was left alone: "
-            "set RAY_ADDRESS=auto (or its address) to run trials there"
-        )
+        reason += _left_alone(existing)
         log.warning("%s", reason)
     return RuntimeInfo(mode="private", address=None, reason=reason)
 
@@ -172,6 +254,9 @@ def ensure_ray(num_cpus: int | None = None) -> Any:
     """Start (or join) Ray once, on the process's owner thread, and return the ``ray`` module.
 
     Safe from any thread; the runtime outlives the calling thread. See the module docstring for which runtime.
+
+    Raises:
+        InputError: ``RAY_ADDRESS`` names no cluster that can be joined.
     """
     global _info
     ray = ray_module()
