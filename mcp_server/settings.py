@@ -69,6 +69,16 @@ class ServerSettings(BaseSettings):
         default="ray", description="where sweep trials run: Ray tasks (parallel) or in the job's thread"
     )
     sweep_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads per trial")
+    sweep_front_points: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="for size, accuracy and balanced goals, measure at least this many candidates across the "
+        "Pareto front (0: only what the goal needs); the chat page asks for 8",
+    )
+    sweep_time_budget_s: float | None = Field(
+        default=None, gt=0, description="add those front points only while a sweep has run less than this"
+    )
 
     @property
     def state_dir(self) -> Path:

@@ -476,3 +476,37 @@ def test_run_sweep_cancel_stops_trials_already_running_on_ray(
     # the cancelled trials must not keep holding the workers: a new task gets a CPU at once
     probe = ray_runtime.remote(num_cpus=1)(lambda: 1)
     assert ray_runtime.get(probe.remote(), timeout=30) == 1
+
+
+def test_run_sweep_measures_points_across_the_front_when_asked(
+    digits: zoo.ZooCase, digits_data, tmp_path: Path
+) -> None:
+    data, calib = digits_data
+    goal = parse_goal("under 40 KB with less than 1% accuracy loss")
+    wide = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path / "wide",
+        options=SweepOptions(executor="serial", front_points=6, profile=True),
+    )
+    ok = [c for c in wide.candidates if c.ok]
+    assert len(ok) >= 6, [c.id for c in wide.candidates]
+    kinds = {c.recipe.kind for c in ok}
+    assert {"static_int8", "fp16", "dynamic_int8"} <= kinds  # the one-liners first, whatever the size limit
+    assert len(wide.front) >= 2
+    assert wide.recommended is not None  # still the answer to the goal
+
+    # a budget already spent adds nothing, and says so for what it left out
+    tight = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path / "tight",
+        options=SweepOptions(executor="serial", front_points=6, time_budget_s=0.001),
+    )
+    assert tight.evaluations < len(ok)
+    budget = [why for why in tight.skipped_reasons.values() if "time budget" in why]
+    assert budget and all("0.001 s" in why for why in budget)
