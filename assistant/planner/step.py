@@ -73,6 +73,7 @@ def _step(conv: Conversation) -> BrainStep:
     named = registered.get("model") or files.model_id or (found[0][2] if found else None)
     cleaned = without_mentions(files.text, found)
     data = registered.get("data") or files.data_id
+    calib = conv.context.get("calib") or None  # a stored data id chosen outside the text (the page's upload)
     case = conv.case()
     follow_up = case is not None and (named is None or named == case.model)
 
@@ -94,5 +95,5 @@ def _step(conv: Conversation) -> BrainStep:
             "needs_input",
         )
     return Workflow(conv).goal_request(
-        cleaned, named, data, case, follow_up=case is not None and named is None
+        cleaned, named, data, case, follow_up=case is not None and named is None, calib=calib
     )

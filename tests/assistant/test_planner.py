@@ -275,3 +275,21 @@ def test_plan_sends_a_follow_up_goal_merged_on_the_server_to_run_sweep_as_fields
     assert Goal.model_validate(sent).model_dump(exclude={"text"}) == Goal.model_validate(
         merged_goal
     ).model_dump(exclude={"text"})
+
+
+def test_plan_calibrates_profile_and_sweep_on_the_calibration_data_from_the_context() -> None:
+    """Calibration data uploaded apart from the evaluation data (the page's third uploader) reaches the layer
+    profile and the sweep; the evaluation data stays what is measured."""
+    model, data, calib = "resnet-3f2a9c1b7d4e", "data-1111aaaa2222", "data-3333bbbb4444"
+    text = "under 40 KB please"
+    user = with_context(text, model=model, data=data, calib=calib)
+    parsed = _record("c", "parse_goal", {"text": text}, {"goal": parse_goal(text).model_dump()})
+    inspected = _record("d", "inspect_model", {"model": model}, {"size_bytes": 100_000})
+    step = plan(_conversation(user, [*CATALOG, parsed, inspected]))
+    [profile] = step.tool_calls
+    assert profile.name == "profile_layers" and profile.arguments["data"] == calib
+    profiled = _record("e", "profile_layers", profile.arguments, {"layers": []})
+    step = plan(_conversation(user, [*CATALOG, parsed, inspected, profiled]))
+    [sweep] = step.tool_calls
+    assert sweep.name == "run_sweep"
+    assert (sweep.arguments["data"], sweep.arguments["calib"]) == (data, calib)
