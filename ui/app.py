@@ -21,6 +21,7 @@ import contextlib
 import math
 import tempfile
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -493,14 +494,36 @@ def _calibration(reply: Any, job_id: str | None) -> Calibration | None:
     return found
 
 
+@dataclass
+class _Answering:
+    """The answer in progress, shared between the run that answers and the run Streamlit starts for a Stop click
+    (on another thread, while the stopped run unwinds): whether it has ended, and the turn it left."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    turn: ChatTurn | None = None
+
+
+def _keep(turn: ChatTurn) -> None:
+    messages = _state().messages
+    if not any(t is turn for t in messages):  # once, whichever run gets here first
+        messages.append(turn)
+
+
 def _stop_clicked() -> None:
-    """The Stop button's callback, run first in the script run Streamlit starts for the click (it stops the
-    answering run at its next redraw, at most half a second later, which cancels the answer and its sweep)."""
+    """The Stop button's callback, run first in the script run Streamlit starts for the click, on a new thread
+    while the answering run is stopped at its next redraw (at most half a second later), which cancels the answer
+    and its sweep. It waits for that, then keeps the stopped turn itself: what the stopped run writes into the
+    session's state after this run has started is not seen by this run."""
     ss = _state()
     ss.pending = None  # this run must not answer the stopped request again
-    done = ss.get("answer_done")
-    if done is not None:  # draw the page once the stopped run has cancelled its sweep and kept its turn
-        done.wait(timeout=60)
+    answering = ss.get("answering")
+    if answering is None:
+        return
+    answering.done.wait(timeout=60)
+    if answering.turn is not None:
+        _keep(answering.turn)
+        if answering.turn.kind == "stopped":
+            ss.context_pending = True  # the next request is about the chosen model again
 
 
 def _answer(assistant: Any, text: str) -> None:
@@ -508,17 +531,17 @@ def _answer(assistant: Any, text: str) -> None:
 
     Pressing Stop makes Streamlit stop this run at its next redraw (the clock redraws twice a second while the
     assistant works): the stop is raised inside the stream, which cancels the answer (and its sweep, on the
-    server); the turn is kept as stopped, and the run started for the click draws it.
+    server); the turn is kept as stopped (by :func:`_stop_clicked` in the run started for the click).
     """
-    done = threading.Event()
-    _state().answer_done = done
+    answering = _Answering()
+    _state().answering = answering
     try:
-        _answer_until_done(assistant, text)
+        _answer_until_done(assistant, text, answering)
     finally:
-        done.set()
+        answering.done.set()
 
 
-def _answer_until_done(assistant: Any, text: str) -> None:
+def _answer_until_done(assistant: Any, text: str, answering: _Answering) -> None:
     from assistant.toollog import ToolLog
     from ui.downloads import build_downloads
     from ui.render import LiveTurn
@@ -530,6 +553,7 @@ def _answer_until_done(assistant: Any, text: str) -> None:
         stop.button(
             "Stop",
             key="stop",
+            on_click=_stop_clicked,
             icon=":material/stop_circle:",
             help="Stop this request; a running sweep is cancelled",
         )
@@ -541,14 +565,11 @@ def _answer_until_done(assistant: Any, text: str) -> None:
         except Exception as e:  # the page shows what failed, never a traceback
             live.turn.kind = "error"
             live.turn.text = f"Something went wrong while answering: {exception_text(e)}"
-        except (
-            BaseException
-        ) as _e:  # Stop pressed (Streamlit's rerun), the tab closed, or the server stopping
+        except BaseException:  # Stop pressed (this run is stopped), the tab closed, the server stopping
+            answering.turn = live.stopped() if live.final is None else live.turn  # an answer in is kept
+            _keep(answering.turn)
             if live.final is None:
-                ss.messages.append(live.stopped())
-                ss.context_pending = True  # the next request is about the chosen model again
-            else:  # the answer was in: keep it (its downloads are prepared when it is asked again)
-                ss.messages.append(live.turn)
+                ss.context_pending = True
             raise
         stop.empty()
         if live.final is not None:
@@ -569,7 +590,8 @@ def _answer_until_done(assistant: Any, text: str) -> None:
         elif live.turn.kind != "error":
             live.turn.kind = "error"
             live.turn.text = "The assistant stopped without an answer."
-    ss.messages.append(live.turn)
+    answering.turn = live.turn
+    _keep(live.turn)
 
 
 def main() -> None:

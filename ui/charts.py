@@ -23,7 +23,7 @@ import altair as alt
 from optimizer.search.pareto import ParetoReport, size_limit_bytes
 from optimizer.types import Candidate, Metrics, SensitivityReport
 from optimizer.units import format_bytes
-from ui.summary import metric_text, size_text
+from ui.summary import goal_text, metric_text, size_text
 
 __all__ = [
     "before_after_rows",
@@ -258,7 +258,7 @@ def pareto_chart(report: ParetoReport) -> alt.LayerChart:
     plotted = sum(1 for r in rows if r["drop"] is not None)
     subtitle = [_counts_line(report, plotted, "candidates")]
     if report.goal is not None:
-        subtitle.append(f"goal: {report.goal.describe()}")
+        subtitle.append(f"goal: {goal_text(report.goal, report.baseline)}")  # in the user's units
         if bounds is not None:
             subtitle.append("shaded: where the size and accuracy-drop limits both hold")
     if report.recommended is None:

@@ -365,3 +365,8 @@ def test_candidate_rows_flag_front_and_recommended() -> None:
     assert set(rows) == {"a", "b", "c", "d", "f"}
     assert [i for i, r in rows.items() if r["on_front"]] == ["d", "a", "b", "c"]
     assert [i for i, r in rows.items() if r["recommended"]] == ["a"]
+
+
+def test_pareto_chart_states_the_goal_in_the_users_units() -> None:
+    sub = subtitle(pareto_chart(make_report()).to_dict())
+    assert "goal: under 40 KB, at most 1% accuracy loss" in sub and "0.04 MB" not in sub
