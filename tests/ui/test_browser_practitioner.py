@@ -21,7 +21,6 @@ from browser import (
     MAIN_TEXT,
     PROGRESS_VALUES,
     SIDEBAR_TEXT,
-    BrowserError,
     Chromium,
     find_chromium,
     has_button,
@@ -123,6 +122,16 @@ def settled(browser: Chromium, what: str, timeout: float = TURN_TIMEOUT_S) -> st
     return main_text(browser)
 
 
+def answered(browser: Chromium, request: str, marker: str, what: str, timeout: float = TURN_TIMEOUT_S) -> str:
+    """Wait until the answer to ``request`` shows ``marker`` and the page has settled; the main text."""
+    expression = (
+        f"(() => {{ const t = {MAIN_TEXT}; const i = t.lastIndexOf({js_text(request)});"
+        f" return i >= 0 && t.slice(i).includes({js_text(marker)}); }})()"
+    )
+    browser.wait_for(expression, timeout, what)
+    return settled(browser, what, timeout=120)
+
+
 def to_upload_mode(browser: Chromium) -> None:
     browser.click_label("Upload my model")
     browser.wait_for(
@@ -173,14 +182,18 @@ def test_page_zoo_request_shows_the_front_in_the_users_units_with_a_short_why(
     assert "make digits-cnn under" in sidebar  # 11: the Try examples name the selected model
     browser.send_chat(ZOO_REQUEST)
     bars: list[float] = []
+    answer_in = (
+        f"(() => {{ const t = {MAIN_TEXT}; const i = t.lastIndexOf({js_text(ZOO_REQUEST)});"
+        " return i >= 0 && t.slice(i).includes('Measured '); })()"
+    )
     deadline = time.monotonic() + TURN_TIMEOUT_S
     while time.monotonic() < deadline:  # 8: the bar moves while the original is measured and layers ranked
         bars.extend(float(v) for v in browser.evaluate(PROGRESS_VALUES) or [])
-        if bars or browser.evaluate(INPUT_READY):
+        if bars or browser.evaluate(answer_in):
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     browser.screenshot(shots / "issue15-01-zoo-working.png")
-    text = settled(browser, "the answer to the zoo request")
+    text = answered(browser, ZOO_REQUEST, "Measured ", "the answer to the zoo request")
     browser.screenshot(shots / "issue15-02-zoo-answer.png", height=2600)
     answer = last_answer(text, ZOO_REQUEST)
     assert bars and bars[0] > 0, f"the progress bar sat at 0: {bars}"
@@ -220,18 +233,15 @@ def test_page_stop_cancels_the_running_sweep_and_the_page_answers_again(
     )
     browser.screenshot(shots / "issue15-03-before-stop.png")
     browser.click_button("Stop")
-    t0 = time.monotonic()
-    text = settled(browser, "the page after Stop", timeout=120)
-    waited = time.monotonic() - t0
+    text = answered(browser, request, "Stopped at your request", "the page after Stop", timeout=120)
     browser.screenshot(shots / "issue15-04-stopped.png", height=1600)
     answer = last_answer(text, request)
     assert "Stopped at your request" in answer, answer[:500]
     assert "Traceback" not in text
     # the page takes the next request at once (the stopped one is not answered again)
     browser.send_chat("what did you try?")
-    after = settled(browser, "the answer after Stop", timeout=180)
+    after = answered(browser, "what did you try?", "", "the answer after Stop", timeout=180)
     assert after.count(request) == 1, "the stopped request was not sent again"
-    assert waited < 120  # bounded by the settle timeout itself; the number goes in the report, not a claim
 
 
 # --------------------------------------------------------------------------- 1, 2: bad uploads
@@ -245,8 +255,9 @@ def test_page_refused_model_upload_never_runs_the_zoo_model_instead(
     text = upload(browser, "Model (", own_model["broken"], "broken.onnx")
     assert "I could not use broken.onnx as a model" in text, text[-800:]
     assert "(`" in text or "model_" in text  # its code, shown at once
-    browser.send_chat(ZOO_REQUEST.replace("digits-cnn", "it"))
-    text = settled(browser, "the answer after a refused upload", timeout=120)
+    request = ZOO_REQUEST.replace("digits-cnn", "it")
+    browser.send_chat(request)
+    text = answered(browser, request, "There is no model", "the answer after a refused upload", timeout=120)
     browser.screenshot(shots / "issue15-05-bad-upload.png", height=1400)
     assert "There is no model to work on" in text and "broken.onnx" in text
     assert RUNNING not in text and "Measured" not in text
@@ -271,7 +282,7 @@ def test_page_own_model_upload_refuses_data_that_does_not_fit_and_calibrates_on_
     sidebar = str(browser.evaluate(SIDEBAR_TEXT))
     assert f"make {model_id.group(1)} under" in sidebar, sidebar[-600:]
     browser.send_chat(UPLOAD_REQUEST)
-    text = settled(browser, "the answer for the uploaded model")
+    text = answered(browser, UPLOAD_REQUEST, "Measured ", "the answer for the uploaded model")
     browser.screenshot(shots / "issue15-07-own-model-answer.png", height=2600)
     answer = last_answer(text, UPLOAD_REQUEST)
     assert "Traceback" not in text
@@ -279,9 +290,3 @@ def test_page_own_model_upload_refuses_data_that_does_not_fit_and_calibrates_on_
     assert "Calibrated on your calibration file sensor-calib.npz (48 samples)" in answer, answer[:1200]
     assert re.search(r"Measured \d+ of \d+ candidates", answer)
     assert "I compress trained models" in text  # 11: the welcome is still reachable after an upload
-
-
-def test_page_chromium_driver_reports_a_missing_button(browser: Chromium, app_url: str) -> None:
-    open_page(browser, app_url)
-    with pytest.raises(BrowserError, match="no button 'Stop'"):
-        browser.click_button("Stop")  # nothing runs: there is no Stop to press
