@@ -192,8 +192,9 @@ class Chromium:
             raise BrowserError(f"script failed: {result['exceptionDetails'].get('text', '')}")
         return result.get("result", {}).get("value")
 
-    def goto(self, url: str) -> None:
-        self.send("Page.navigate", {"url": url})
+    def goto(self, url: str, timeout: float = 180) -> None:
+        """Open ``url`` (a fresh browser on a loaded machine can take a minute to answer the first command)."""
+        self.send("Page.navigate", {"url": url}, timeout=timeout)
 
     def wait_for(self, expression: str, timeout: float, what: str, interval: float = 0.5) -> Any:
         """Poll ``expression`` until it is truthy; raises BrowserError naming ``what`` on timeout."""
