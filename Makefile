@@ -103,6 +103,8 @@ bench: $(STAMP)
 	$(BIN)/python -m evals.bench_sweep
 	$(BIN)/python -m evals.bench_prune_qat
 	$(BIN)/python -m evals.bench_server
+	$(BIN)/python -m evals.bench_speed
+	$(BIN)/python -m evals.bench_corpus
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ local path is resolved and checked to lie inside the store, so no id can reach o
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import re
 from pathlib import Path
@@ -19,6 +20,8 @@ from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 
 from optimizer.errors import NotFoundError
+
+log = logging.getLogger(__name__)
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 _NAME = r"(?:report\.json|pareto\.html|best\.onnx|candidates/[A-Za-z0-9][A-Za-z0-9_.-]{0,150}\.onnx)"
@@ -59,9 +62,12 @@ class ArtifactStore:
         self.url = root
         self.work_dir = work_dir
         self.local = "file" in _protocols(self.fs)
-        if self.local:
-            Path(self.root).mkdir(parents=True, exist_ok=True)
-        work_dir.mkdir(parents=True, exist_ok=True)
+        # a read-only home still serves the artifacts it has: the folders are made when they can be
+        for folder in ([Path(self.root)] if self.local else []) + [work_dir]:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                log.warning("cannot create %s: %s", folder, e)
 
     @property
     def in_place(self) -> bool:

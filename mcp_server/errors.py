@@ -11,7 +11,10 @@
     QuantTaaSError
     ├── AuthError             unauthorized    401  missing or wrong bearer token
     ├── HostError             host_not_allowed 421 Host header refused (DNS-rebinding protection)
-    └── OriginError           origin_not_allowed 403 a browser Origin that is not this server
+    ├── OriginError           origin_not_allowed 403 a browser Origin that is not this server
+    └── StorageError          storage_unavailable 503 the server's own files cannot be read or written (a read-only
+                                                       or full disk, wrong permissions, a damaged job database):
+                                                       an environment problem for the operator, never a bug
 
 Every surface renders an error as ``{"error": {"code", "message", "hint"}}`` (:func:`error_envelope`); HTTP uses
 ``http_status``, MCP returns a tool error whose text is that JSON. Nothing else reaches a client: an unexpected
@@ -20,7 +23,9 @@ exception becomes ``internal_error`` with no traceback.
 
 from __future__ import annotations
 
+import errno
 import json
+import sqlite3
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,8 +41,10 @@ __all__ = [
     "MethodNotAllowedError",
     "OriginError",
     "PayloadTooLargeError",
+    "StorageError",
     "UnknownToolError",
     "UnsupportedFileError",
+    "environment_error",
     "error_envelope",
     "error_json",
     "internal_error",
@@ -90,6 +97,57 @@ class OriginError(QuantTaaSError):
     default_hint = (
         "Browsers may call this server only from pages it serves itself (or QUANTTAAS_ALLOWED_HOSTS)."
     )
+
+
+class StorageError(QuantTaaSError):
+    """The server's own storage failed: what is wrong, where, and what the operator can do about it."""
+
+    code = "storage_unavailable"
+    http_status = 503
+    default_hint = (
+        "This is a problem with the server's storage, not with the request: check that QUANTTAAS_HOME is writable "
+        "and has free space; GET /health shows what the server found at start."
+    )
+
+
+# errnos that describe the machine, not the request or the code
+_ENVIRONMENT_ERRNOS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exhausted",
+    errno.EIO: "an input/output error from the disk",
+}
+
+
+def environment_error(exc: BaseException) -> StorageError | None:
+    """The :class:`StorageError` an exception stands for when it is the machine's fault (a read-only or full disk,
+    permissions, a damaged or locked SQLite file); None for anything else (then it is a bug)."""
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+        where = f" ({exc.filename})" if exc.filename else ""
+        what = _ENVIRONMENT_ERRNOS[exc.errno]
+        hint = {
+            errno.EROFS: "Mount QUANTTAAS_HOME read-write (reads keep working meanwhile).",
+            errno.ENOSPC: "Free disk space under QUANTTAAS_HOME (old jobs live in server/jobs/).",
+            errno.EDQUOT: "Free disk space under QUANTTAAS_HOME (old jobs live in server/jobs/).",
+        }.get(exc.errno, "Give the server's user write access to QUANTTAAS_HOME (chown/chmod), then retry.")
+        return StorageError(f"the server could not write its files: {what}{where}", hint=hint)
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc)
+        if "readonly" in text or "read-only" in text:
+            return StorageError(
+                f"the job database is read-only: {text}",
+                hint="Give the server's user write access to QUANTTAAS_HOME/server (jobs.sqlite and its folder).",
+            )
+        # a damaged, locked or vanished file; a constraint or programming error stays a bug
+        if type(exc) is sqlite3.DatabaseError or isinstance(exc, sqlite3.OperationalError):
+            return StorageError(
+                f"the job database failed: {text}",
+                hint="GET /health says what is wrong with it; restore server/jobs.sqlite from a backup or move it "
+                "aside (a new empty one is created at the next start).",
+            )
+    return None
 
 
 class MethodNotAllowedError(InputError):

@@ -2,18 +2,24 @@
 
 Routes (OpenAPI docs at ``/docs``)::
 
-    GET  /health                 liveness (open even when a token is required)
+    GET  /health                 liveness and storage state (open even when a token is required)
     GET  /tools                  every tool: name, description, input and output JSON schemas, flags
     GET  /tools/{name}           one tool's spec
     POST /tools/{name}           call a tool: JSON body = its arguments -> {"result": ..., "text": ...}
-    POST /models, POST /data     multipart upload (field `file`, optional `name`) -> as register_model/register_data
+    POST /models, POST /data     multipart upload (field `file`, optional `name`; /data also `model`) -> as
+                                 register_model/register_data
+    GET  /models/{id}/file, GET /data/{id}/file   download a stored model (or zoo model) / data file
     GET  /jobs, GET /jobs/{id}, GET /jobs/{id}/report
     GET  /artifacts/{job_id}/{file}   download an artifact (a model, report.json, pareto.html)
     *    /mcp/                   the MCP streamable HTTP endpoint (same tools)
 
+Every GET route answers HEAD too; a 405 names the allowed methods in ``Allow``.
+
 Errors are ``{"error": {"code", "message", "hint"}}`` with the error's HTTP status: 422 for arguments that fail a
-tool's schema, 400 for other bad input, 404 for unknown models/jobs/tools/artifacts, 409 for a job in the wrong
-state, 413 for a body over the limit, 401/403/421 from the guard, and 500 (logged, no traceback) for bugs.
+tool's schema, 400 for other bad input, 404 for unknown models/jobs/tools/artifacts, 405 for a method the route
+does not take, 409 for a job in the wrong state, 413 for a body over the limit, 415 for an upload of the wrong
+type, 401/403/421 from the guard, 503 when the server's own storage fails (a read-only or full disk, a damaged job
+database: GET /health says which), and 500 (logged, no traceback) for bugs.
 """
 
 from __future__ import annotations
@@ -24,16 +30,18 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import Body, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Mount
 
 from mcp_server.artifacts import media_type, parse_artifact_id
 from mcp_server.errors import (
@@ -42,10 +50,11 @@ from mcp_server.errors import (
     MethodNotAllowedError,
     UnknownToolError,
     UnsupportedFileError,
+    environment_error,
     error_envelope,
     internal_error,
 )
-from mcp_server.mcp_app import build_mcp_server, transport_security
+from mcp_server.mcp_app import build_mcp_server
 from mcp_server.security import GuardMiddleware
 from mcp_server.services import DATA_SUFFIXES, MODEL_SUFFIXES, Services
 from mcp_server.settings import ServerSettings
@@ -55,11 +64,14 @@ from mcp_server.tools import (
     JobInfo,
     JobStateName,
     ListJobsResult,
+    ModelName,
     RegisterDataResult,
     RegisterModelResult,
     ReportResult,
     Tool,
     ToolOutput,
+    register_data_result,
+    register_model_result,
 )
 from optimizer.errors import InputError, NotFoundError, QuantTaaSError
 
@@ -100,10 +112,14 @@ class ToolSpec(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = "ok"
+    """Liveness, and what is wrong with the server's storage: ``degraded`` means it serves what it can (reads,
+    models, goals) while ``problems`` say what is wrong, where, and what to do."""
+
+    status: Literal["ok", "degraded"] = "ok"
     version: str
     tools: int
-    jobs_running: int
+    jobs_running: int | None = Field(description="null when the job database cannot be read")
+    problems: list[ErrorBody] = Field(default_factory=list, description="each storage problem found at start")
 
 
 def tool_spec(tool: Tool[Any, Any]) -> ToolSpec:
@@ -128,6 +144,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "body over the size limit"),
         (422, "arguments that fail the schema"),
         (500, "a bug (logged on the server)"),
+        (503, "the server's storage cannot serve this (read-only or full disk, damaged job database)"),
     ]
 }
 
@@ -149,48 +166,62 @@ def _tool_response(out: ToolOutput) -> Response:
 
 
 async def _guarded(fn: Callable[[], Awaitable[Response]]) -> Response:
-    """Run a route body; QuantTaaS errors become their envelope, anything else a logged 500 envelope."""
+    """Run a route body; QuantTaaS errors become their envelope, a storage failure a 503 that says so, anything
+    else a logged 500 envelope."""
     try:
         return await fn()
     except QuantTaaSError as e:
         return _error_response(e)
-    except Exception:
+    except Exception as e:
+        storage = environment_error(e)
+        if storage is not None:
+            log.error("storage failure in a route: %s", storage.message)
+            return _error_response(storage)
         log.exception("unexpected error in a route")
         return _error_response(internal_error())
 
 
 def _add_tool_route(app: FastAPI, tool: Tool[Any, Any], services: Services) -> None:
     args_model = tool.args_model
-    required = any(f.is_required() for f in args_model.model_fields.values())
+    # a rule across fields (exactly one of ...) makes the body required even when no single field is
+    required = any(f.is_required() for f in args_model.model_fields.values()) or bool(args_model.one_of)
     response_model = create_model(
         "".join(part.title() for part in tool.name.split("_")) + "Response",
         result=(tool.result_model, Field(description="the tool's result (MCP: structured content)")),
         text=(str, Field(description="a one-line summary for people")),
     )
 
-    async def endpoint(args: Any = None) -> Response:
+    async def endpoint(request: Request, args: Any = None) -> Response:
         async def run() -> Response:
-            parsed = args if args is not None else tool.parse({})  # no body: the defaults, validated
+            # FastAPI has checked the body against the schema it documents; the tool parses the raw JSON once
+            # more, as MCP does, so both surfaces are strict all the way down (a structured goal's fields too)
+            parsed = tool.parse(await request.json() if args is not None else {})
             out = await anyio.to_thread.run_sync(tool.run, services, parsed)
             return _tool_response(out)
 
         return await _guarded(run)
 
     annotation: Any = Annotated[args_model, Body()] if required else Annotated[args_model | None, Body()]
-    param = inspect.Parameter(
-        "args",
-        inspect.Parameter.KEYWORD_ONLY,
-        annotation=annotation,
-        default=inspect.Parameter.empty if required else None,
-    )
-    endpoint.__signature__ = inspect.Signature([param], return_annotation=Response)  # type: ignore[attr-defined]
+    params = [
+        inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
+        inspect.Parameter(
+            "args",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=annotation,
+            default=inspect.Parameter.empty if required else None,
+        ),
+    ]
+    endpoint.__signature__ = inspect.Signature(params, return_annotation=Response)  # type: ignore[attr-defined]
     endpoint.__name__ = f"call_{tool.name}"
+    responses = dict(_ERRORS)
+    if "filename" in args_model.model_fields:  # the registering tools check the file's type by its extension
+        responses[415] = {"model": ErrorEnvelope, "description": "the file name's extension is not one taken"}
     app.add_api_route(
         f"/tools/{tool.name}",
         endpoint,
         methods=["POST"],
         response_model=response_model,
-        responses=_ERRORS,
+        responses=responses,
         summary=tool.title,
         description=tool.describe(),
         operation_id=tool.name,
@@ -200,8 +231,9 @@ def _add_tool_route(app: FastAPI, tool: Tool[Any, Any], services: Services) -> N
 
 async def _save_upload(
     request: Request, services: Services, suffixes: tuple[str, ...], what: str
-) -> tuple[Path, str]:
-    """Read a multipart upload (field `file`, optional `name`) into the upload folder; returns (path, name)."""
+) -> tuple[Path, str, str | None]:
+    """Read a multipart upload (field `file`, optional `name` and, for data, `model`) into the upload folder;
+    returns (path, name, model)."""
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise UnsupportedFileError(
             "send the file as multipart/form-data with a `file` field",
@@ -217,6 +249,13 @@ async def _save_upload(
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InputError("the form has no `file` part", hint="send the file in a form field named `file`")
+        known = {"file", "name", "model"} if what == "data" else {"file", "name"}
+        unknown = sorted(k for k in form if k not in known)
+        if unknown:
+            raise ArgumentsError(
+                f"unknown form field(s) {', '.join(repr(k[:40]) for k in unknown[:5])}",
+                hint=f"a {what} upload takes the fields {', '.join(sorted(known))}",
+            )
         filename = upload.filename or ""
         suffix = services.check_type(filename, suffixes, what)
         raw_name = form.get("name")
@@ -228,6 +267,16 @@ async def _save_upload(
                 raise ArgumentsError(
                     "`name` must be 1-64 letters, digits, spaces, '.', '_' or '-'", hint="pick a simpler name"
                 ) from None
+        model: str | None = None
+        raw_model = form.get("model")
+        if raw_model is not None:
+            try:
+                model = TypeAdapter(ModelName).validate_python(raw_model)
+            except ValidationError:
+                raise ArgumentsError(
+                    "`model` must be a stored model id or a zoo name (list_models shows them)",
+                    hint="leave it out to store the data unchecked",
+                ) from None
         dest = services.new_upload_path(suffix)
 
         def copy() -> None:
@@ -235,9 +284,72 @@ async def _save_upload(
                 shutil.copyfileobj(upload.file, out, _CHUNK)
 
         await anyio.to_thread.run_sync(copy)
-        return dest, name
+        return dest, name, model
     finally:
         await form.close()
+
+
+def upload_body(suffixes: tuple[str, ...], what: str) -> dict[str, Any]:
+    """The multipart request body of an upload, as the server checks it: the file's type comes from its name's
+    extension (anything else is a 415), the optional fields follow the same patterns as the tools' arguments."""
+    types = " or ".join(suffixes)
+    properties: dict[str, Any] = {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "contentMediaType": "application/octet-stream",
+            "description": f"the {what} file; its file name must end in {types} (anything else is refused with 415)",
+            "x-file-extensions": list(suffixes),
+        },
+        "name": {
+            **_schema_of(DisplayName),
+            "description": "a short name the id is built from (default: the file name without its extension)",
+        },
+    }
+    if what == "data":
+        properties["model"] = {
+            **_schema_of(ModelName),
+            "description": "check the data against this stored model or zoo name before storing it",
+        }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": properties,
+                        "additionalProperties": False,
+                    },
+                    "encoding": {"file": {"contentType": "application/octet-stream"}},
+                }
+            },
+        }
+    }
+
+
+def _schema_of(annotation: Any) -> dict[str, Any]:
+    schema = TypeAdapter(annotation).json_schema()
+    return {k: v for k, v in schema.items() if k in ("type", "minLength", "maxLength", "pattern")}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the rules across fields the tools enforce (``Args.one_of``) on their bodies."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = FastAPI.openapi(app)
+    components = schema.get("components", {}).get("schemas", {})
+    for tool in REGISTRY.values():
+        rules = tool.args_model.one_of
+        op = schema["paths"].get(f"/tools/{tool.name}", {}).get("post", {})
+        body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+        refs = [body.get("$ref")] + [b.get("$ref") for b in body.get("anyOf", [])]
+        for ref in refs:
+            if rules and ref and ref.rsplit("/", 1)[-1] in components:
+                components[ref.rsplit("/", 1)[-1]]["oneOf"] = rules
+    app.openapi_schema = schema
+    return schema
 
 
 def create_app(settings: ServerSettings | None = None, *, services: Services | None = None) -> FastAPI:
@@ -247,7 +359,9 @@ def create_app(settings: ServerSettings | None = None, *, services: Services | N
     mcp = build_mcp_server(services)
     mcp_http = mcp.streamable_http_app(
         streamable_http_path="/",
-        transport_security=transport_security(settings),
+        # the guard in front of every route, /mcp/ included, is the one Host/Origin check: a second, different
+        # parser here let REST and MCP disagree on the same Host header
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_body_size=settings.max_body_bytes,
     )
 
@@ -276,14 +390,28 @@ def create_app(settings: ServerSettings | None = None, *, services: Services | N
     app.mount("/mcp", mcp_http)
     _add_error_handlers(app)
     app.add_middleware(GuardMiddleware, settings=settings)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    for problem in services.problems:
+        log.error("QuantTaaS starts degraded: %s. %s", problem.message, problem.hint)
     return app
 
 
 def _add_routes(app: FastAPI, services: Services) -> None:
     @app.get("/health", tags=["server"])
     async def health() -> Health:
-        running = len(services.job_store.recent(limit=1000, states=["running"]))
-        return Health(version=app.version, tools=len(REGISTRY), jobs_running=running)
+        running: int | None
+        try:
+            running = len(services.job_store.recent(limit=1000, states=["running"]))
+        except QuantTaaSError:
+            running = None
+        problems = [ErrorBody(**p.to_dict()) for p in services.problems]
+        return Health(
+            status="degraded" if problems else "ok",
+            version=app.version,
+            tools=len(REGISTRY),
+            jobs_running=running,
+            problems=problems,
+        )
 
     @app.get("/tools", tags=["tools"], summary="List the tools")
     async def list_tools() -> list[ToolSpec]:
@@ -309,47 +437,22 @@ def _add_routes(app: FastAPI, services: Services) -> None:
             UnknownToolError(f"no tool named {name[:100]!r}", hint="the tools are: " + ", ".join(REGISTRY))
         )
 
-    upload_body = {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {
-                            "file": {"type": "string", "format": "binary"},
-                            "name": {
-                                "type": "string",
-                                "maxLength": 64,
-                                "description": "a short name for the id",
-                            },
-                        },
-                    }
-                }
-            },
-        }
-    }
-
     @app.post(
         "/models",
         tags=["uploads"],
         summary="Upload a model (.onnx or .pt2)",
         response_model=RegisterModelResult,
-        responses={**_ERRORS, 415: {"model": ErrorEnvelope, "description": "not a model file"}},
-        openapi_extra=upload_body,
+        responses={**_ERRORS, 415: {"model": ErrorEnvelope, "description": "not a .onnx or .pt2 file"}},
+        openapi_extra=upload_body(MODEL_SUFFIXES, "model"),
     )
     async def upload_model(request: Request) -> Response:
         async def run() -> Response:
-            from optimizer.models.inspect import inspect_model
-
-            path, name = await _save_upload(request, services, MODEL_SUFFIXES, "model")
+            path, name, _ = await _save_upload(request, services, MODEL_SUFFIXES, "model")
             try:
                 ref = await anyio.to_thread.run_sync(services.register_model_file, path, name)
             finally:
                 path.unlink(missing_ok=True)
-            inspection = await anyio.to_thread.run_sync(inspect_model, ref.path)
-            result = RegisterModelResult(model=ref, inspection=inspection)
+            result = await anyio.to_thread.run_sync(register_model_result, ref)
             return Response(result.model_dump_json(), media_type="application/json")
 
         return await _guarded(run)
@@ -360,16 +463,48 @@ def _add_routes(app: FastAPI, services: Services) -> None:
         summary="Upload a data file (.npz)",
         response_model=RegisterDataResult,
         responses={**_ERRORS, 415: {"model": ErrorEnvelope, "description": "not a .npz file"}},
-        openapi_extra=upload_body,
+        openapi_extra=upload_body(DATA_SUFFIXES, "data"),
     )
     async def upload_data(request: Request) -> Response:
         async def run() -> Response:
-            path, name = await _save_upload(request, services, DATA_SUFFIXES, "data")
+            path, name, model = await _save_upload(request, services, DATA_SUFFIXES, "data")
             try:
-                ref = await anyio.to_thread.run_sync(services.register_data_file, path, name)
+                checked = await anyio.to_thread.run_sync(
+                    lambda: services.register_data_file(path, name, model=model)
+                )
             finally:
                 path.unlink(missing_ok=True)
-            return Response(RegisterDataResult(data=ref).model_dump_json(), media_type="application/json")
+            return Response(register_data_result(checked).model_dump_json(), media_type="application/json")
+
+        return await _guarded(run)
+
+    @app.get(
+        "/models/{model}/file",
+        tags=["uploads"],
+        summary="Download a stored model (or a zoo model) as .onnx",
+        response_class=Response,
+        responses={**_ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+    )
+    async def model_file(model: Annotated[str, PathParam(max_length=81)]) -> Response:
+        async def run() -> Response:
+            resolved = await anyio.to_thread.run_sync(services.resolve_model, model)  # ids are checked there
+            return FileResponse(
+                resolved.path, media_type="application/octet-stream", filename=f"{model}.onnx"
+            )
+
+        return await _guarded(run)
+
+    @app.get(
+        "/data/{data_id}/file",
+        tags=["uploads"],
+        summary="Download a registered data file (.npz)",
+        response_class=Response,
+        responses={**_ERRORS, 200: {"content": {"application/octet-stream": {}}}},
+    )
+    async def data_file(data_id: Annotated[str, PathParam(max_length=81)]) -> Response:
+        async def run() -> Response:
+            ref = services.data.get(data_id)  # ids are checked before they reach the file system
+            return FileResponse(ref.path, media_type="application/octet-stream", filename=f"{ref.id}.npz")
 
         return await _guarded(run)
 
@@ -449,12 +584,36 @@ def _add_error_handlers(app: FastAPI) -> None:
                 hint="GET /tools lists the tools; the API is documented at /docs",
             )
         elif exc.status_code == 405:
-            err = MethodNotAllowedError(f"{request.method} is not allowed on {request.url.path[:200]}")
+            allowed = _allowed_methods(request)
+            err = MethodNotAllowedError(
+                f"{request.method} is not allowed on {request.url.path[:200]}",
+                hint=f"this route takes {', '.join(allowed)}; the routes are documented at /docs",
+            )
+            response = _error_response(err)
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         else:
             err = HTTPStatusError(str(exc.detail)[:300], status=exc.status_code)
         return _error_response(err)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        storage = environment_error(exc)
+        if storage is not None:
+            log.error("storage failure on %s %s: %s", request.method, request.url.path, storage.message)
+            return _error_response(storage)
         log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return _error_response(internal_error())
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this path (HEAD wherever GET is: the guard answers it)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and not isinstance(route, Mount):
+            match, _ = route.matches({**request.scope, "method": "GET"})
+            if match != Match.NONE:
+                methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)

@@ -26,12 +26,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
-from mcp_server.errors import JobStateError, internal_error
+from mcp_server.errors import JobStateError, StorageError, environment_error, internal_error
 from optimizer.errors import JobError, NotFoundError, QuantTaaSError
 from optimizer.types import Candidate
 
@@ -92,36 +93,213 @@ def new_job_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+StoreMode = Literal["ok", "read_only", "damaged", "unavailable"]
+_SEVERITY: tuple[StoreMode, ...] = ("ok", "read_only", "damaged", "unavailable")
+
+
 class JobStore:
-    """Job rows and their trials in one SQLite file. Thread-safe; every write is one transaction."""
+    """Job rows and their trials in one SQLite file. Thread-safe; every write is one transaction.
+
+    Opening never raises: the file is checked first (``PRAGMA quick_check``) and the store runs in one of four
+    modes, with :attr:`problem` saying what is wrong, where, and what to do:
+
+    - ``ok``: reads and writes;
+    - ``read_only``: the file or its folder cannot be written (a read-only home): reads work, writes raise;
+    - ``damaged``: the integrity check failed: what can be read is served, nothing more is written into it;
+    - ``unavailable``: no database can be opened there (not a database, a folder in its place, no access):
+      every call raises.
+
+    Every failure is a :class:`~mcp_server.errors.StorageError` (HTTP 503), never an internal error.
+    """
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
-        self._conn.row_factory = sqlite3.Row
+        self._conn: sqlite3.Connection | None = None
+        self.mode: StoreMode = "ok"
+        #: what was found wrong at start, worst last (empty when the store is healthy)
+        self.problems: list[StorageError] = []
+        try:
+            self._open()
+        except (sqlite3.Error, OSError) as e:  # OSError: the folder itself cannot be reached
+            self._close_quietly()
+            self._set_problem("unavailable", *self._diagnose(e))
+        if self._conn is not None:
+            self._check_integrity()
+
+    # ------------------------------------------------------------------ opening and diagnosis
+
+    def _open(self) -> None:
+        path = self.path
+        with suppress(OSError):  # judged below, with the file
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_file():
+            kind = "folder" if path.is_dir() else "special file"
+            self._set_problem(
+                "unavailable",
+                f"the job database {path} is a {kind}, not a database file",
+                f"Stop the server and move it aside (mv {path} {path}.aside); a new empty database is created "
+                "at the next start.",
+            )
+            return
+        if self._writable():
+            conn = self._connect(f"file:{quote(str(path))}")
+            self._conn = conn
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.executescript(_SCHEMA)
+            return
+        if not path.is_file():
+            self._set_problem(
+                "unavailable",
+                f"the job database {path} does not exist and its folder is not writable",
+                f"Give the server's user write access to {path.parent} (or mount the home read-write).",
+            )
+            return
+        # read-only: WAL needs its -shm file, which a read-only folder cannot hold; immutable reads the file as is
+        uri = f"file:{quote(str(path))}?mode=ro"
+        try:
+            self._conn = self._connect(uri)
+            self._conn.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+        except sqlite3.OperationalError:
+            self._close_quietly()
+            self._conn = self._connect(uri + "&immutable=1")
+        self._set_problem(
+            "read_only",
+            f"the job database {path} (or its folder) is read-only: jobs can be read, no new job can start",
+            f"Give the server's user write access to {path.parent} (chown/chmod, or mount it read-write) and "
+            "restart the server.",
+        )
+
+    def _connect(self, uri: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30.0)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _writable(self) -> bool:
+        files = [self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))]
+        return os.access(self.path.parent, os.W_OK) and all(
+            os.access(f, os.W_OK) for f in files if f.exists()
+        )
+
+    def _diagnose(self, e: sqlite3.Error | OSError) -> tuple[str, str]:
+        path, text = self.path, str(e)
+        if isinstance(e, OSError):
+            return (
+                f"the job database {path} cannot be reached ({e.strerror or text})",
+                f"Give the server's user access to {path.parent} (chown/chmod), then restart the server.",
+            )
+        aside = (
+            f"Stop the server, then restore {path} from a backup, or move it aside (mv {path} {path}.damaged; "
+            "a new empty database is created at the next start)."
+        )
+        if "not a database" in text or "malformed" in text:
+            return f"the job database {path} is damaged ({text})", aside
+        if "unable to open" in text or "readonly" in text:
+            return (
+                f"the job database {path} cannot be opened ({text})",
+                f"Check that the server's user can read and write {path.parent}. If it can, the file is damaged: "
+                + aside,
+            )
+        return f"the job database {path} failed to open ({text})", aside
+
+    def _check_integrity(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            rows = self._conn.execute("PRAGMA quick_check(5)").fetchall()
+            found = [str(r[0]) for r in rows]
+        except sqlite3.DatabaseError as e:
+            found = [str(e)]
+        if found == ["ok"]:
+            return
+        message, hint = self._diagnose(sqlite3.DatabaseError("malformed: " + "; ".join(found)[:300]))
+        self._set_problem(
+            "damaged",
+            message + ": the jobs that can still be read are served; no new job is written into it",
+            "sqlite3 " + str(self.path) + " .recover > salvage.sql keeps what is readable. " + hint,
+        )
+
+    def _set_problem(self, mode: StoreMode, message: str, hint: str) -> None:
+        if _SEVERITY.index(mode) >= _SEVERITY.index(self.mode):
+            self.mode = mode
+        self.problems.append(StorageError(message, hint=hint, details={"path": str(self.path), "mode": mode}))
+        self.problems.sort(key=lambda p: _SEVERITY.index(p.details["mode"]))
+        log.error("job storage: %s (%s)", message, hint)
+
+    @property
+    def problem(self) -> StorageError | None:
+        """The most serious problem found at start, or None."""
+        return self.problems[-1] if self.problems else None
+
+    def _close_quietly(self) -> None:
+        if self._conn is not None:
+            with suppress(sqlite3.Error):
+                self._conn.close()
+        self._conn = None
+
+    @property
+    def writable(self) -> bool:
+        return self.mode == "ok"
+
+    # ------------------------------------------------------------------ access
+
+    def _refuse(self, action: str) -> StorageError:
+        p = self.problem
+        message = f"cannot {action}: {p.message}" if p else f"cannot {action}"
+        return StorageError(message, hint=p.hint if p else None, details=p.details if p else None)
+
+    def _read(self, query: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=30000")
-            self._conn.executescript(_SCHEMA)
+            if self._conn is None:
+                raise self._refuse("read the jobs")
+            try:
+                return list(self._conn.execute(query, tuple(params)).fetchall())
+            except sqlite3.DatabaseError as e:
+                raise StorageError(
+                    f"reading the job database {self.path} failed: {e}",
+                    hint=self.problem.hint if self.problem else self._diagnose(e)[1],
+                    details={"path": str(self.path), "mode": self.mode},
+                ) from e
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            if self._conn is None or not self.writable:
+                raise self._refuse("write to the job database")
+            conn = self._conn
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as e:
+                raise self._write_failed(e) from e
+            try:
+                yield conn
+            except BaseException as e:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.DatabaseError):
+                    raise self._write_failed(e) from e
                 raise
-            self._conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.DatabaseError as e:
+                raise self._write_failed(e) from e
+
+    def _write_failed(self, e: sqlite3.DatabaseError) -> StorageError:
+        message, hint = self._diagnose(e)
+        if "readonly" in str(e) or "read-only" in str(e):
+            hint = f"Give the server's user write access to {self.path.parent}, then retry."
+        elif "disk" in str(e) and "full" in str(e):
+            hint = f"Free disk space on the drive that holds {self.path.parent}, then retry."
+        return StorageError(
+            f"writing to the job database failed: {message}", hint=hint, details={"path": str(self.path)}
+        )
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._close_quietly()
 
     @staticmethod
     def _decode(row: sqlite3.Row) -> JobRecord:
@@ -152,8 +330,8 @@ class JobStore:
 
     def get(self, job_id: str) -> JobRecord:
         """Raises NotFoundError for an unknown id."""
-        with self._lock:
-            row = self._conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        rows = self._read("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = rows[0] if rows else None
         if row is None:
             raise NotFoundError(f"no job {job_id[:100]!r}", hint="list_jobs shows the jobs this server knows")
         return self._decode(row)
@@ -165,9 +343,7 @@ class JobStore:
             query += f" WHERE state IN ({','.join('?' * len(states))})"
             params += list(states)
         query += " ORDER BY created DESC, id LIMIT ?"
-        with self._lock:
-            rows = self._conn.execute(query, (*params, limit)).fetchall()
-        return [self._decode(r) for r in rows]
+        return [self._decode(r) for r in self._read(query, (*params, limit))]
 
     def transition(
         self,
@@ -230,17 +406,13 @@ class JobStore:
 
     def trials(self, job_id: str) -> list[Candidate]:
         """The job's finished trials, in the order they finished."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT candidate FROM trials WHERE job_id = ? ORDER BY created, candidate_id", (job_id,)
-            ).fetchall()
+        rows = self._read(
+            "SELECT candidate FROM trials WHERE job_id = ? ORDER BY created, candidate_id", (job_id,)
+        )
         return [Candidate.model_validate_json(r["candidate"]) for r in rows]
 
     def count_trials(self, job_id: str) -> int:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT COUNT(*) AS n FROM trials WHERE job_id = ?", (job_id,)
-            ).fetchone()
+        row = self._read("SELECT COUNT(*) AS n FROM trials WHERE job_id = ?", (job_id,))[0]
         return int(row["n"])
 
     def request_cancel(self, job_id: str) -> None:
@@ -248,16 +420,12 @@ class JobStore:
             c.execute("UPDATE jobs SET cancel_requested = 1, updated = ? WHERE id = ?", (time.time(), job_id))
 
     def cancel_requested(self, job_id: str) -> bool:
-        with self._lock:
-            row = self._conn.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return bool(row and row["cancel_requested"])
+        rows = self._read("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,))
+        return bool(rows and rows[0]["cancel_requested"])
 
     def interrupt_orphans(self, alive: Callable[[str], bool]) -> list[str]:
         """Mark queued/running jobs whose owner is not alive as interrupted; returns their ids."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT id, owner FROM jobs WHERE state IN ('queued', 'running')"
-            ).fetchall()
+        rows = self._read("SELECT id, owner FROM jobs WHERE state IN ('queued', 'running')")
         orphans = [r["id"] for r in rows if not alive(r["owner"])]
         for job_id in orphans:
             self.transition(
@@ -350,7 +518,8 @@ class JobManager:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         with _LIVE_LOCK:
             _LIVE_OWNERS.add(self.owner)
-        self.recovered = store.interrupt_orphans(_owner_alive)
+        # a store that cannot be written keeps its rows as they are (they are marked at the next healthy start)
+        self.recovered = store.interrupt_orphans(_owner_alive) if store.writable else []
         if self.recovered:
             log.warning(
                 "marked %d job(s) left behind by a stopped server as interrupted", len(self.recovered)
@@ -445,10 +614,14 @@ class JobManager:
             final: JobState = "interrupted" if self._closing else "failed"
             error = JobInterrupted().to_dict() if self._closing else e.to_dict()
             self.store.transition(job_id, ("running",), final, error=error)
-        except Exception:
-            log.exception("job %s failed unexpectedly", job_id)
+        except Exception as e:
+            storage = environment_error(e)  # a full or read-only disk is the machine's problem, not a bug
+            if storage is None:
+                log.exception("job %s failed unexpectedly", job_id)
+            else:
+                log.error("job %s failed: %s", job_id, storage.message)
             final = "interrupted" if self._closing else "failed"
-            error = JobInterrupted().to_dict() if self._closing else internal_error().to_dict()
+            error = JobInterrupted().to_dict() if self._closing else (storage or internal_error()).to_dict()
             self.store.transition(job_id, ("running",), final, error=error)
         else:
             if self._closing and ctx.cancel.is_set():

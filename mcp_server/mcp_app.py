@@ -19,11 +19,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.tools import Tool as SDKTool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ConfigDict
 
-from mcp_server.errors import UnknownToolError, error_json, internal_error
+from mcp_server.errors import UnknownToolError, environment_error, error_json, internal_error
 from mcp_server.services import Services
 from mcp_server.settings import ServerSettings
 from mcp_server.tools import REGISTRY, Tool, ToolOutput
@@ -75,7 +74,11 @@ async def invoke(tool: Tool[Any, Any], services: Services, arguments: Any) -> Ca
     except QuantTaaSError as e:
         log.info("tool %s refused: [%s] %s", tool.name, e.code, e.message)
         return tool_error(e)
-    except Exception:
+    except Exception as e:
+        storage = environment_error(e)  # a read-only or full disk says so; it is not a bug
+        if storage is not None:
+            log.error("tool %s: %s", tool.name, storage.message)
+            return tool_error(storage)
         log.exception("tool %s failed unexpectedly", tool.name)
         return tool_error(internal_error())
     return tool_result(out)
@@ -206,23 +209,6 @@ def _add_resources(server: MCPServer, services: Services) -> None:
             return services.artifacts.read(f"{args.job_id}/pareto.html").decode("utf-8")
 
         return _read(page)
-
-
-def transport_security(settings: ServerSettings) -> TransportSecuritySettings:
-    """DNS-rebinding protection for the MCP HTTP transport: on, with the hosts this server answers to."""
-    from mcp_server.security import allowed_host_names
-
-    if "*" in settings.allowed_hosts:  # the operator turned the Host check off explicitly (behind a proxy)
-        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    hosts = sorted(allowed_host_names(settings))
-    bracket = [f"[{h}]" if ":" in h and not h.startswith("[") else h for h in hosts]
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=[*bracket, *(f"{h}:*" for h in bracket)],
-        allowed_origins=[
-            f"{scheme}://{h}{port}" for h in bracket for scheme in ("http", "https") for port in ("", ":*")
-        ],
-    )
 
 
 def _version() -> str:

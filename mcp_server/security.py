@@ -4,10 +4,14 @@
   start otherwise), and then every HTTP route, ``/mcp`` included, needs ``Authorization: Bearer <token>``; only
   ``/health`` stays open.
 - DNS-rebinding protection stays on: the Host header must name this server (loopback names, the bind address, the
-  machine's name, or ``QUANTTAAS_ALLOWED_HOSTS``), and a browser Origin must name one of those too. The MCP
-  transport applies the same list itself (``TransportSecuritySettings``).
-- Request bodies are capped before they are read: uploads at ``QUANTTAAS_MAX_UPLOAD_BYTES``, everything else at
-  ``QUANTTAAS_MAX_BODY_BYTES``.
+  machine's name, or ``QUANTTAAS_ALLOWED_HOSTS``), and a browser Origin must name one of those too. This is the one
+  Host check, for REST and ``/mcp/`` alike (the MCP transport's own check is off behind it): a Host is a name or
+  a bracketed IPv6 address, optionally ``:port``, and nothing else (``[::1].evil`` is refused).
+- Request bodies are capped: uploads at ``QUANTTAAS_MAX_UPLOAD_BYTES`` (counted as they stream), everything else at
+  ``QUANTTAAS_MAX_BODY_BYTES``. A body without a Content-Length (chunked) is read here up to the limit before the
+  route sees it, so a 40 MB chunked body to ``/mcp/`` is a 413 envelope like any other.
+- HEAD is answered on every GET route (as the GET, without its body), ``/mcp/`` excepted (the MCP transport
+  answers it).
 
 Every refusal is the usual ``{"error": {code, message, hint}}`` envelope.
 """
@@ -16,8 +20,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import socket
-from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -64,12 +68,34 @@ def allowed_host_names(settings: ServerSettings) -> set[str]:
     return names
 
 
-def _host_name(host_header: str) -> str:
-    """The name part of a Host header: ``127.0.0.1:8000`` -> ``127.0.0.1``, ``[::1]:80`` -> ``::1``."""
+_PORT = re.compile(r"^:\d{1,5}$")
+
+
+def _host_name(host_header: str) -> str | None:
+    """The name part of a Host header: ``127.0.0.1:8000`` -> ``127.0.0.1``, ``[::1]:80`` -> ``::1``; None when it is
+    not a host at all (anything after the brackets or the port, an unbracketed IPv6 address)."""
     host = host_header.strip().lower()
     if host.startswith("["):
-        return host[1 : host.find("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        end = host.find("]")
+        if end < 0:
+            return None
+        name, rest = host[1:end], host[end + 1 :]
+    elif host.count(":") > 1:
+        return None
+    else:
+        name, colon, port = host.partition(":")
+        rest = colon + port
+    if rest and not _PORT.match(rest):
+        return None
+    return name
+
+
+def _origin_name(origin: str) -> str | None:
+    """The host name of an Origin header (``scheme://host[:port]``), by the same rules as a Host header."""
+    scheme, sep, rest = origin.strip().partition("://")
+    if not sep or not scheme or "/" in rest or "@" in rest:
+        return None
+    return _host_name(rest)
 
 
 class GuardMiddleware:
@@ -87,12 +113,30 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path: str = scope.get("path", "")
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
             receive = self._check(scope, receive)
+            if _chunked(scope) and path not in UPLOAD_PATHS:
+                receive = _replay(await _read_body(receive), receive)
         except QuantTaaSError as e:
             await _send_error(send, e)
             return
-        await self.app(scope, receive, send)
+        out: Send = tracked
+        if scope["method"] == "HEAD" and not path.startswith("/mcp"):
+            scope, out = {**scope, "method": "GET"}, _without_body(tracked)
+        try:
+            await self.app(scope, receive, out)
+        except PayloadTooLargeError as e:  # an upload counted over its limit as it streamed
+            if started:
+                raise
+            await _send_error(send, e)
 
     def _check(self, scope: Scope, receive: Receive) -> Receive:
         headers = Headers(scope=scope)
@@ -102,7 +146,7 @@ class GuardMiddleware:
             if _host_name(host) not in self.hosts:
                 raise HostError(f"Host {host[:100]!r} is not one this server answers to")
             origin = headers.get("origin")
-            if origin is not None and (urlsplit(origin).hostname or "").lower() not in self.hosts:
+            if origin is not None and _origin_name(origin) not in self.hosts:
                 raise OriginError(f"requests from the web origin {origin[:100]!r} are refused")
         if self.token is not None and path not in OPEN_PATHS:
             auth = headers.get("authorization", "")
@@ -113,7 +157,14 @@ class GuardMiddleware:
                 raise AuthError(
                     "missing or wrong bearer token" if auth else "this server requires a bearer token"
                 )
-        limit = self.max_upload if path in UPLOAD_PATHS else self.max_body
+        upload = path in UPLOAD_PATHS
+        limit = self.max_upload if upload else self.max_body
+        hint = (
+            "Send a smaller file, or raise QUANTTAAS_MAX_UPLOAD_BYTES on the server."
+            if upload
+            else "Send a smaller request (large files go to POST /models or /data), or raise "
+            "QUANTTAAS_MAX_BODY_BYTES on the server."
+        )
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
@@ -122,12 +173,12 @@ class GuardMiddleware:
                 )
             if int(length) > limit:
                 raise PayloadTooLargeError(
-                    f"the request body is {int(length):,} bytes; the limit is {limit:,}"
+                    f"the request body is {int(length):,} bytes; the limit is {limit:,}", hint=hint
                 )
-        return _capped(receive, limit)
+        return _capped(receive, limit, hint)
 
 
-def _capped(receive: Receive, limit: int) -> Receive:
+def _capped(receive: Receive, limit: int, hint: str) -> Receive:
     """A receive channel that raises PayloadTooLargeError once more than ``limit`` body bytes arrive."""
     seen = 0
 
@@ -137,10 +188,56 @@ def _capped(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise PayloadTooLargeError(f"the request body is over the {limit:,} byte limit")
+                raise PayloadTooLargeError(f"the request body is over the {limit:,} byte limit", hint=hint)
         return message
 
     return capped
+
+
+def _chunked(scope: Scope) -> bool:
+    """A request whose body comes without a Content-Length (Transfer-Encoding: chunked)."""
+    headers = Headers(scope=scope)
+    return "content-length" not in headers and "chunked" in headers.get("transfer-encoding", "").lower()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The whole body through a capped channel (raises PayloadTooLargeError past the limit)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that gives ``body`` once, then the client's own channel (disconnects)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _without_body(send: Send) -> Send:
+    """Answer a HEAD as its GET: the same status and headers (Content-Length included), no body."""
+
+    async def head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body", False):
+                return
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return head
 
 
 async def _send_error(send: Send, err: QuantTaaSError) -> None:

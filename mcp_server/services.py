@@ -7,6 +7,7 @@ optimizer's types and raises the optimizer's error tree; nothing here knows MCP 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -15,11 +16,16 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import Field
 
 from mcp_server.artifacts import ArtifactStore
-from mcp_server.errors import JobStateError, PayloadTooLargeError, UnsupportedFileError
+from mcp_server.errors import (
+    JobStateError,
+    PayloadTooLargeError,
+    StorageError,
+    UnsupportedFileError,
+    environment_error,
+)
 from mcp_server.jobs import JobContext, JobManager, JobRecord, JobStore
 from mcp_server.settings import ServerSettings
 from optimizer.errors import DataError, ModelLoadError, NotFoundError
@@ -50,6 +56,14 @@ class DataRef(Frozen):
     arrays: dict[str, list[int]] = Field(description="array name -> shape")
     has_labels: bool
     metric: str | None = Field(default=None, description="the metric the file names, if any")
+
+
+class DataCheck(Frozen):
+    """A stored data file, and what checking it against a model found."""
+
+    ref: DataRef
+    model: str | None = None
+    baseline_metric: float | None = None
 
 
 class ResolvedModel(Frozen):
@@ -104,18 +118,17 @@ class DataStore:
     def add(self, path: Path, name: str | None = None, *, max_bytes: int) -> DataRef:
         """Validate and store a .npz file; the same content twice returns the stored reference.
 
+        What can be checked without a model is: a well-formed archive (headers that match their data, no object
+        arrays), input arrays with a sample axis, finite values, labels the metric can score, a known metric.
+
         Raises:
-            DataError: not a readable .npz archive, object arrays, or no arrays.
+            DataError: naming the array and the problem.
         """
+        from optimizer.measure.data import check_finite, check_labels, read_npz
+        from optimizer.measure.metrics import get_metric
+
         check_archive(path, max_bytes, "data")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-            raise DataError(
-                f"{path.name} is not a readable .npz file ({e.__class__.__name__}: {str(e)[:200]})",
-                hint="write it with numpy.savez(path, input_name=array, labels=array); object arrays are refused",
-            ) from e
+        arrays = read_npz(path)
         inputs = {k: v for k, v in arrays.items() if k not in RESERVED_ARRAYS and not k.startswith("meta__")}
         if not inputs:
             raise DataError(
@@ -125,9 +138,16 @@ class DataStore:
             raise DataError(
                 f"{path.name} has 0-d input arrays", hint="the first axis of every input counts samples"
             )
+        for key, value in inputs.items():
+            check_finite(key, value)
+        metric = str(arrays["metric"]) if "metric" in arrays and arrays["metric"].ndim == 0 else None
+        if metric is not None:
+            get_metric(metric)  # an unknown metric is refused now, not at the first sweep
+        if "labels" in arrays:
+            samples = int(next(iter(inputs.values())).shape[0])
+            check_labels(arrays["labels"], metric or "top1", samples)
         digest = sha256_file(path)
         data_id = f"{slug(name or path.stem)}-{digest[:12]}"
-        metric = str(arrays["metric"]) if "metric" in arrays and arrays["metric"].ndim == 0 else None
         ref = DataRef(
             id=data_id,
             path=str(self.root / data_id / "data.npz"),
@@ -175,14 +195,43 @@ class Services:
         self.settings = settings or ServerSettings()
         self.chart_writer = chart_writer
         s = self.settings
+        # a home that cannot be written still serves what it holds: problems are recorded (GET /health), and
+        # each write that fails says why (StorageError), instead of the server refusing to start
+        self._home_problems: list[StorageError] = []
         for d in (s.state_dir, s.upload_dir, s.work_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                self._note(e)
+        for d in (s.home, s.models_dir, s.data_dir, s.upload_dir, s.work_dir):
+            if os.path.isdir(d) and not os.access(d, os.W_OK):  # os.path.isdir never raises
+                self._home_problems.append(
+                    StorageError(
+                        f"{d} is not writable: nothing new can be stored there (reads keep working)",
+                        hint="Give the server's user write access to QUANTTAAS_HOME (chown/chmod, or mount it "
+                        "read-write) and restart the server.",
+                        details={"path": str(d), "mode": "read_only"},
+                    )
+                )
+                break
         self.models = ModelStore(s.models_dir)
         self.data = DataStore(s.data_dir)
         self.artifacts = ArtifactStore(s.artifact_root, s.work_dir)
         self.job_store = JobStore(s.db_path)
         self.jobs = JobManager(self.job_store, s.work_dir, max_concurrent=s.max_concurrent_jobs)
         self._closed = False
+
+    def _note(self, e: OSError) -> None:
+        err = environment_error(e)
+        if err is None:
+            raise e
+        err.details = {"path": str(e.filename or self.settings.home), "mode": "read_only"}
+        self._home_problems.append(err)
+
+    @property
+    def problems(self) -> list[StorageError]:
+        """What is wrong with the server's storage (found at start): empty when it is healthy."""
+        return [*self._home_problems, *self.job_store.problems]
 
     def close(self) -> None:
         """Stop the running jobs (they become interrupted) and close the database."""
@@ -285,10 +334,43 @@ class Services:
             check_archive(path, self.settings.max_upload_bytes, "model")
         return self.models.add(path, name=name or None)
 
-    def register_data_file(self, path: Path, name: str | None) -> DataRef:
-        """Raises DataError / UnsupportedFileError."""
+    def register_data_file(self, path: Path, name: str | None, *, model: str | None = None) -> DataCheck:
+        """Validate and store a data file; with ``model``, check it against that model first (nothing is stored
+        when it does not fit): inputs, labels inside the model's classes, and a baseline score the model's
+        compressed versions can be compared with (one forward pass over the data).
+
+        Raises:
+            DataError (the data, or its baseline, cannot be used), UnsupportedFileError, NotFoundError (model),
+            ModelLoadError, EvaluationError.
+        """
         self.check_type(path.name, DATA_SUFFIXES, "data")
-        return self.data.add(path, name, max_bytes=self.settings.max_upload_bytes)
+        baseline: float | None = None
+        if model is not None:
+            resolved = self.resolve_model(model)
+            check_archive(path, self.settings.max_upload_bytes, "data")
+            baseline = self.check_data_against(path, resolved)
+        ref = self.data.add(path, name, max_bytes=self.settings.max_upload_bytes)
+        return DataCheck(ref=ref, model=model, baseline_metric=baseline)
+
+    def check_data_against(self, data_path: Path | str, model: ResolvedModel) -> float | None:
+        """The model's score on the data's labels (None without labels: then candidates are compared by agreement).
+
+        Raises:
+            DataError: the data does not fit the model, or the model's score is degenerate (the metric's floor,
+                chance level: see ``optimizer.measure.metrics.check_baseline``).
+        """
+        from optimizer.measure.data import load_data
+        from optimizer.measure.evaluate import evaluate_model
+        from optimizer.models.inspect import inspect_model
+
+        info = inspect_model(model.path)
+        data = load_data(data_path, info.inputs, model_outputs=info.outputs)
+        if data.labels is None:
+            return None
+        metrics, _ = evaluate_model(
+            model.path, data, as_reference=True, latency_runs=0, threads=self.settings.sweep_threads
+        )
+        return metrics.metric
 
     # ------------------------------------------------------------------ sweeps
 

@@ -68,7 +68,12 @@ class ServerSettings(BaseSettings):
     sweep_executor: Literal["ray", "serial"] = Field(
         default="ray", description="where sweep trials run: Ray tasks (parallel) or in the job's thread"
     )
-    sweep_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime threads per trial")
+    sweep_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="onnxruntime threads of every latency measurement; unset: the goal's ('on 4 threads'), else 1",
+    )
     sweep_front_points: int = Field(
         default=0,
         ge=0,

@@ -20,9 +20,10 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 import optimizer.goals.parse as goal_reader
 import optimizer.models.inspect as onnx_inspect
@@ -38,7 +39,7 @@ from mcp_server.errors import (
     arguments_error,
 )
 from mcp_server.jobs import RESUMABLE, JobRecord
-from mcp_server.services import DATA_SUFFIXES, MODEL_SUFFIXES, DataRef, Services, SweepSpec
+from mcp_server.services import DATA_SUFFIXES, MODEL_SUFFIXES, DataCheck, DataRef, Services, SweepSpec
 from optimizer.errors import GoalError
 from optimizer.search.pareto import ConstraintMiss, ParetoReport, Recommendation
 from optimizer.types import Candidate, ErrorInfo, Goal, ModelInspection, ModelRef, SensitivityReport
@@ -51,9 +52,16 @@ __all__ = ["REGISTRY", "Tool", "ToolOutput", "call_tool", "get_tool"]
 
 
 class Args(BaseModel):
-    """Base of every tool's arguments: immutable, unknown fields refused."""
+    """Base of every tool's arguments: immutable, unknown fields refused, and strict: a value of the wrong JSON
+    type is refused, not converted (``true``, ``"4"`` or ``1.0`` for an integer, ``"yes"`` for a boolean).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    ``one_of`` states a rule the validator enforces across fields as JSON-schema branches (exactly one must
+    match); the OpenAPI document carries them. The tools' own input schemas keep them in their description
+    only: several LLM APIs refuse ``oneOf`` at the top of a function's parameters.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    one_of: ClassVar[list[dict[str, Any]]] = []
 
 
 class Result(BaseModel):
@@ -129,6 +137,20 @@ FileName = Annotated[
         description="the file's name; its extension tells the type (e.g. 'model.onnx', 'eval.npz')",
     ),
 ]
+
+
+def _extension_pattern(suffixes: tuple[str, ...]) -> str:
+    """A file name pattern that also states the extensions the server takes (any letter case)."""
+    either = "|".join(
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in x[1:]) for x in suffixes
+    )
+    return rf"^[A-Za-z0-9][A-Za-z0-9 ._-]{{0,249}}\.(?:{either})$"
+
+
+# The schema states the extension; the tool refuses another one itself, with file_type (415) and a hint, rather
+# than as a pattern mismatch.
+ModelFileName = Annotated[FileName, Field(json_schema_extra={"pattern": _extension_pattern(MODEL_SUFFIXES)})]
+DataFileName = Annotated[FileName, Field(json_schema_extra={"pattern": _extension_pattern(DATA_SUFFIXES)})]
 # 16 M base64 characters = 12 MB of file; larger files go through HTTP POST /models or /data
 Base64Content = Annotated[
     str,
@@ -200,7 +222,8 @@ class Tool(Generic[A, R]):
                 hint=f"send an object such as {{}}; see the input schema of {self.name!r}",
             )
         try:
-            return self.args_model.model_validate(dict(raw))
+            # strict all the way down (a structured goal's numbers too), whatever the surface
+            return self.args_model.model_validate(dict(raw), strict=True)
         except ValidationError as e:
             raise arguments_error(self.name, e) from None
 
@@ -216,22 +239,84 @@ class Tool(Generic[A, R]):
 # --------------------------------------------------------------------------- results
 
 
+# Answers name stored things by id and a download route, never by a path on the server's disk: the stored types
+# keep their path (the server needs it), hidden from the wire and from the schema.
+HiddenPath = SkipJsonSchema[str]
+
+
+def model_download_path(model: str) -> str:
+    return f"/models/{model}/file"
+
+
+def data_download_path(data_id: str) -> str:
+    return f"/data/{data_id}/file"
+
+
+class StoredModel(ModelRef):
+    """A stored model as the tools show it."""
+
+    path: HiddenPath = Field(default="", exclude=True)
+    download_path: str = Field(
+        description="HTTP path that streams the model file: GET <server><download_path>"
+    )
+
+    @classmethod
+    def of(cls, ref: ModelRef) -> StoredModel:
+        return cls(**ref.model_dump(exclude={"path"}), download_path=model_download_path(ref.id))
+
+
+class InspectionResult(ModelInspection):
+    """A model's inspection as the tools show it: its id (or zoo name) and download route, no server path."""
+
+    path: HiddenPath = Field(default="", exclude=True)
+    model: str = Field(description="the model id or zoo name inspected")
+    download_path: str = Field(
+        description="HTTP path that streams the model file: GET <server><download_path>"
+    )
+
+    @classmethod
+    def of(cls, inspection: ModelInspection, model: str) -> InspectionResult:
+        return cls(
+            **inspection.model_dump(exclude={"path"}), model=model, download_path=model_download_path(model)
+        )
+
+
+class DataInfo(DataRef):
+    """A registered data file as the tools show it."""
+
+    path: HiddenPath = Field(default="", exclude=True)
+    download_path: str = Field(
+        description="HTTP path that streams the .npz file: GET <server><download_path>"
+    )
+
+    @classmethod
+    def of(cls, ref: DataRef) -> DataInfo:
+        return cls(**ref.model_dump(exclude={"path"}), download_path=data_download_path(ref.id))
+
+
 class ListModelsResult(Result):
-    models: list[ModelRef] = Field(description="models stored on this server, by id")
+    models: list[StoredModel] = Field(description="models stored on this server, by id")
     zoo: list[str] = Field(description="zoo names every tool also accepts as a model")
 
 
 class RegisterModelResult(Result):
-    model: ModelRef
-    inspection: ModelInspection
+    model: StoredModel
+    inspection: InspectionResult
 
 
 class ListDataResult(Result):
-    data: list[DataRef]
+    data: list[DataInfo]
 
 
 class RegisterDataResult(Result):
-    data: DataRef
+    data: DataInfo
+    checked_model: str | None = Field(
+        default=None, description="the model the data was checked against (the `model` argument), if any"
+    )
+    baseline_metric: float | None = Field(
+        default=None,
+        description="the checked model's score on the data's labels (its metric), when it has labels",
+    )
 
 
 class ParseGoalResult(Result):
@@ -333,7 +418,7 @@ class TechniqueInfo(Result):
     kind: str
     cli_name: str = Field(description="the name `quanttaas quantize --recipe` takes")
     description: str
-    methods: list[str] = Field(description="the compression methods it counts as (quantize, prune)")
+    methods: list[str] = Field(description="the compression methods it counts as (quantize, prune, qat)")
     precision: str | None = Field(description="the numeric precision it produces (int8, int4, fp16), if any")
     needs: list[str] = Field(description="calibration, torch_source (the PyTorch model), training_data")
     recipe_schema: dict[str, Any] = Field(description="the JSON schema of its recipe's fields")
@@ -354,10 +439,32 @@ class NoArgs(Args):
     pass
 
 
+_ONE_SOURCE: list[dict[str, Any]] = [
+    {
+        "title": "a file on the server",
+        "required": ["path"],
+        "properties": {"path": {"type": "string"}, "content_base64": {"type": "null"}},
+    },
+    {
+        "title": "the file's bytes",
+        "required": ["content_base64", "filename"],
+        "properties": {
+            "content_base64": {"type": "string"},
+            "filename": {"type": "string"},
+            "path": {"type": "null"},
+        },
+    },
+]
+
+
 class RegisterModelArgs(Args):
+    """Give exactly one of `path` (a file on the server) or `content_base64` together with `filename`."""
+
+    one_of = _ONE_SOURCE
+
     path: ServerPath | None = None
     content_base64: Base64Content | None = None
-    filename: FileName | None = Field(
+    filename: ModelFileName | None = Field(
         default=None, description="needed with content_base64: e.g. 'model.onnx'"
     )
     name: DisplayName | None = None
@@ -372,7 +479,17 @@ class RegisterModelArgs(Args):
 
 
 class RegisterDataArgs(RegisterModelArgs):
-    filename: FileName | None = Field(default=None, description="needed with content_base64: e.g. 'eval.npz'")
+    """Give exactly one of `path` (a file on the server) or `content_base64` together with `filename`; with
+    `model`, the data is checked against that model before it is stored."""
+
+    filename: DataFileName | None = Field(
+        default=None, description="needed with content_base64: e.g. 'eval.npz'"
+    )
+    model: ModelName | None = Field(
+        default=None,
+        description="check the data against this model before storing it: inputs, labels within its classes, "
+        "and that the model scores above chance on the labels (one pass over the data)",
+    )
 
 
 class InspectModelArgs(Args):
@@ -397,6 +514,26 @@ class ProfileLayersArgs(Args):
 
 
 class RunSweepArgs(Args):
+    """Give `model` and `goal` (with `data`, `calib`, `exhaustive` as needed) to start a sweep, or only
+    `resume_job_id` to resume one."""
+
+    one_of: ClassVar[list[dict[str, Any]]] = [
+        {
+            "title": "a new sweep",
+            "required": ["model", "goal"],
+            "properties": {"model": {"type": "string"}, "goal": {"not": {"type": "null"}}},
+            "not": {"required": ["resume_job_id"], "properties": {"resume_job_id": {"type": "string"}}},
+        },
+        {
+            "title": "resume a sweep",
+            "required": ["resume_job_id"],
+            "properties": {
+                "resume_job_id": {"type": "string"},
+                **{k: {"type": "null"} for k in ("model", "goal", "data", "calib")},
+            },
+        },
+    ]
+
     model: ModelName | None = None
     goal: GoalArg | None = None
     data: DataId | None = Field(
@@ -566,7 +703,15 @@ def _goal(value: str | Goal, prior: Goal | None = None) -> Goal:
 
 
 def list_models(services: Services, args: NoArgs) -> ListModelsResult:
-    return ListModelsResult(models=services.models.list(), zoo=[e.name for e in zoo.list_zoo()])
+    return ListModelsResult(
+        models=[StoredModel.of(m) for m in services.models.list()], zoo=[e.name for e in zoo.list_zoo()]
+    )
+
+
+def register_model_result(ref: ModelRef) -> RegisterModelResult:
+    """What register_model (and HTTP POST /models) answer for a stored model."""
+    inspection = onnx_inspect.inspect_model(ref.path)
+    return RegisterModelResult(model=StoredModel.of(ref), inspection=InspectionResult.of(inspection, ref.id))
 
 
 def register_model(services: Services, args: RegisterModelArgs) -> RegisterModelResult:
@@ -579,28 +724,37 @@ def register_model(services: Services, args: RegisterModelArgs) -> RegisterModel
             ref = services.register_model_file(tmp, args.name or Path(args.filename or "model").stem)
         finally:
             tmp.unlink(missing_ok=True)
-    return RegisterModelResult(model=ref, inspection=onnx_inspect.inspect_model(ref.path))
+    return register_model_result(ref)
 
 
 def list_data(services: Services, args: NoArgs) -> ListDataResult:
-    return ListDataResult(data=services.data.list())
+    return ListDataResult(data=[DataInfo.of(d) for d in services.data.list()])
+
+
+def register_data_result(checked: DataCheck) -> RegisterDataResult:
+    """What register_data (and HTTP POST /data) answer for a stored data file."""
+    return RegisterDataResult(
+        data=DataInfo.of(checked.ref), checked_model=checked.model, baseline_metric=checked.baseline_metric
+    )
 
 
 def register_data(services: Services, args: RegisterDataArgs) -> RegisterDataResult:
     if args.path is not None:
         source = services.check_source(Path(args.path), DATA_SUFFIXES, "data")
-        ref = services.register_data_file(source, args.name)
+        checked = services.register_data_file(source, args.name, model=args.model)
     else:
         tmp = _decode_upload(args, services, DATA_SUFFIXES, "data")
         try:
-            ref = services.register_data_file(tmp, args.name or Path(args.filename or "data").stem)
+            name = args.name or Path(args.filename or "data").stem
+            checked = services.register_data_file(tmp, name, model=args.model)
         finally:
             tmp.unlink(missing_ok=True)
-    return RegisterDataResult(data=ref)
+    return register_data_result(checked)
 
 
-def inspect_model(services: Services, args: InspectModelArgs) -> ModelInspection:
-    return onnx_inspect.inspect_model(services.resolve_model(args.model).path)
+def inspect_model(services: Services, args: InspectModelArgs) -> InspectionResult:
+    inspection = onnx_inspect.inspect_model(services.resolve_model(args.model).path)
+    return InspectionResult.of(inspection, args.model)
 
 
 def parse_goal(services: Services, args: ParseGoalArgs) -> ParseGoalResult:
@@ -623,6 +777,7 @@ def profile_layers(services: Services, args: ProfileLayersArgs) -> SensitivityRe
 
 
 def run_sweep(services: Services, args: RunSweepArgs) -> JobInfo:
+    from optimizer.measure.data import check_labels, num_classes
     from optimizer.optimize import load_case_data
 
     if args.resume_job_id is not None:
@@ -633,9 +788,15 @@ def run_sweep(services: Services, args: RunSweepArgs) -> JobInfo:
     model = services.resolve_model(model_name)
     data_path = services.resolve_data(args.data, model)
     calib_path = services.data.get(args.calib).path if args.calib else model.calib_path
-    load_case_data(
-        Path(model.path), data_path, calib_path
-    )  # data that does not fit the model fails now, not later
+    # data that does not fit the model fails now, not in the job: inputs, values, and labels inside its classes
+    data, _ = load_case_data(Path(model.path), data_path, calib_path)
+    if data.labels is not None:
+        check_labels(
+            data.labels,
+            data.metric,
+            data.samples,
+            num_classes(onnx_inspect.inspect_model(model.path).outputs),
+        )
     spec = SweepSpec(
         model=model_name,
         model_path=model.path,
@@ -766,7 +927,7 @@ def _sum_register_data(r: RegisterDataResult) -> str:
     return f"Stored data {d.id}: {d.samples} samples, arrays {arrays}{'' if d.has_labels else ', no labels'}."
 
 
-def _sum_inspect(i: ModelInspection) -> str:
+def _sum_inspect(i: InspectionResult) -> str:
     top = ", ".join(
         f"{la.name} ({la.op_type})" for la in sorted(i.layers, key=lambda la: -la.param_count)[:3]
     )
@@ -895,7 +1056,9 @@ _TOOLS: list[Tool[Any, Any]] = [
             "Store an evaluation or calibration data file (.npz: one array per model input, named after it, first "
             "axis = samples; optional `labels`) so run_sweep and profile_layers can use it by id. Give `path` (a "
             "file on the server) or `content_base64` + `filename` (large files: HTTP POST /data). Pickled (object) "
-            "arrays are refused. Cost: about a second."
+            "arrays, NaN/Inf values and malformed archives are refused. Give `model` to check the file against it "
+            "now (inputs, label range, and a baseline that is not degenerate: a model at chance level is refused) "
+            "rather than at run_sweep. Cost: about a second; a few seconds with `model`."
         ),
         args_model=RegisterDataArgs,
         result_model=RegisterDataResult,
@@ -914,7 +1077,7 @@ _TOOLS: list[Tool[Any, Any]] = [
             "under a second (a zoo model is built on its first use, ~10 s for digits-cnn); read-only."
         ),
         args_model=InspectModelArgs,
-        result_model=ModelInspection,
+        result_model=InspectionResult,
         handler=inspect_model,
         summarize=_sum_inspect,
         read_only=True,

@@ -35,6 +35,17 @@ def _fmt(v: float | None, spec: str = ".4f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (threads, batch size)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 # --------------------------------------------------------------------------- commands
 
 
@@ -279,7 +290,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                 f"  step {step['step']} {step['label']}: {format_bytes(step['size_bytes'])} "
                 f"(gzip {format_bytes(step['compressed_size_bytes'])}); fine-tune: {step.get('finetune', 'none')}"
             )
-    for key in ("note", "limits"):
+    for key in ("note", "limits", "workarounds"):
         if key in applied.detail:
             print(f"  {key}: {applied.detail[key]}")
     return 0
@@ -430,20 +441,33 @@ def print_report(report: Any) -> None:
             if report.execution.startswith("in ")
             else f"trials: {report.execution}"
         )
-    print(f"  {'candidate':<44} {'size':>10} {'metric':>8} {'drop pt':>8} {'p50 ms':>8}")
+    print(
+        f"  {'candidate':<44} {'size':>10} {'metric':>8} {'drop pt':>8} {'p50 ms':>8} {'speed-up (95% CI)':>22}"
+    )
     for c in report.candidates:
         mark = "*" if c.id == report.recommended else ("f" if c.id in report.front else " ")
         if c.metrics:
             m = c.metrics
+            sp = c.speed
+            speed = f"{sp.speedup:.2f}x ({sp.low:.2f}-{sp.high:.2f}) {sp.verdict}" if sp else "-"
             print(
                 f"{mark} {c.id:<44} {format_bytes(m.size_bytes):>10} {_fmt(m.metric):>8} "
-                f"{_fmt(m.accuracy_drop_pct, '+.2f'):>8} {_fmt(m.latency_ms_p50, '.3f'):>8}"
+                f"{_fmt(m.accuracy_drop_pct, '+.2f'):>8} {_fmt(m.latency_ms_p50, '.3f'):>8} {speed:>22}"
             )
         else:
             print(f"{mark} {c.id:<44} failed: [{c.error.code}] {c.error.message[:60]}")
     print(("recommended: " if report.recommended else "no candidate meets the goal: ") + report.reason)
+    if report.measurement is not None:
+        me = report.measurement
+        print(
+            f"measured with {me.threads} thread(s) ({me.threads_from}), batch {me.batch_size} ({me.batch_from}) on "
+            f"{me.provider}; {len(me.remeasured)} finalists re-measured side by side with the original "
+            f"({me.blocks} interleaved blocks of {me.runs_per_block} runs)"
+        )
     for n in report.nearest:
         print(f"  nearest {n.candidate_id}: " + "; ".join(m.text for m in n.misses))
+    for note in report.notes:
+        print(f"  note: {note}")
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -455,6 +479,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         workers=args.workers,
         exhaustive=args.exhaustive,
         threads=args.threads,
+        batch_size=getattr(args, "batch", None),
     )
     bar = _ProgressBar(enabled=not args.json and sys.stderr.isatty())
     try:
@@ -494,7 +519,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         serial=False,
         workers=None,
         exhaustive=False,
-        threads=1,
+        threads=None,
+        batch=None,
         goal="make it under 40 KB with less than 1% accuracy loss",
         chart_writer=getattr(args, "chart_writer", None),
     )
@@ -609,7 +635,21 @@ def add_commands(sub: Any, *, chart_writer: Any = None) -> None:
     o.add_argument(
         "--exhaustive", action="store_true", help="evaluate the whole grid instead of a directed search"
     )
-    o.add_argument("--threads", type=int, default=1, help="onnxruntime threads per measurement")
+    o.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="onnxruntime threads the model will run with, for every latency measurement (default: the goal's "
+        '"on 4 threads", else 1)',
+    )
+    o.add_argument(
+        "--batch",
+        "--batch-size",
+        dest="batch",
+        type=_positive_int,
+        default=None,
+        help='batch size the model will run with (default: the goal\'s "batch 32", else 1)',
+    )
     o.add_argument("--json", action="store_true")
     o.set_defaults(func=cmd_optimize)
 

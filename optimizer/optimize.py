@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import filecmp
 import logging
-import shutil
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from optimizer.errors import GoalError, NotFoundError
 from optimizer.goals.parse import parse_goal
 from optimizer.measure.data import Dataset, load_data
 from optimizer.models.convert import PT2_SUFFIXES
+from optimizer.models.files import copy_model
 from optimizer.models.inspect import inspect_model
 from optimizer.models.store import MODEL_ID_RE, ModelStore
 from optimizer.search.pareto import ParetoReport
@@ -167,7 +167,7 @@ def optimize(
     if report.recommended:
         src = report.candidate(report.recommended).model_path
         if src and Path(src).is_file():
-            shutil.copyfile(src, best)
+            copy_model(src, best)
     write_json_atomic(out / "report.json", report.model_dump_json(indent=2))
     if chart_writer is not None:
         try:

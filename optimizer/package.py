@@ -28,6 +28,7 @@ from typing import Any
 
 from optimizer.errors import InputError, NotFoundError
 from optimizer.measure.data import load_data, save_data
+from optimizer.models.files import copy_model
 from optimizer.models.inspect import default_opset, inspect_model, load_onnx
 from optimizer.search.pareto import ParetoReport
 from optimizer.types import Candidate, Frozen
@@ -367,7 +368,7 @@ def package_candidate(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.package-", dir=out.parent))
     try:
-        shutil.copyfile(model, tmp / "model.onnx")
+        copy_model(model, tmp / "model.onnx")  # with its external data files
         contract = _contract(tmp / "model.onnx", cand, report)
         has_sample = False
         if sample_data is not None:

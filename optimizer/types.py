@@ -180,10 +180,17 @@ Recipe = Annotated[RecipeBase, _RecipeField()]
 
 @register_recipe_type
 class StaticInt8Recipe(RecipeBase):
-    """Static int8 QDQ quantization calibrated on data (the right default for CNNs)."""
+    """Static int8 quantization calibrated on data (the right default for CNNs), written as QDQ pairs or as
+    QOperator nodes (QLinearConv, QLinearMatMul): the same numbers, but on CPU the QOperator form often runs
+    much faster (STACK.md: 0.49x of fp32's latency against QDQ's 0.80x on an ImageNet convnet)."""
 
     kind: Literal["static_int8"] = "static_int8"
     quantizing: ClassVar[bool] = True
+    quant_format: Literal["qdq", "qoperator"] = Field(
+        default="qdq",
+        description="qdq: QuantizeLinear/DequantizeLinear pairs around float ops (portable, what other runtimes "
+        "read); qoperator: onnxruntime's quantized operators (QLinearConv, QLinearMatMul), often faster on CPU",
+    )
     per_channel: bool = True
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
     op_types: tuple[str, ...] | None = Field(
@@ -204,7 +211,8 @@ class StaticInt8Recipe(RecipeBase):
         gran = "pc" if self.per_channel else "pt"
         keep = f"-keep{len(self.keep_fp32)}" if self.keep_fp32 else ""
         rr = "" if self.reduce_range is None else "-rr" if self.reduce_range else "-fullrange"
-        return f"static_int8{ops}-{gran}-{self.calibration}{rr}{keep}"
+        fmt = "-qop" if self.quant_format == "qoperator" else ""
+        return f"static_int8{ops}{fmt}-{gran}-{self.calibration}{rr}{keep}"
 
 
 @register_recipe_type
@@ -252,6 +260,62 @@ class Int4WeightOnlyRecipe(RecipeBase):
     @property
     def label(self) -> str:
         return f"int4_weight_only-b{self.block_size}"
+
+
+@register_recipe_type
+class OrtOptimizedRecipe(RecipeBase):
+    """onnxruntime's graph optimizations applied offline and saved: the file holds the fused graph (Conv+Add+Relu,
+    folded constants, ...), so a session built on it skips that work. It is tied to the execution provider it was
+    optimized for (fused ops are onnxruntime contrib ops); the session options that go with it are recorded with
+    the candidate. Weights and arithmetic are unchanged: no accuracy is lost."""
+
+    kind: Literal["ort_optimized"] = "ort_optimized"
+    level: Literal["basic", "extended"] = Field(
+        default="extended",
+        description="basic: provider-independent rewrites only; extended: also onnxruntime's fused CPU "
+        "operators. The layout rewrites of level 'all' depend on the exact CPU and are left to the session",
+    )
+
+    @model_validator(mode="after")
+    def _no_keep_fp32(self) -> Self:
+        if self.keep_fp32:
+            raise ValueError("keep_fp32 does not apply to ort_optimized (it changes no precision)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return f"ort_optimized-{self.level}"
+
+
+class _OneLinerBase(RecipeBase):
+    """onnxruntime's quantizer called the way a practitioner calls it by hand: every option at its default, on the
+    original file (no pre-processing). Always a candidate, so no answer is worse than the one-liner."""
+
+    quantizing: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _no_keep(self) -> Self:
+        if self.keep_fp32:
+            raise ValueError(
+                f"{self.kind} is onnxruntime's one-liner with its defaults: it keeps nothing in fp32"
+            )
+        return self
+
+
+@register_recipe_type
+class OrtDynamicDefaultRecipe(_OneLinerBase):
+    """``onnxruntime.quantization.quantize_dynamic(model, out)`` with every default."""
+
+    kind: Literal["ort_dynamic_default"] = "ort_dynamic_default"
+
+
+@register_recipe_type
+class OrtStaticDefaultRecipe(_OneLinerBase):
+    """``onnxruntime.quantization.quantize_static(model, out, reader)`` with every default (QDQ, int8 activations
+    and weights, per-tensor, min-max), fed the calibration data."""
+
+    kind: Literal["ort_static_default"] = "ort_static_default"
+    calib_samples: int = Field(default=128, ge=1, le=100_000)
 
 
 def _pct(x: float) -> str:
@@ -414,14 +478,23 @@ class TorchSource(Frozen):
 
 
 class Metrics(Frozen):
-    """What one evaluation measured. ``metric`` is higher-is-better on a 0..1 (or -1..1) scale."""
+    """What one evaluation measured. ``metric`` is the data's metric in its own direction and scale;
+    ``accuracy_drop_pct`` is always points of a 0-100 scale lost (positive = worse), whatever the direction."""
 
     size_bytes: int
     metric_name: str
+    metric_note: str | None = Field(
+        default=None,
+        description="why this metric was chosen, when the data named none (fidelity by output kind)",
+    )
+    metric_higher_is_better: bool = Field(
+        default=True, description="the metric's direction (error rates such as WER/CER are lower-is-better)"
+    )
     metric: float | None = None
     accuracy_drop_pct: float | None = Field(
         default=None,
-        description="percentage points of the metric lost against the baseline (negative = gained)",
+        description="points (of a 0-100 scale) of the metric lost against the baseline, in the metric's direction "
+        "(negative = gained)",
     )
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None
@@ -431,13 +504,55 @@ class Metrics(Frozen):
         "stores their zeros at full size",
     )
     peak_memory_bytes: int | None = Field(
-        default=None, description="resident memory added by creating the session and running the evaluation"
+        default=None,
+        description="peak resident memory added by creating the session and running the measured batch, "
+        "measured in a fresh process after onnxruntime's start-up (so the order of measurements cannot change it)",
     )
     backend: str = "CPUExecutionProvider"
     threads: int = 1
     batch_size: int = 1
     samples: int = 0
     latency_runs: int = 0
+
+
+class SpeedComparison(Frozen):
+    """A candidate's speed against the original, measured side by side in interleaved blocks
+    (:mod:`optimizer.measure.speed`): a point estimate and a confidence interval for the speed-up
+    (original p50 / candidate p50; above 1 = faster)."""
+
+    speedup: float = Field(gt=0, description="geometric mean of the per-block ratios of medians")
+    low: float = Field(gt=0, description="lower end of the confidence interval")
+    high: float = Field(gt=0, description="upper end of the confidence interval")
+    confidence: float = Field(default=0.95, gt=0, lt=1)
+    verdict: Literal["faster", "slower", "same"] = Field(
+        description="faster: the whole interval is above 1.0x; slower: below; same: it contains 1.0x (the "
+        "difference is within the noise, and no speed claim is made)"
+    )
+    blocks: int = Field(ge=2, description="interleaved blocks the interval comes from")
+    runs_per_block: int = Field(ge=1)
+    original_p50_ms: float | None = Field(
+        default=None, description="the original's p50 in the same comparison"
+    )
+
+    @property
+    def interval_text(self) -> str:
+        """``95% interval 1.30-1.55x`` (three decimals where two would round an end onto 1.00)."""
+
+        def x(v: float) -> str:
+            return f"{v:.3f}" if f"{v:.2f}" == "1.00" and v != 1.0 else f"{v:.2f}"
+
+        return f"{self.confidence * 100:.0f}% interval {x(self.low)}-{x(self.high)}x"
+
+    @property
+    def text(self) -> str:
+        """``1.42x faster than the original (95% interval 1.30-1.55x)``, ``1.20x slower ...`` or ``the original's
+        speed within noise (...)``."""
+        interval = self.interval_text
+        if self.verdict == "faster":
+            return f"{self.speedup:.2f}x faster than the original ({interval})"
+        if self.verdict == "slower":
+            return f"{1 / self.speedup:.2f}x slower than the original ({interval} speed-up)"
+        return f"the original's speed within noise ({self.speedup:.2f}x, {interval})"
 
 
 class ErrorInfo(Frozen):
@@ -456,6 +571,10 @@ class Candidate(Frozen):
     error: ErrorInfo | None = None
     seconds: float | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+    speed: SpeedComparison | None = Field(
+        default=None,
+        description="speed against the original, re-measured side by side (finalists); null: not re-measured",
+    )
 
     @property
     def ok(self) -> bool:
@@ -464,25 +583,93 @@ class Candidate(Frozen):
 
 # --------------------------------------------------------------------------- goals
 
-Method = Literal["quantize", "prune"]
+Method = Literal["quantize", "prune", "qat"]
+"""Compression methods a goal can allow, forbid or ask for. ``qat`` (quantization-aware training) is a kind of
+quantization: a QAT recipe counts as ``quantize`` and ``qat``, so "only quantization" still allows it. Forbidding
+``qat`` ("no QAT", "post-training only") forbids training: QAT recipes are dropped and pruning is not fine-tuned."""
 Objective = Literal["size", "latency", "accuracy", "balanced"]
 Precision = Literal["int8", "int4", "fp16"]
 Device = Literal["cpu", "gpu"]
+FloatLayer = Literal["first", "last"]
 
 #: The numeric fields that count as constraints (``has_constraints`` is true when one is set).
 CONSTRAINT_FIELDS: tuple[str, ...] = (
     "max_size_mb",
     "max_size_ratio",
+    "min_size_reduction_mb",
+    "max_memory_mb",
     "max_accuracy_drop_pct",
+    "min_metric",
+    "min_metric_ratio",
     "max_latency_ms",
     "min_speedup",
+    "max_latency_ratio",
+    "max_latency_increase_ms",
+    "min_latency_reduction_ms",
 )
+#: Fields that bound the same quantity: a follow-up that sets one of a group replaces the whole group.
+SIZE_FIELDS: tuple[str, ...] = ("max_size_mb", "max_size_ratio", "min_size_reduction_mb")
+ACCURACY_FIELDS: tuple[str, ...] = ("max_accuracy_drop_pct", "min_metric", "min_metric_ratio")
+LATENCY_FIELDS: tuple[str, ...] = (
+    "max_latency_ms",
+    "min_speedup",
+    "max_latency_ratio",
+    "max_latency_increase_ms",
+    "min_latency_reduction_ms",
+)
+
+GoalField = Literal[
+    "max_size_mb",
+    "max_size_ratio",
+    "min_size_reduction_mb",
+    "max_memory_mb",
+    "max_accuracy_drop_pct",
+    "min_metric",
+    "min_metric_ratio",
+    "max_latency_ms",
+    "min_speedup",
+    "max_latency_ratio",
+    "max_latency_increase_ms",
+    "min_latency_reduction_ms",
+    "objective",
+    "methods_allowed",
+    "methods_forbidden",
+    "methods_requested",
+    "methods_fallback",
+    "precision",
+    "precision_forbidden",
+    "keep_float_layers",
+    "device",
+    "threads",
+    "batch_size",
+]
+
+
+class Reading(Frozen):
+    """One stretch of the goal's text the reader understood, and the Goal fields it set.
+
+    ``fields`` is empty for words that were read and restrict nothing ("pruning is fine", "size does not
+    matter"). Words that no reading covers are in ``Goal.unparsed_words``.
+    """
+
+    text: str = Field(
+        max_length=400,
+        description="the words read, as normalised by the reader (lower case, number words as digits)",
+    )
+    fields: list[GoalField] = Field(
+        default_factory=list,
+        max_length=8,
+        description="the Goal fields these words set (none: read, no limit)",
+    )
 
 
 class Goal(Frozen):
     """What the user wants from a compression run: limits, an objective, and what methods and precision they
     allow, forbid or ask for. Read from their words (:func:`optimizer.goals.parse.parse_goal`) or set field by
     field (an LLM through the tool schema); it crosses every boundary as this value, never as text to re-read.
+
+    Limits relative to the original (ratios, amounts of change, metric floors relative to the baseline) are
+    checked against the measured original by :func:`optimizer.search.pareto.check_goal`.
     """
 
     max_size_mb: float | None = Field(
@@ -495,6 +682,22 @@ class Goal(Frozen):
         allow_inf_nan=False,
         description="largest file size as a fraction of the original",
     )
+    min_size_reduction_mb: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e7,
+        allow_inf_nan=False,
+        description='least file size saved against the original, decimal MB ("reduce the size by 4 MB" = 4; '
+        '"under 4 MB" is max_size_mb)',
+    )
+    max_memory_mb: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e7,
+        allow_inf_nan=False,
+        description='largest peak memory (RAM) added by running the model, decimal MB ("2 MB of RAM" = 2); the '
+        "file on disk is max_size_mb",
+    )
     max_accuracy_drop_pct: float | None = Field(
         default=None,
         ge=0,
@@ -502,33 +705,121 @@ class Goal(Frozen):
         allow_inf_nan=False,
         description="most metric points lost against the original",
     )
+    min_metric: float | None = Field(
+        default=None,
+        ge=-1,
+        le=1,
+        allow_inf_nan=False,
+        description='least value of the task metric itself, on its 0..1 scale ("accuracy must not drop below '
+        '75%" = 0.75): a floor on the level, not a drop',
+    )
+    min_metric_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description='least candidate metric / original metric ("not below 90% of the baseline" = 0.9)',
+    )
     max_latency_ms: float | None = Field(
         default=None, gt=0, le=1e7, allow_inf_nan=False, description="largest p50 latency, milliseconds"
     )
     min_speedup: float | None = Field(
         default=None, gt=0, le=1000, allow_inf_nan=False, description="least original p50 / candidate p50"
     )
+    max_latency_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        allow_inf_nan=False,
+        description='largest candidate p50 / original p50 ("latency within 10% of the original" = 1.1, "may '
+        'increase by at most 20%" = 1.2); it allows a slower model, min_speedup asks for a faster one',
+    )
+    max_latency_increase_ms: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e7,
+        allow_inf_nan=False,
+        description='most milliseconds the p50 latency may grow over the original\'s ("at most 5 ms slower" = 5)',
+    )
+    min_latency_reduction_ms: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e7,
+        allow_inf_nan=False,
+        description='least milliseconds the p50 latency must fall below the original\'s ("5 ms faster" = 5)',
+    )
     objective: Objective = "balanced"
     methods_allowed: list[Method] | None = Field(
-        default=None, min_length=1, description="only these methods may be used"
+        default=None,
+        min_length=1,
+        max_length=3,
+        description='only these methods may be used ("quantize" includes QAT unless "qat" is forbidden)',
     )
     methods_forbidden: list[Method] | None = Field(
-        default=None, min_length=1, description="these methods must not be used"
+        default=None,
+        min_length=1,
+        max_length=3,
+        description='these methods must not be used ("qat" alone: post-training quantization only)',
     )
     methods_requested: list[Method] | None = Field(
         default=None,
         min_length=1,
+        max_length=3,
         description='methods the user asked to try ("prune it"): the sweep builds their candidates even when '
         "another method alone would do; restricts nothing",
     )
+    methods_fallback: list[Method] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=3,
+        description='methods to use only when the others cannot meet the goal ("only prune if quantization alone '
+        'is not enough"): a candidate using one is recommended only when no candidate without it meets the goal',
+    )
     precision: Precision | None = None
+    precision_forbidden: list[Precision] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=3,
+        description='precisions that must not be used ("avoid fp16")',
+    )
+    keep_float_layers: list[FloatLayer] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2,
+        description='layers every quantizing recipe keeps in float32 ("do not quantize the first and last '
+        'layers"); recipes that cannot keep them (QAT, INC autotune) are not run',
+    )
     device: Device | None = None
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description='onnxruntime threads the model will run with ("on 4 threads"); latency is measured with '
+        "them. null: the run's option, 1 by default",
+    )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description='samples per inference the model will run with ("batch 32"); latency is measured at it. '
+        "null: the run's option, 1 by default",
+    )
     unparsed_words: list[Annotated[str, Field(max_length=200)]] = Field(
         default_factory=list,
         max_length=200,
         description="words of the text that were not understood (ask about them rather than guess)",
     )
-    has_constraints: bool = Field(default=False, description="derived: whether a numeric limit is set")
+    readings: list[Reading] = Field(
+        default_factory=list,
+        max_length=200,
+        description="filled by the goal reader (leave empty when setting fields): the words it understood and "
+        "the fields each set",
+    )
+    has_constraints: bool = Field(
+        default=False,
+        description="derived from the limits (leave it out: a value that disagrees with them is refused)",
+        json_schema_extra={"readOnly": True},
+    )
     text: str = Field(default="", max_length=20_000, description="the words the goal was read from, if any")
 
     @model_validator(mode="before")
@@ -547,24 +838,50 @@ class Goal(Frozen):
 
     @model_validator(mode="after")
     def _check_methods(self) -> Self:
-        for name in ("methods_allowed", "methods_forbidden"):
+        for name in (
+            "methods_allowed",
+            "methods_forbidden",
+            "methods_requested",
+            "methods_fallback",
+            "precision_forbidden",
+            "keep_float_layers",
+        ):
             values = getattr(self, name)
             if values is not None and len(set(values)) != len(values):
                 raise ValueError(f"{name} has duplicates: {values}")
-        if self.methods_allowed and self.methods_forbidden:
-            both = sorted(set(self.methods_allowed) & set(self.methods_forbidden))
+        forbidden = set(self.methods_forbidden or [])
+        for name, label in (
+            ("methods_allowed", "allowed"),
+            ("methods_requested", "asked for"),
+            ("methods_fallback", "kept as a fallback"),
+        ):
+            both = sorted(set(getattr(self, name) or []) & forbidden)
             if both:
-                raise ValueError(f"methods both allowed and forbidden: {both}")
-        if self.methods_requested and self.methods_forbidden:
-            both = sorted(set(self.methods_requested) & set(self.methods_forbidden))
-            if both:
-                raise ValueError(f"methods both asked for and forbidden: {both}")
+                raise ValueError(f"methods both {label} and forbidden: {both}")
+        both = sorted(set(self.methods_fallback or []) & set(self.methods_requested or []))
+        if both:
+            raise ValueError(f"methods both asked for and kept as a fallback: {both}")
+        if self.methods_allowed and self.methods_fallback:
+            outside = sorted(set(self.methods_fallback) - self.allowed_methods())
+            if outside:
+                raise ValueError(f"fallback methods that are not allowed: {outside}")
+        if self.precision is not None and self.precision in (self.precision_forbidden or []):
+            raise ValueError(f"precision {self.precision} is both required and forbidden")
         return self
 
+    def allowed_methods(self) -> set[str]:
+        """The methods ``methods_allowed`` lets through: ``quantize`` includes ``qat``, and ``qat`` alone implies
+        the ``quantize`` a QAT recipe also counts as (so "only QAT" keeps QAT recipes and nothing else). Empty when
+        ``methods_allowed`` is unset."""
+        out: set[str] = set(self.methods_allowed or [])
+        if "quantize" in out:
+            out.add("qat")
+        return out
+
     def asks_for(self, method: Method) -> bool:
-        """Whether the goal asks for ``method``: requested, or the only methods allowed name it, and it is not
-        forbidden."""
-        if self.methods_forbidden and method in self.methods_forbidden:
+        """Whether the goal asks for ``method``: requested, or the only methods allowed name it, and it is neither
+        forbidden nor kept as a fallback."""
+        if method in (self.methods_forbidden or []) or method in (self.methods_fallback or []):
             return False
         return method in (self.methods_requested or []) or method in (self.methods_allowed or [])
 
@@ -572,9 +889,11 @@ class Goal(Frozen):
         """This goal with a follow-up's words applied ("I can accept 2%", "and under 3 MB", "no pruning").
 
         Only what the follow-up set counts (``model_fields_set``; a goal read from words sets only what they
-        say). A new size bound replaces both kinds of size bound, a new speed bound both kinds of speed bound;
-        a method the follow-up allows is no longer forbidden and one it forbids no longer allowed or asked
-        for. The text joins both; the words not understood are the follow-up's.
+        say). A new bound of one quantity replaces every bound of that quantity: size (``SIZE_FIELDS``),
+        accuracy (``ACCURACY_FIELDS``), latency (``LATENCY_FIELDS``), memory. A method the follow-up allows or
+        asks for is no longer forbidden nor a fallback, one it forbids is no longer allowed, asked for or a
+        fallback; a precision it requires is no longer forbidden. The text joins both; the words not
+        understood and the readings are the follow-up's.
 
         Raises pydantic's ``ValidationError`` only if the result is inconsistent (never for parser output).
         """
@@ -583,25 +902,47 @@ class Goal(Frozen):
             if follow_up.model_fields_set
             else {}
         )
-        out = self.model_dump(exclude={"has_constraints", "text", "unparsed_words"})
-        if "max_size_mb" in new or "max_size_ratio" in new:
-            out["max_size_mb"], out["max_size_ratio"] = new.get("max_size_mb"), new.get("max_size_ratio")
-        if "max_latency_ms" in new or "min_speedup" in new:
-            out["max_latency_ms"], out["min_speedup"] = new.get("max_latency_ms"), new.get("min_speedup")
-        for key in ("max_accuracy_drop_pct", "objective", "precision", "device"):
+        out = self.model_dump(exclude={"has_constraints", "text", "unparsed_words", "readings"})
+        for group in (SIZE_FIELDS, ACCURACY_FIELDS, LATENCY_FIELDS, ("max_memory_mb",)):
+            if any(new.get(k) is not None for k in group):
+                for k in group:
+                    out[k] = new.get(k)
+        for key in ("objective", "precision", "device", "keep_float_layers", "threads", "batch_size"):
             if new.get(key) is not None:
                 out[key] = new[key]
-        allowed = set(new.get("methods_allowed") or out.get("methods_allowed") or [])
-        forbidden = set(new.get("methods_forbidden") or []) | set(out.get("methods_forbidden") or [])
-        requested = set(new.get("methods_requested") or []) | set(out.get("methods_requested") or [])
-        forbidden -= set(new.get("methods_allowed") or []) | set(new.get("methods_requested") or [])
-        allowed -= set(new.get("methods_forbidden") or [])
-        requested -= forbidden
+        new_allowed = set(new.get("methods_allowed") or [])
+        new_forbidden = set(new.get("methods_forbidden") or [])
+        new_requested = set(new.get("methods_requested") or [])
+        new_fallback = set(new.get("methods_fallback") or [])
+        allowed = set(new_allowed or out.get("methods_allowed") or [])
+        forbidden = new_forbidden | set(out.get("methods_forbidden") or [])
+        requested = new_requested | set(out.get("methods_requested") or [])
+        fallback = new_fallback | set(out.get("methods_fallback") or [])
+        forbidden -= new_allowed | new_requested | new_fallback
+        allowed -= new_forbidden
+        requested -= forbidden | new_fallback
+        fallback -= forbidden | new_requested | new_allowed
+        if allowed:
+            fallback &= allowed | ({"qat"} if "quantize" in allowed else set())
         out["methods_allowed"] = sorted(allowed) or None
         out["methods_forbidden"] = sorted(forbidden) or None
         out["methods_requested"] = sorted(requested) or None
+        out["methods_fallback"] = sorted(fallback) or None
+        precisions = set(new.get("precision_forbidden") or []) | set(out.get("precision_forbidden") or [])
+        if new.get("precision") is not None:
+            precisions.discard(new["precision"])
+        if out.get("precision") in precisions:
+            out["precision"] = None
+        out["precision_forbidden"] = sorted(precisions) or None
         text = "; ".join(t for t in (self.text, follow_up.text) if t)
-        return Goal.model_validate({**out, "text": text, "unparsed_words": list(follow_up.unparsed_words)})
+        return Goal.model_validate(
+            {
+                **out,
+                "text": text,
+                "unparsed_words": list(follow_up.unparsed_words),
+                "readings": list(follow_up.readings),
+            }
+        )
 
     @property
     def has_target(self) -> bool:
@@ -640,31 +981,57 @@ class Goal(Frozen):
     def describe(self) -> str:
         """One line of plain English, e.g. ``size <= 5.0 MB, accuracy drop <= 1.0 pt, objective: balanced``.
 
-        Sizes are decimal MB, drops in percentage points, latency is p50 in ms.
+        Sizes are decimal MB, drops in percentage points, latency is p50 in ms; limits relative to the original
+        say so ("of original", "original - 4.0 MB").
         """
         parts: list[str] = []
         if self.max_size_mb is not None:
             parts.append(f"size <= {self.max_size_mb} MB")
         if self.max_size_ratio is not None:
             parts.append(f"size <= {self.max_size_ratio * 100:g}% of original")
+        if self.min_size_reduction_mb is not None:
+            parts.append(f"size <= original - {self.min_size_reduction_mb} MB")
+        if self.max_memory_mb is not None:
+            parts.append(f"peak memory <= {self.max_memory_mb} MB")
         if self.max_accuracy_drop_pct is not None:
             parts.append(f"accuracy drop <= {self.max_accuracy_drop_pct} pt")
+        if self.min_metric is not None:
+            parts.append(f"metric >= {self.min_metric:g} ({self.min_metric * 100:g}%)")
+        if self.min_metric_ratio is not None:
+            parts.append(f"metric >= {self.min_metric_ratio * 100:g}% of original")
         if self.max_latency_ms is not None:
             parts.append(f"p50 latency <= {self.max_latency_ms} ms")
         if self.min_speedup is not None:
             parts.append(f"speedup >= {self.min_speedup}x")
+        if self.max_latency_ratio is not None:
+            parts.append(f"p50 latency <= {self.max_latency_ratio:g}x original")
+        if self.max_latency_increase_ms is not None:
+            parts.append(f"p50 latency <= original + {self.max_latency_increase_ms} ms")
+        if self.min_latency_reduction_ms is not None:
+            parts.append(f"p50 latency <= original - {self.min_latency_reduction_ms} ms")
         if not parts:
             parts.append("no constraints")
         if self.precision is not None:
             parts.append(f"precision: {self.precision}")
+        if self.precision_forbidden is not None:
+            parts.append(f"precision not: {', '.join(self.precision_forbidden)}")
+        if self.keep_float_layers is not None:
+            layers = " and ".join(self.keep_float_layers)
+            parts.append(f"kept in float: {layers} layer{'s' if len(self.keep_float_layers) > 1 else ''}")
         if self.device is not None:
             parts.append(f"device: {self.device}")
+        if self.threads is not None:
+            parts.append(f"threads: {self.threads}")
+        if self.batch_size is not None:
+            parts.append(f"batch: {self.batch_size}")
         if self.methods_allowed is not None:
             parts.append(f"methods allowed: {', '.join(self.methods_allowed)}")
         if self.methods_forbidden is not None:
             parts.append(f"methods forbidden: {', '.join(self.methods_forbidden)}")
         if self.methods_requested is not None:
             parts.append(f"methods asked for: {', '.join(self.methods_requested)}")
+        if self.methods_fallback is not None:
+            parts.append(f"only as a fallback: {', '.join(self.methods_fallback)}")
         parts.append(f"objective: {self.objective}")
         return ", ".join(parts)
 

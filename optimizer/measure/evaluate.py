@@ -6,8 +6,6 @@ warm-up, with the thread count and batch size stated in the result. The sweep ca
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,15 @@ import numpy as np
 
 from optimizer.errors import DataError, EvaluationError, QuantTaaSError
 from optimizer.measure.data import Dataset, load_data
-from optimizer.measure.metrics import MetricInput, get_metric
+from optimizer.measure.metrics import (
+    FIDELITY,
+    MetricInput,
+    MetricSpec,
+    check_baseline,
+    choose_fidelity,
+    drop_points,
+    get_metric,
+)
 from optimizer.models.inspect import inspect_model, load_onnx, model_inputs
 from optimizer.settings import get_settings
 from optimizer.types import Metrics
@@ -77,7 +83,7 @@ def run_model(session: Any, data: Dataset, *, batch_size: int = 64) -> list[np.n
     bs = _batch_size_for(session, batch_size)
     chunks: list[list[np.ndarray]] = []
     for start in range(0, data.samples, bs):
-        feed = {n: data.inputs[n][start : start + bs] for n in names}
+        feed = data.feed(start, start + bs, names)
         try:
             chunks.append(session.run(None, feed))
         except Exception as e:
@@ -85,16 +91,70 @@ def run_model(session: Any, data: Dataset, *, batch_size: int = 64) -> list[np.n
                 f"running samples {start}..{start + bs - 1} failed: {str(e)[:300]}",
                 hint="check that the data's shapes match what the model accepts (quanttaas inspect MODEL)",
             ) from e
-    return [np.concatenate([c[i] for c in chunks], axis=0) for i in range(len(chunks[0]))]
+    return [_concat([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    """Batches of one output joined on the sample axis (a scalar output stays one value per batch)."""
+    if parts[0].ndim == 0:
+        return np.stack(parts)
+    return np.concatenate(parts, axis=0)
+
+
+def output_index(data: Dataset, names: list[str]) -> int:
+    """The index of the output the data's metric reads (``output`` in the data file; default the first).
+
+    Raises:
+        DataError: the data names an output the model does not have.
+    """
+    if data.output is None:
+        return 0
+    if isinstance(data.output, int):
+        if 0 <= data.output < len(names):
+            return data.output
+    elif data.output in names:
+        return names.index(data.output)
+    raise DataError(
+        f"the data's `output` names {data.output!r}, and the model's outputs are {names}",
+        hint="set `output` to one of the output names (or its index)",
+    )
+
+
+def _first(outputs: list[np.ndarray] | None, i: int) -> list[np.ndarray] | None:
+    """``outputs`` with output ``i`` first, where every metric reads it."""
+    if outputs is None or i == 0:
+        return outputs
+    return [outputs[i], *outputs[:i], *outputs[i + 1 :]]
+
+
+def resolve_metric(
+    data: Dataset, reference_outputs: list[np.ndarray] | None, output_name: str = ""
+) -> tuple[MetricSpec, str | None]:
+    """The metric that scores ``data`` and a note saying why when it was chosen for the user: ``fidelity`` is
+    resolved from the reference output's kind (:func:`optimizer.measure.metrics.choose_fidelity`).
+
+    Raises:
+        DataError: an unknown metric. EvaluationError: fidelity without the original's outputs.
+    """
+    if data.metric != FIDELITY:
+        return get_metric(data.metric), None
+    if reference_outputs is None:
+        raise EvaluationError(
+            "there are no labels, so the metric is fidelity to the original model, and none was given",
+            hint="pass --baseline ORIGINAL.onnx, or add `labels` to the data",
+        )
+    name, why = choose_fidelity(reference_outputs[0], output_name)
+    return get_metric(name), f"no labels: {why}"
 
 
 def measure_latency(
     session: Any, data: Dataset, *, batch_size: int = 1, runs: int = 50, warmup: int = 5
 ) -> list[float]:
-    """Milliseconds of ``runs`` timed runs of the first ``batch_size`` samples, after ``warmup`` untimed runs."""
-    names = [i.name for i in session.get_inputs()]
-    bs = _batch_size_for(session, batch_size)
-    feed = {n: data.inputs[n][:bs] for n in names}
+    """Milliseconds of ``runs`` timed runs of the first ``batch_size`` samples (repeated when the data holds
+    fewer), after ``warmup`` untimed runs."""
+    from optimizer.measure.speed import latency_feed
+
+    feed = latency_feed(session, data, batch_size)
     for _ in range(warmup):
         session.run(None, feed)
     times = []
@@ -106,14 +166,17 @@ def measure_latency(
 
 
 def score(
-    outputs: list[np.ndarray], data: Dataset, reference_outputs: list[np.ndarray] | None = None
+    outputs: list[np.ndarray],
+    data: Dataset,
+    reference_outputs: list[np.ndarray] | None = None,
+    spec: MetricSpec | None = None,
 ) -> float:
-    """The data's metric on ``outputs``.
+    """The data's metric (or ``spec``) on ``outputs`` (the output the metric reads first).
 
     Raises:
         EvaluationError: the metric needs the original model's outputs and none were given.
     """
-    spec = get_metric(data.metric)
+    spec = spec or resolve_metric(data, reference_outputs)[0]
     if spec.needs_reference and reference_outputs is None:
         raise EvaluationError(
             f"metric {data.metric!r} compares with the original model, and none was given",
@@ -126,38 +189,6 @@ def score(
         raise
     except Exception as e:
         raise EvaluationError(f"metric {data.metric!r} failed: {e.__class__.__name__}: {e}") from e
-
-
-class _PeakRSS:
-    """Samples this process's resident memory in a thread; reports the peak above the starting level."""
-
-    def __init__(self, interval_s: float = 0.002):
-        import psutil
-
-        self._proc = psutil.Process(os.getpid())
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self.start_rss = self._proc.memory_info().rss
-        self.peak_rss = self.start_rss
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> _PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_rss = max(self.peak_rss, self._proc.memory_info().rss)
-
-    @property
-    def added_bytes(self) -> int:
-        return max(0, self.peak_rss - self.start_rss)
 
 
 def file_size_bytes(model_path: str | Path) -> int:
@@ -178,37 +209,57 @@ def evaluate_model(
     provider: str | None = None,
     keep_outputs: bool = False,
     as_reference: bool = False,
+    memory: bool = True,
 ) -> tuple[Metrics, list[np.ndarray] | None]:
     """Measure ``model_path`` on ``data``.
 
-    Returns the metrics, and the raw outputs when ``keep_outputs`` (the baseline's outputs serve as the reference
+    Latency is measured at ``batch_size`` with ``threads`` onnxruntime threads; peak memory (``memory=True``) in
+    a fresh process of its own (:mod:`optimizer.measure.memory`), so it does not depend on what this process
+    measured before. Returns the metrics, and the raw outputs when ``keep_outputs`` (the baseline's outputs serve as the reference
     for the ``agreement`` metric of its candidates). ``as_reference`` marks the model as the original itself: an
-    agreement metric is then scored against its own outputs.
+    agreement metric is then scored against its own outputs, and a score nothing can be compared with (not a
+    number, the metric's floor, chance level) is refused.
 
     Raises:
         ModelLoadError: the file is not a model. EvaluationError: it does not run, or cannot be scored.
+        DataError: ``as_reference`` and the original's score is degenerate (see ``metrics.check_baseline``):
+            every drop measured from it would read 0.
     """
     s = get_settings()
     threads = threads or s.threads
     runs = latency_runs if latency_runs is not None else s.latency_runs
     warmup = warmup_runs if warmup_runs is not None else s.warmup_runs
     size = file_size_bytes(model_path)
-    with _PeakRSS() as mem:
-        session = make_session(model_path, threads=threads, provider=provider)
-        outputs = run_model(session, data)
-        lat = measure_latency(session, data, batch_size=batch_size, runs=runs, warmup=warmup) if runs else []
+    session = make_session(model_path, threads=threads, provider=provider)
+    outputs = run_model(session, data)
+    lat = measure_latency(session, data, batch_size=batch_size, runs=runs, warmup=warmup) if runs else []
+    peak = None
+    if memory:
+        from optimizer.measure.memory import peak_memory_in_fresh_process
+        from optimizer.measure.speed import latency_feed
+
+        feed = latency_feed(session, data, batch_size)
+        peak = peak_memory_in_fresh_process(model_path, feed, threads=threads, provider=provider)
     if as_reference and reference_outputs is None:
         reference_outputs = outputs
-    metric = score(outputs, data, reference_outputs)
-    drop = None if baseline_metric is None else round((baseline_metric - metric) * 100.0, 6)
+    out_names = [o.name for o in session.get_outputs()]
+    idx = output_index(data, out_names)
+    spec, note = resolve_metric(data, _first(reference_outputs, idx), out_names[idx])
+    scored = _first(outputs, idx) or outputs
+    metric = score(scored, data, _first(reference_outputs, idx), spec)
+    if as_reference:
+        check_baseline(spec.name, metric, MetricInput(scored, data.labels, data.meta, data.inputs))
+    drop = None if baseline_metric is None else drop_points(spec, baseline_metric, metric)
     metrics = Metrics(
         size_bytes=size,
-        metric_name=data.metric,
+        metric_name=spec.name,
+        metric_note=note,
+        metric_higher_is_better=spec.higher_is_better,
         metric=metric,
         accuracy_drop_pct=drop,
         latency_ms_p50=float(np.percentile(lat, 50)) if lat else None,
         latency_ms_p95=float(np.percentile(lat, 95)) if lat else None,
-        peak_memory_bytes=mem.added_bytes,
+        peak_memory_bytes=peak,
         backend=session.get_providers()[0],
         threads=threads,
         batch_size=_batch_size_for(session, batch_size),

@@ -40,3 +40,17 @@ def int8_saturates() -> bool:
         return False
     flags = cpu_flags()
     return not (flags & _VNNI_FLAGS)
+
+
+def cpu_int8_summary() -> str:
+    """One line on what this CPU means for int8 kernels (for reports)."""
+    if not is_x86():
+        return f"{platform.machine() or 'unknown'}: int8 kernels accumulate in int32 (no saturation)"
+    flags = cpu_flags()
+    have = sorted(flags & _VNNI_FLAGS)
+    if have:
+        return f"{platform.machine()} with {', '.join(have)}: u8 x s8 int8 kernels do not saturate (full 8-bit weights)"
+    return (
+        f"{platform.machine()} without VNNI: u8 x s8 int8 kernels can saturate, so static int8 uses reduce_range "
+        "(7-bit weights)"
+    )

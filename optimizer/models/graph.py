@@ -46,3 +46,19 @@ def layer_blocks(model: onnx.ModelProto, layers: Sequence[str]) -> tuple[str, ..
             for out in cur.output:
                 queue.extend(c for c in consumers.get(out, []) if c.op_type not in _BLOCK_STOP)
     return tuple(keep)
+
+
+def edge_layers(model: onnx.ModelProto, which: Sequence[str]) -> tuple[str, ...]:
+    """The names of the ``"first"`` and/or ``"last"`` layer of ``model``: the first and last node of
+    :data:`QUANTIZABLE_OPS` in graph (topological) order that carries a weight (an initializer or a Constant
+    input); any such node when none carries one. Empty when the model has no such layer."""
+    weights = {i.name for i in model.graph.initializer}
+    weights |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    layers = [n for n in model.graph.node if n.op_type in QUANTIZABLE_OPS and n.name]
+    weighted = [n.name for n in layers if any(x in weights for x in n.input)] or [n.name for n in layers]
+    if not weighted:
+        return ()
+    out = [weighted[0]] if "first" in which else []
+    if "last" in which:
+        out.append(weighted[-1])
+    return tuple(dict.fromkeys(out))

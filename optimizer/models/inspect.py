@@ -181,6 +181,127 @@ def inspect_model(path: str | Path) -> ModelInspection:
     )
 
 
+_PACKED = {
+    getattr(onnx.TensorProto, name): per_byte
+    for name, per_byte in (("INT4", 2), ("UINT4", 2), ("FLOAT4E2M1", 2), ("INT2", 4), ("UINT2", 4))
+    if hasattr(onnx.TensorProto, name)
+}
+_TYPED_FIELDS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")
+
+
+def _format_bytes(n: int) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _declared_bytes(t: onnx.TensorProto) -> int | None:
+    """The bytes a tensor's shape and type call for; None for strings and types this onnx cannot size."""
+    if t.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
+        return None
+    numel = _numel(t.dims)
+    if t.data_type in _PACKED:
+        return -(-numel // _PACKED[t.data_type])
+    try:
+        return numel * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def _check_tensor_size(t: onnx.TensorProto, where: str, model_dir: Path) -> None:
+    label = f"{where} {t.name[:100]!r}" if t.name else where
+    if any(d < 0 for d in t.dims):
+        raise ModelLoadError(f"{label} declares a negative dimension {list(t.dims)[:8]}")
+    need = _declared_bytes(t)
+    if need is None:
+        return
+    shape = f"shape {list(t.dims)[:8]} of {onnx.TensorProto.DataType.Name(t.data_type).lower()}"
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        info = {kv.key: kv.value for kv in t.external_data}
+        location = info.get("location", "")
+        file = (model_dir / location).resolve()
+        if not location or not file.is_relative_to(model_dir.resolve()):
+            raise ModelLoadError(f"{label} keeps its data outside the model's folder ({location[:200]!r})")
+        if not file.is_file():
+            raise ModelLoadError(
+                f"{label} keeps its data in the external data file {location[:200]!r}, which is missing",
+                hint="put the data files the model names next to it (same folder, same names), or save the "
+                "model as one file: onnx.save(model, path, save_as_external_data=False)",
+            )
+        try:
+            offset, size = int(info.get("offset", 0)), file.stat().st_size
+            length = int(info["length"]) if "length" in info else size - offset
+        except ValueError:
+            raise ModelLoadError(f"{label} has a malformed external data offset or length") from None
+        if offset < 0 or length < need or offset + length > size:
+            raise ModelLoadError(
+                f"{label} declares {shape} ({_format_bytes(need)}) but {location[:200]!r} holds "
+                f"{_format_bytes(max(0, min(length, size - offset)))} for it"
+            )
+        return
+    if t.raw_data:
+        held = len(t.raw_data)
+    else:
+        numel = _numel(t.dims)
+        count = max(len(getattr(t, f)) for f in _TYPED_FIELDS)
+        if t.data_type in (onnx.TensorProto.COMPLEX64, onnx.TensorProto.COMPLEX128):
+            count //= 2
+        if count == numel or (t.data_type in _PACKED and count == need):
+            return
+        held = count * need // numel if numel else count
+    if held != need:
+        raise ModelLoadError(
+            f"{label} declares {shape} ({_format_bytes(need)}) but holds {_format_bytes(held)}",
+            hint="the file is damaged or was not written by an ONNX exporter; export the model again",
+        )
+
+
+def _graph_tensors(graph: onnx.GraphProto) -> list[tuple[onnx.TensorProto, str]]:
+    found = [(t, "initializer") for t in graph.initializer]
+    found += [(s.values, "sparse initializer") for s in graph.sparse_initializer]
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                found.append((attr.t, f"tensor of node {node.name or node.op_type!r}"))
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                found += _graph_tensors(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    found += _graph_tensors(g)
+    return found
+
+
+def validate_model(path: str | Path) -> ModelInspection:
+    """Everything an upload must pass before it is stored, and its inspection.
+
+    Beyond :func:`load_onnx`: every tensor's declared shape matches the bytes that hold it (an initializer that
+    declares 2**42 floats and holds none), external data files exist inside the model's folder and are long
+    enough, and ``onnx.checker``'s full check passes (nodes in topological order, so no cycles; types; shape
+    inference).
+
+    Raises:
+        ModelLoadError: naming the first problem found.
+    """
+    p = Path(path)
+    model = load_onnx(p, load_external_data=False)
+    for tensor, where in _graph_tensors(model.graph):
+        _check_tensor_size(tensor, where, p.parent)
+    # shape inference cannot read tensors kept in external data files (a Reshape's shape among them), so a model
+    # with external data gets the structural check (node order, types, attributes) without it
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t, _ in _graph_tensors(model.graph))
+    try:
+        onnx.checker.check_model(str(p), full_check=not external)
+    except Exception as e:  # ValidationError, InferenceError, and whatever the C++ side raises
+        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise ModelLoadError(
+            f"{p.name} is not a valid ONNX model: {' '.join(str(e).split())[:300] or first}",
+            hint="the graph is malformed (for instance a cycle, or nodes out of order) or inconsistent; export "
+            "the model again with a current exporter",
+        ) from e
+    return inspect_model(p)
+
+
 def initializer_array(model: onnx.ModelProto, name: str) -> object:
     """The numpy value of an initializer (for tests and analyses)."""
     for t in model.graph.initializer:

@@ -20,6 +20,7 @@ import onnx
 from onnx import version_converter
 
 from optimizer.errors import TechniqueError
+from optimizer.models.files import is_large, save_model
 from optimizer.models.inspect import _INDEX_TYPES, default_opset, load_onnx
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,16 @@ def upgrade_opset(model: onnx.ModelProto, target: int = QDQ_MIN_OPSET) -> onnx.M
     return converted
 
 
-def prepare_model(src: str | Path, dst: str | Path, *, min_opset: int = 0, optimize: bool = True) -> Path:
-    """Write a quantization-ready copy of ``src`` to ``dst`` and return ``dst``.
+def prepare_model(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    min_opset: int = 0,
+    optimize: bool = True,
+    notes: list[str] | None = None,
+) -> Path:
+    """Write a quantization-ready copy of ``src`` to ``dst`` and return ``dst``. ``notes`` (when given) receives
+    what was done beyond the usual (Constant weights moved, opset converted, a shape-inference fallback).
 
     Raises:
         ModelLoadError: ``src`` is not a valid model.
@@ -103,28 +112,46 @@ def prepare_model(src: str | Path, dst: str | Path, *, min_opset: int = 0, optim
     dst = Path(dst).resolve()
     dst.parent.mkdir(parents=True, exist_ok=True)
     model = load_onnx(src)
+    say = notes.append if notes is not None else (lambda _: None)
     moved = constants_to_initializers(model)
     if moved:
         log.info("moved %d Constant weights into initializers", moved)
+        say(f"moved {moved} Constant-node weights into initializers (the quantizers only see initializers)")
     if min_opset:
+        before = default_opset(model) or 0
         model = upgrade_opset(model, min_opset)
+        if before < min_opset:
+            say(f"converted the model from opset {before} to {min_opset} (per-channel QDQ needs it)")
     staged = dst.with_name(dst.stem + ".staged.onnx")
-    onnx.save(model, str(staged))
+    large = is_large(model)
+    save_model(model, staged, external=large)
     try:
         try:
             with tempfile.TemporaryDirectory(prefix="quanttaas-pre-") as scratch, _in_folder(Path(scratch)):
-                quant_pre_process(str(staged), str(dst), skip_optimization=not optimize)
+                quant_pre_process(
+                    str(staged), str(dst), skip_optimization=not optimize, save_as_external_data=large
+                )
         except Exception as e:
             # symbolic shape inference gives up on some graphs (PP-OCR); ONNX shape inference plus onnxruntime's
             # graph optimisation (which folds BatchNorm and constants) is what quantization needs most
             log.info("symbolic shape inference failed (%s); retrying without it", e)
-            quant_pre_process(str(staged), str(dst), skip_optimization=not optimize, skip_symbolic_shape=True)
+            say(f"symbolic shape inference failed ({str(e)[:100]}); pre-processed with ONNX shape inference")
+            quant_pre_process(
+                str(staged),
+                str(dst),
+                skip_optimization=not optimize,
+                skip_symbolic_shape=True,
+                save_as_external_data=large,
+            )
     except Exception as e:
         log.warning("quant_pre_process failed (%s); falling back to plain ONNX shape inference", e)
+        say(f"onnxruntime's pre-processing failed ({str(e)[:100]}); plain ONNX shape inference instead")
         try:
-            onnx.save(onnx.shape_inference.infer_shapes(model), str(dst))
+            save_model(onnx.shape_inference.infer_shapes(model), dst, external=large)
         except Exception as e2:
-            raise TechniqueError(f"shape inference failed: {str(e2)[:200]}") from e2
+            say(f"ONNX shape inference failed too ({str(e2)[:100]}); the model is quantized without it")
+            save_model(model, dst, external=large)
     finally:
-        staged.unlink(missing_ok=True)
+        for f in [staged, staged.with_name(staged.name + ".data")]:
+            f.unlink(missing_ok=True)
     return dst

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from optimizer.errors import ModelLoadError, NotFoundError
 from optimizer.models.convert import PT2_SUFFIXES, convert_pt2_to_onnx
-from optimizer.models.inspect import inspect_model
+from optimizer.models.files import copy_model, external_files, model_files
+from optimizer.models.inspect import validate_model
 from optimizer.settings import get_settings
 from optimizer.types import ModelRef
 
@@ -45,7 +46,9 @@ class ModelStore:
         Adding the same content twice returns the stored reference.
 
         Raises:
-            ModelLoadError: the file is not a valid model (nothing is stored then).
+            ModelLoadError: the file is not a valid model: unreadable, a malformed graph (onnx.checker's full
+                check), tensors whose declared size their bytes do not back, missing external data (nothing is
+                stored then).
         """
         src = Path(path)
         if not src.is_file():
@@ -56,18 +59,21 @@ class ModelStore:
             staged = tmp / "model.onnx"
             if src.suffix.lower() in PT2_SUFFIXES:
                 convert_pt2_to_onnx(src, staged)
-                info = inspect_model(staged)  # raises ModelLoadError before anything is stored
+                info = validate_model(staged)  # raises ModelLoadError before anything is stored
             else:
                 # inspected where it lies: a staged copy has no external data files beside it, so a model that
                 # keeps its weights in one looked weight-free and was stored without them
-                info = inspect_model(src)
-                shutil.copyfile(src, staged)
-            if info.external_data_bytes:
-                raise ModelLoadError(
-                    "models with external data files are not accepted by the store yet",
-                    hint="save the model as one file: onnx.save(model, path, save_as_external_data=False)",
-                )
+                info = validate_model(src)  # a file that is not a model is refused before anything else
+                missing = [n for n in external_files(src) if not (src.parent / n).is_file()]
+                if missing:
+                    raise ModelLoadError(
+                        f"{src.name} keeps its weights in external data files that are missing: {missing}",
+                        hint="put the data files the model names next to it (same folder, same names)",
+                    )
+                copy_model(src, staged)  # with its external data files (models over 2 GB keep weights beside)
             digest = sha256_file(staged)
+            for extra in model_files(staged)[1:]:
+                digest = hashlib.sha256((digest + sha256_file(extra)).encode()).hexdigest()
             model_id = f"{slug(name or src.stem)}-{digest[:12]}"
             final = self.root / model_id
             ref = ModelRef(

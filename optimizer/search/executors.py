@@ -28,12 +28,31 @@ class Executor:
     def cancel(self) -> None:
         pass
 
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Wait until no trial is running (side-by-side latency is measured alone); True when idle."""
+        return True
+
     def describe(self) -> str:
         """Where the trials run, in one line (the report states it)."""
         return "in this process, one trial at a time (serial executor)"
 
 
 Shared = TrialInputs  # the name the sweep has used for what every trial reads
+
+#: a trial killed for memory is retried this many times, alone and with half the calibration each time
+MEMORY_RETRIES = 2
+
+
+def killed_for_memory(e: BaseException) -> bool:
+    """Whether a Ray task failed because its worker was killed for memory (Ray's OOM killer, or SIGKILL)."""
+    names = {c.__name__ for c in type(e).__mro__}
+    text = str(e)
+    return (
+        "OutOfMemoryError" in names
+        or "MemoryError" in names
+        or "killed due to memory" in text.lower()
+        or ("WorkerCrashedError" in names and ("SIGKILL" in text or "killed" in text.lower()))
+    )
 
 
 class SerialExecutor(Executor):
@@ -76,11 +95,16 @@ class RayExecutor(Executor):
     def run(self, specs: Sequence[TrialSpec]) -> Iterator[tuple[Candidate, bytes | None]]:
         queue = list(specs)
         by_ref = self._in_flight  # shared with cancel(), which stops what is still running
+        retried: dict[str, list[str]] = {}  # trial id -> why each earlier attempt was killed
         while queue or by_ref:
             if self.cancelled.is_set():
                 self.cancel()
                 return
-            while queue and len(by_ref) < self.slots:
+            # a trial retried after an OOM kill runs alone: nothing else competes for its memory
+            alone = any(s.memory_retry for s in by_ref.values()) or (queue and queue[0].memory_retry)
+            while queue and len(by_ref) < (1 if alone else self.slots):
+                if alone and by_ref:
+                    break
                 spec = queue.pop(0)
                 opts: dict[str, Any] = (
                     {"num_gpus": GPU_FRACTION} if self.gpus and spec.provider == CUDA else {}
@@ -91,21 +115,28 @@ class RayExecutor(Executor):
             for ref in done:
                 spec = by_ref.pop(ref)
                 try:
-                    yield self.ray.get(ref)
+                    cand, blob = self.ray.get(ref)
+                    if spec.id in retried:
+                        cand = _with_retries(cand, retried[spec.id], spec)
+                    yield cand, blob
                 except Exception as e:  # the worker died (segfault, OOM): the trial failed, the sweep goes on
+                    if killed_for_memory(e) and spec.memory_retry < MEMORY_RETRIES:
+                        retried.setdefault(spec.id, []).append(f"{e.__class__.__name__}: {str(e)[:200]}")
+                        queue.insert(0, spec.model_copy(update={"memory_retry": spec.memory_retry + 1}))
+                        continue
                     msg = f"the trial's worker failed: {e.__class__.__name__}: {str(e)[:300]}"
-                    yield (
-                        Candidate(
-                            id=spec.id,
-                            recipe=spec.recipe,
-                            error=ErrorInfo(
-                                code="technique_failed",
-                                message=msg,
-                                hint="the backend crashed on this recipe",
-                            ),
+                    cand = Candidate(
+                        id=spec.id,
+                        recipe=spec.recipe,
+                        error=ErrorInfo(
+                            code="technique_failed",
+                            message=msg,
+                            hint="the backend crashed on this recipe"
+                            + (" (also when retried alone with less memory)" if spec.id in retried else ""),
                         ),
-                        None,
+                        detail={"failure": "out_of_memory" if killed_for_memory(e) else "crashed"},
                     )
+                    yield (_with_retries(cand, retried[spec.id], spec) if spec.id in retried else cand), None
 
     def describe(self) -> str:
         from optimizer.search.runtime import runtime_info
@@ -123,6 +154,25 @@ class RayExecutor(Executor):
         for ref in list(self._in_flight):
             self.ray.cancel(ref, force=True)
         self._in_flight.clear()
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Wait for trials still in flight (a run cut short) to end, so nothing competes for the CPU."""
+        refs = list(self._in_flight)
+        if not refs:
+            return True
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        return len(ready) == len(refs)
+
+
+def _with_retries(cand: Candidate, reasons: list[str], spec: TrialSpec) -> Candidate:
+    """The candidate with a note that its worker was killed for memory and the trial ran again with less."""
+    note = {
+        "memory_retries": len(reasons),
+        "memory_retry_reasons": reasons,
+        "memory_retry_note": f"the worker was killed for memory {len(reasons)} time(s); retried alone with "
+        f"1/{2**spec.memory_retry} of the calibration samples",
+    }
+    return cand.model_copy(update={"detail": {**cand.detail, **note}})
 
 
 def make_executor(

@@ -10,14 +10,22 @@ How a recommendation is chosen (:func:`recommend`):
 1. *Allowed*: the goal's precision and methods filter recipes (:func:`allowed`, :func:`recipe_methods`).
 2. *Feasible*: :func:`check_goal` finds no missed limit. A goal about speed (a latency limit, a minimum
    speed-up or the ``latency`` objective) also rules out every candidate that is not faster than the original.
+   Where a candidate was re-measured side by side with the original (``Candidate.speed``), speed is judged by
+   the confidence interval of its speed-up, never by the point estimate: it is *faster* only when the whole
+   interval is above 1.0x, and it meets ``min_speedup`` only when the interval's lower end does. A candidate
+   not re-measured is judged by its trial p50 (provisional: the sweep re-measures what it recommends).
 3. *Objective* among the feasible ones: ``size`` -> smallest; ``latency`` -> lowest p50; ``accuracy`` ->
    lowest drop; ``balanced`` -> among the feasible candidates on the Pareto front of the feasible set, the
    lowest ``size / original size + p50 / original p50 + max(drop, 0) / max(drop limit or 1, 0.1)`` (the
-   latency term only when latency was measured). The drop term is scaled by the allowed drop so that spending
-   the whole allowance costs as much as keeping the original size. Ties go to the smaller, then the lower
-   drop, then the lower id.
+   latency term only when latency was measured; with an interval it is ``1 / speed-up``, and exactly 1 when
+   the interval contains 1.0x). The drop term is scaled by the allowed drop so that spending the whole
+   allowance costs as much as keeping the original size. Ties go to the smaller, then the lower drop, then the
+   lower id. For a goal that does not mention speed, among candidates equal on what the objective ranks (size
+   within 2%, drop within 0.1 pt) one that is not measured slower is preferred.
 4. No feasible candidate: nothing is recommended; the (up to) three nearest allowed candidates are returned
    with how far each misses (:class:`Nearest`).
+5. *Caveats*: a recommended candidate measured slower than the original (its interval below 1.0x) or using
+   more peak memory is flagged in the first sentence of the reason and in ``Recommendation.caveats``.
 """
 
 from __future__ import annotations
@@ -34,13 +42,16 @@ from optimizer.units import format_bytes  # the one byte formatter (re-exported 
 
 __all__ = [
     "OBJECTIVES",
+    "Caveat",
     "ConstraintMiss",
+    "MeasurementInfo",
     "Nearest",
     "ParetoReport",
     "Recommendation",
     "allowed",
     "build_report",
     "check_goal",
+    "drop_limit_pct",
     "format_bytes",
     "goal_misses",
     "is_speed_goal",
@@ -49,6 +60,7 @@ __all__ = [
     "recipe_precision",
     "recommend",
     "size_limit_bytes",
+    "speed_verdict",
 ]
 
 OBJECTIVES: tuple[str, ...] = ("size_bytes", "accuracy_drop_pct", "latency_ms_p50")
@@ -57,6 +69,15 @@ OBJECTIVES: tuple[str, ...] = ("size_bytes", "accuracy_drop_pct", "latency_ms_p5
 _MB = 1_000_000  # the goal's megabytes are decimal, like the sizes people read in file browsers
 _NEAREST = 3
 _MISSING_SCORE = 1.0  # an unmeasured metric counts like missing a limit by 100 %
+#: more peak memory than the original is flagged past this ratio and this many bytes (fresh-process numbers are
+#: exact to the page, so the margins only keep allocator rounding from being reported)
+MEMORY_MARGIN_RATIO = 1.10
+MEMORY_MARGIN_BYTES = 64 * 1024
+#: a candidate not re-measured side by side is flagged as slower only past this trial-p50 ratio
+_TRIAL_SLOWER_RATIO = 1.25
+#: "equal" for the preference among equals (goals that do not mention speed)
+_EQUAL_SIZE_RATIO = 0.02
+_EQUAL_DROP_PT = 0.1
 
 Objective = Literal["size", "latency", "accuracy", "balanced"]
 
@@ -146,24 +167,41 @@ def allowed(candidate: Candidate, goal: Goal | None) -> bool:
     """False when the goal's precision or methods exclude the candidate's recipe. Raises nothing.
 
     ``precision`` keeps only recipes of exactly that precision (a recipe with none, such as pruning alone, is
-    excluded); ``methods_allowed`` keeps recipes whose every method is listed; ``methods_forbidden`` drops
-    recipes that use any listed method.
+    excluded); ``precision_forbidden`` drops recipes of a listed precision; ``methods_allowed`` keeps recipes
+    whose every method is listed (``quantize`` lets QAT through, and ``qat`` lets through the ``quantize`` a
+    QAT recipe also counts as: :meth:`Goal.allowed_methods`); ``methods_forbidden`` drops recipes that use any
+    listed method (``qat`` drops only the training-based recipes).
     """
     if goal is None:
         return True
-    if goal.precision is not None and recipe_precision(candidate.recipe) != goal.precision:
+    precision = recipe_precision(candidate.recipe)
+    if goal.precision is not None and precision != goal.precision:
+        return False
+    if goal.precision_forbidden and precision in goal.precision_forbidden:
         return False
     methods = recipe_methods(candidate.recipe)
-    if goal.methods_allowed is not None and not methods <= set(goal.methods_allowed):
-        return False
+    if goal.methods_allowed is not None:
+        permitted = goal.allowed_methods()
+        if "qat" in goal.methods_allowed and "qat" in methods:
+            permitted.add("quantize")
+        if not methods <= permitted:
+            return False
     return not (goal.methods_forbidden and methods & set(goal.methods_forbidden))
 
 
 def is_speed_goal(goal: Goal | None) -> bool:
-    """Whether the goal is about speed: a latency limit, a minimum speed-up or the ``latency`` objective."""
+    """Whether the goal is about speed: a latency limit, a minimum speed-up, a latency to cut (in ms, or a
+    ``max_latency_ratio`` below 1) or the ``latency`` objective. A bound on how much slower a candidate may be
+    (``max_latency_ratio`` of at least 1, ``max_latency_increase_ms``) is not: it allows a slower model."""
     if goal is None:
         return False
-    return goal.max_latency_ms is not None or goal.min_speedup is not None or goal.objective == "latency"
+    return (
+        goal.max_latency_ms is not None
+        or goal.min_speedup is not None
+        or goal.min_latency_reduction_ms is not None
+        or (goal.max_latency_ratio is not None and goal.max_latency_ratio < 1)
+        or goal.objective == "latency"
+    )
 
 
 def _has_limits(goal: Goal | None) -> bool:
@@ -171,7 +209,8 @@ def _has_limits(goal: Goal | None) -> bool:
 
 
 def size_limit_bytes(goal: Goal | None, baseline: Metrics) -> float | None:
-    """The absolute size limit in bytes: the tighter of ``max_size_mb`` and ``max_size_ratio`` x original."""
+    """The absolute size limit in bytes: the tightest of ``max_size_mb``, ``max_size_ratio`` x original and
+    original - ``min_size_reduction_mb`` (never below 0)."""
     if goal is None:
         return None
     limits = []
@@ -179,6 +218,27 @@ def size_limit_bytes(goal: Goal | None, baseline: Metrics) -> float | None:
         limits.append(goal.max_size_mb * _MB)
     if goal.max_size_ratio is not None:
         limits.append(goal.max_size_ratio * baseline.size_bytes)
+    if goal.min_size_reduction_mb is not None:
+        limits.append(max(baseline.size_bytes - goal.min_size_reduction_mb * _MB, 0.0))
+    return min(limits) if limits else None
+
+
+def drop_limit_pct(goal: Goal | None, baseline: Metrics) -> float | None:
+    """The accuracy limit as the most metric points a candidate may lose: the tightest of
+    ``max_accuracy_drop_pct``, (original - ``min_metric``) x 100 and original x (1 - ``min_metric_ratio``) x 100
+    (a floor above the original gives a negative limit: only a gain meets it). A floor needs the original's
+    measured metric; without it only ``max_accuracy_drop_pct`` counts. Raises nothing."""
+    if goal is None:
+        return None
+    limits = []
+    if goal.max_accuracy_drop_pct is not None:
+        limits.append(goal.max_accuracy_drop_pct)
+    base = _value(baseline, "metric")
+    if base is not None:
+        if goal.min_metric is not None:
+            limits.append((base - goal.min_metric) * 100.0)
+        if goal.min_metric_ratio is not None and base > 0:
+            limits.append(base * (1.0 - goal.min_metric_ratio) * 100.0)
     return min(limits) if limits else None
 
 
@@ -189,14 +249,16 @@ class ConstraintMiss(Frozen):
     """One limit of the goal a candidate does not meet, and by how much."""
 
     constraint: str = Field(
-        description="the goal field (max_size_mb, max_size_ratio, max_accuracy_drop_pct, max_latency_ms, "
-        "min_speedup) or faster_than_original (speed goals) or measured (the candidate failed)"
+        description="the goal field (max_size_mb, max_size_ratio, min_size_reduction_mb, max_memory_mb, "
+        "max_accuracy_drop_pct, min_metric, min_metric_ratio, max_latency_ms, min_speedup, max_latency_ratio, "
+        "max_latency_increase_ms, min_latency_reduction_ms) or faster_than_original (speed goals) or measured "
+        "(the candidate failed)"
     )
     limit: float | None = Field(description="the limit, in ``unit``")
     value: float | None = Field(
         description="what the candidate measured, in ``unit``; null when not measured"
     )
-    unit: str = Field(description="MB, x, pt or ms")
+    unit: str = Field(description="MB, x, pt, ms or metric (the task metric's own scale)")
     over_by: float | None = Field(
         description="how far past the limit, in ``unit`` (minimums: how far short); null when not measured"
     )
@@ -307,8 +369,26 @@ def _check_latency(m: Metrics, limit: float) -> ConstraintMiss | None:
     )
 
 
-def _check_speedup(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+def _interval(c: Candidate) -> str:
+    return "" if c.speed is None else c.speed.interval_text
+
+
+def _check_speedup(c: Candidate, m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
     limit_text = f"{_fmt_limit(limit)}x minimum speed-up"
+    if c.speed is not None:
+        # met only when the whole interval clears the limit: a point estimate above it may be noise
+        if c.speed.low >= limit:
+            return None
+        return ConstraintMiss(
+            constraint="min_speedup",
+            limit=limit,
+            value=c.speed.speedup,
+            unit="x",
+            over_by=limit - c.speed.low,
+            over_by_pct=_pct(limit - c.speed.low, limit),
+            text=f"speed-up {c.speed.speedup:.2f}x ({_interval(c)}) is not above the {limit_text} "
+            f"(the interval's lower end is {limit - c.speed.low:.2f}x short)",
+        )
     p50 = _value(m, "latency_ms_p50")
     base = _value(baseline, "latency_ms_p50")
     if p50 is None or p50 <= 0:
@@ -329,7 +409,26 @@ def _check_speedup(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMis
     )
 
 
-def _check_not_slower(m: Metrics, baseline: Metrics) -> ConstraintMiss | None:
+def _check_not_slower(c: Candidate, m: Metrics, baseline: Metrics) -> ConstraintMiss | None:
+    if c.speed is not None:
+        sp = c.speed
+        if sp.verdict == "faster":
+            return None
+        how = (
+            f"is {1 / sp.speedup:.2f}x slower than the original ({_interval(c)} speed-up)"
+            if sp.verdict == "slower"
+            else f"is not measurably faster than the original: its speed-up {sp.speedup:.2f}x is within noise "
+            f"({_interval(c)} contains 1.0x)"
+        )
+        return ConstraintMiss(
+            constraint="faster_than_original",
+            limit=1.0,
+            value=sp.speedup,
+            unit="x",
+            over_by=max(0.0, 1.0 - sp.low),
+            over_by_pct=max(0.0, 1.0 - sp.low) * 100.0,
+            text=f"it {how}",
+        )
     base = _value(baseline, "latency_ms_p50")
     if base is None:  # the original's latency is unknown: there is nothing to compare against
         return None
@@ -356,14 +455,186 @@ def _check_not_slower(m: Metrics, baseline: Metrics) -> ConstraintMiss | None:
     )
 
 
+def speed_verdict(c: Candidate, baseline: Metrics) -> Literal["faster", "slower", "same", "unknown"]:
+    """How the candidate's speed compares with the original's: the verdict of its side-by-side interval, or
+    ``unknown`` when it was not re-measured (a trial p50 alone is no basis for a claim). Raises nothing."""
+    return c.speed.verdict if c.speed is not None else "unknown"
+
+
+def _check_size_reduction(m: Metrics, limit_mb: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{format_bytes(limit_mb * _MB)} reduction asked for"
+    if baseline.size_bytes <= 0:
+        return _unmeasured("min_size_reduction_mb", limit_mb, "MB", "the original's size", limit_text)
+    saved = baseline.size_bytes - m.size_bytes
+    if saved >= limit_mb * _MB:
+        return None
+    short = limit_mb * _MB - saved
+    said = f"only {format_bytes(saved)} smaller than" if saved > 0 else "not smaller than"
+    return ConstraintMiss(
+        constraint="min_size_reduction_mb",
+        limit=limit_mb,
+        value=saved / _MB,
+        unit="MB",
+        over_by=short / _MB,
+        over_by_pct=_pct(short, limit_mb * _MB),
+        text=(
+            f"size {format_bytes(m.size_bytes)} is {said} the original ({format_bytes(baseline.size_bytes)}), "
+            f"{format_bytes(short)} short of the {limit_text}"
+        ),
+    )
+
+
+def _check_memory(m: Metrics, limit_mb: float) -> ConstraintMiss | None:
+    limit_text = f"{format_bytes(limit_mb * _MB)} memory limit"
+    if m.peak_memory_bytes is None:
+        return _unmeasured("max_memory_mb", limit_mb, "MB", "peak memory", limit_text)
+    if m.peak_memory_bytes <= limit_mb * _MB:
+        return None
+    over = m.peak_memory_bytes - limit_mb * _MB
+    return ConstraintMiss(
+        constraint="max_memory_mb",
+        limit=limit_mb,
+        value=m.peak_memory_bytes / _MB,
+        unit="MB",
+        over_by=over / _MB,
+        over_by_pct=_pct(over, limit_mb * _MB),
+        text=f"peak memory {format_bytes(m.peak_memory_bytes)} is {format_bytes(over)} over the {limit_text}",
+    )
+
+
+def _check_min_metric(m: Metrics, limit: float) -> ConstraintMiss | None:
+    limit_text = f"{limit:g} floor"
+    metric = _value(m, "metric")
+    if metric is None:
+        return _unmeasured("min_metric", limit, "metric", m.metric_name, limit_text)
+    if metric >= limit:
+        return None
+    return ConstraintMiss(
+        constraint="min_metric",
+        limit=limit,
+        value=metric,
+        unit="metric",
+        over_by=limit - metric,
+        over_by_pct=_pct(limit - metric, limit),
+        text=f"{m.metric_name} {metric:.4g} is {limit - metric:.4g} below the {limit_text}",
+    )
+
+
+def _check_metric_ratio(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)}x-of-the-original floor"
+    metric, base = _value(m, "metric"), _value(baseline, "metric")
+    if metric is None:
+        return _unmeasured("min_metric_ratio", limit, "x", m.metric_name, limit_text)
+    if base is None or base <= 0:
+        return _unmeasured("min_metric_ratio", limit, "x", f"a positive original {m.metric_name}", limit_text)
+    ratio = metric / base
+    if ratio >= limit:
+        return None
+    return ConstraintMiss(
+        constraint="min_metric_ratio",
+        limit=limit,
+        value=ratio,
+        unit="x",
+        over_by=limit - ratio,
+        over_by_pct=_pct(limit - ratio, limit),
+        text=(
+            f"{m.metric_name} {metric:.4g} is {ratio:.3f}x the original's {base:.4g}, short of the {limit_text} "
+            f"({limit * base:.4g})"
+        ),
+    )
+
+
+def _latencies(m: Metrics, baseline: Metrics) -> tuple[float | None, float | None]:
+    return _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
+
+
+def _check_latency_ratio(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)}x-the-original latency limit"
+    p50, base = _latencies(m, baseline)
+    if p50 is None:
+        return _unmeasured("max_latency_ratio", limit, "x", "latency", limit_text)
+    if base is None or base <= 0:
+        return _unmeasured("max_latency_ratio", limit, "x", "the original's latency", limit_text)
+    ratio = p50 / base
+    if ratio <= limit:
+        return None
+    return ConstraintMiss(
+        constraint="max_latency_ratio",
+        limit=limit,
+        value=ratio,
+        unit="x",
+        over_by=ratio - limit,
+        over_by_pct=_pct(ratio - limit, limit),
+        text=(
+            f"latency p50 {_fmt_ms(p50)} is {ratio:.2f}x the original's {_fmt_ms(base)}, over the {limit_text} "
+            f"({_fmt_ms(limit * base)})"
+        ),
+    )
+
+
+def _check_latency_increase(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)} ms allowed increase"
+    p50, base = _latencies(m, baseline)
+    if p50 is None:
+        return _unmeasured("max_latency_increase_ms", limit, "ms", "latency", limit_text)
+    if base is None:
+        return _unmeasured("max_latency_increase_ms", limit, "ms", "the original's latency", limit_text)
+    increase = p50 - base
+    if increase <= limit:
+        return None
+    return ConstraintMiss(
+        constraint="max_latency_increase_ms",
+        limit=limit,
+        value=increase,
+        unit="ms",
+        over_by=increase - limit,
+        over_by_pct=_pct(increase - limit, limit) if limit else None,
+        text=(
+            f"latency p50 {_fmt_ms(p50)} is {_fmt_ms(increase)} slower than the original ({_fmt_ms(base)}), "
+            f"over the {limit_text}"
+        ),
+    )
+
+
+def _check_latency_reduction(m: Metrics, limit: float, baseline: Metrics) -> ConstraintMiss | None:
+    limit_text = f"{_fmt_limit(limit)} ms reduction asked for"
+    p50, base = _latencies(m, baseline)
+    if p50 is None:
+        return _unmeasured("min_latency_reduction_ms", limit, "ms", "latency", limit_text)
+    if base is None:
+        return _unmeasured("min_latency_reduction_ms", limit, "ms", "the original's latency", limit_text)
+    saved = base - p50
+    if saved >= limit:
+        return None
+    said = f"only {_fmt_ms(saved)} faster than" if saved > 0 else "not faster than"
+    return ConstraintMiss(
+        constraint="min_latency_reduction_ms",
+        limit=limit,
+        value=saved,
+        unit="ms",
+        over_by=limit - saved,
+        over_by_pct=_pct(limit - saved, limit),
+        text=(
+            f"latency p50 {_fmt_ms(p50)} is {said} the original ({_fmt_ms(base)}), "
+            f"{_fmt_ms(limit - saved)} short of the {limit_text}"
+        ),
+    )
+
+
 def check_goal(candidate: Candidate, goal: Goal, baseline: Metrics) -> list[ConstraintMiss]:
     """Every limit of ``goal`` the candidate misses; an empty list means it meets them all. Raises nothing.
 
     Limits: ``max_size_mb`` (1 MB = 1e6 bytes), ``max_size_ratio`` (size / original size),
-    ``max_accuracy_drop_pct``, ``max_latency_ms`` (p50) and ``min_speedup`` (original p50 / p50). A metric a
-    limit needs that was not measured is a miss (``value`` and ``over_by`` null). For a speed goal
-    (:func:`is_speed_goal`) a candidate not faster than the original misses ``faster_than_original``, unless a
-    ``min_speedup`` of at least 1 already says so. A failed candidate misses ``measured``.
+    ``min_size_reduction_mb`` (original size - size), ``max_memory_mb`` (``Metrics.peak_memory_bytes``),
+    ``max_accuracy_drop_pct``, ``min_metric`` (the metric itself), ``min_metric_ratio`` (metric / original
+    metric), ``max_latency_ms`` (p50), ``min_speedup`` (original p50 / p50), ``max_latency_ratio`` (p50 /
+    original p50), ``max_latency_increase_ms`` (p50 - original p50) and ``min_latency_reduction_ms`` (original
+    p50 - p50). A value a limit needs that was not measured (of the candidate or the original) is a miss
+    (``value`` and ``over_by`` null). For a speed goal (:func:`is_speed_goal`) a candidate not faster than the
+    original misses ``faster_than_original``, unless a missed limit already says so. A failed candidate misses
+    ``measured``. With a side-by-side interval (``candidate.speed``) speed is judged by it:
+    ``faster_than_original`` needs the interval above 1.0x, ``min_speedup`` needs its lower end at or above the
+    limit (see the module docstring).
     """
     m = candidate.metrics
     if not candidate.ok or m is None:
@@ -384,21 +655,38 @@ def check_goal(candidate: Candidate, goal: Goal, baseline: Metrics) -> list[Cons
         checks.append(_check_size_mb(m, goal.max_size_mb))
     if goal.max_size_ratio is not None:
         checks.append(_check_size_ratio(m, goal.max_size_ratio, baseline))
+    if goal.min_size_reduction_mb is not None:
+        checks.append(_check_size_reduction(m, goal.min_size_reduction_mb, baseline))
+    if goal.max_memory_mb is not None:
+        checks.append(_check_memory(m, goal.max_memory_mb))
     if goal.max_accuracy_drop_pct is not None:
         checks.append(_check_drop(m, goal.max_accuracy_drop_pct))
+    if goal.min_metric is not None:
+        checks.append(_check_min_metric(m, goal.min_metric))
+    if goal.min_metric_ratio is not None:
+        checks.append(_check_metric_ratio(m, goal.min_metric_ratio, baseline))
     if goal.max_latency_ms is not None:
         checks.append(_check_latency(m, goal.max_latency_ms))
     if goal.min_speedup is not None:
-        checks.append(_check_speedup(m, goal.min_speedup, baseline))
+        checks.append(_check_speedup(candidate, m, goal.min_speedup, baseline))
+    if goal.max_latency_ratio is not None:
+        checks.append(_check_latency_ratio(m, goal.max_latency_ratio, baseline))
+    if goal.max_latency_increase_ms is not None:
+        checks.append(_check_latency_increase(m, goal.max_latency_increase_ms, baseline))
+    if goal.min_latency_reduction_ms is not None:
+        checks.append(_check_latency_reduction(m, goal.min_latency_reduction_ms, baseline))
     misses = [c for c in checks if c is not None]
-    # a min_speedup of at least 1 that is missed already says "slower"; an unmeasured latency is said once
+    # a missed limit that asks for a faster model already says "slower"; an unmeasured latency is said once
+    latency_fields = ("max_latency_ms", "min_speedup", "max_latency_ratio", "max_latency_increase_ms")
     said = any(
         (x.constraint == "min_speedup" and (x.limit or 0) >= 1)
-        or (x.constraint in ("max_latency_ms", "min_speedup") and x.value is None)
+        or (x.constraint == "max_latency_ratio" and (x.limit or 0) <= 1)
+        or x.constraint == "min_latency_reduction_ms"
+        or (x.constraint in latency_fields and x.value is None)
         for x in misses
     )
     if is_speed_goal(goal) and not said:
-        slower = _check_not_slower(m, baseline)
+        slower = _check_not_slower(candidate, m, baseline)
         if slower is not None:
             misses.append(slower)
     return misses
@@ -407,14 +695,31 @@ def check_goal(candidate: Candidate, goal: Goal, baseline: Metrics) -> list[Cons
 # --------------------------------------------------------------------------- recommending
 
 
+class Caveat(Frozen):
+    """Something about the recommended candidate that is worse than the original, said with its numbers."""
+
+    kind: Literal["slower", "more_memory"] = Field(
+        description="slower: measured slower than the original (its speed-up interval is below 1.0x, or, not "
+        "re-measured, its trial p50 is over 1.25x the original's); more_memory: more peak memory than the original"
+    )
+    text: str = Field(description="a phrase, e.g. 'it measured 1.20x slower than the original (...)'")
+
+
 class Recommendation(Frozen):
     """The candidate that best answers a goal, or none and how near the best ones came."""
 
     recommended: str | None
-    reason: str = Field(description="one plain sentence with the measured numbers")
+    reason: str = Field(
+        description="one plain sentence with the measured numbers; it names any caveat (slower, more memory)"
+    )
     feasible: list[str] = Field(description="ids of the candidates that meet every limit, by size then id")
     nearest: list[Nearest] = Field(
         default_factory=list, description="when none is feasible: up to 3 nearest candidates, nearest first"
+    )
+    caveats: list[Caveat] = Field(
+        default_factory=list,
+        description="where the recommended candidate is worse than the original (slower, more memory); the "
+        "reason's first sentence says the same",
     )
 
 
@@ -448,9 +753,12 @@ def _balanced_score(c: Candidate, baseline: Metrics, goal: Goal | None, objectiv
         return math.inf
     score = m.size_bytes / baseline.size_bytes if baseline.size_bytes > 0 else 0.0
     p50, base_p50 = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
-    if "latency_ms_p50" in objectives and p50 is not None and base_p50:
+    if "latency_ms_p50" in objectives and c.speed is not None:
+        # within the noise the candidate is as fast as the original: no credit and no penalty
+        score += 1.0 if c.speed.verdict == "same" else 1.0 / c.speed.speedup
+    elif "latency_ms_p50" in objectives and p50 is not None and base_p50:
         score += p50 / base_p50
-    drop_limit = goal.max_accuracy_drop_pct if goal is not None else None
+    drop_limit = drop_limit_pct(goal, baseline)
     scale = max(drop_limit if drop_limit is not None else 1.0, 0.1)
     score += max(_value(m, "accuracy_drop_pct") or 0.0, 0.0) / scale
     return score
@@ -475,6 +783,93 @@ def _pick(
     return best, len(pool)
 
 
+_VERDICT_RANK = {"faster": 0, "same": 1, "unknown": 1, "slower": 2}
+
+
+def _prefer_not_slower(
+    best: Candidate, feasible: Sequence[Candidate], objective: Objective, baseline: Metrics
+) -> Candidate:
+    """Among the candidates equal to ``best`` on what the objective ranks (size within 2%, drop within 0.1 pt),
+    one not measured slower than the original, the faster first (goals that do not mention speed)."""
+    if objective == "latency" or best.metrics is None:
+        return best
+    size, drop = best.metrics.size_bytes, _num(best.metrics, "accuracy_drop_pct")
+
+    def equal(c: Candidate) -> bool:
+        if c.metrics is None:
+            return False
+        d = _num(c.metrics, "accuracy_drop_pct")
+        same_drop = d == drop or abs(d - drop) <= _EQUAL_DROP_PT
+        same_size = abs(c.metrics.size_bytes - size) <= _EQUAL_SIZE_RATIO * max(size, 1)
+        return same_drop and same_size
+
+    equals = [c for c in feasible if equal(c)]
+    rank = {c.id: _VERDICT_RANK[speed_verdict(c, baseline)] for c in equals}
+    if rank.get(best.id, 1) == 0 or all(r >= rank.get(best.id, 1) for r in rank.values()):
+        return best
+    return min(equals, key=lambda c: (rank[c.id], *_tiebreak(c)))
+
+
+def _switch_note(chosen: Candidate, first: Candidate) -> str:
+    if chosen.id == first.id:
+        return ""
+    return (
+        f", chosen over {first.id}, which is as small and as accurate (within 2% and 0.1 pt) but measured "
+        "slower than the original"
+    )
+
+
+def _caveats(c: Candidate, baseline: Metrics) -> list[Caveat]:
+    """Where ``c`` is worse than the original: slower (by its interval, or by a clear margin of its trial p50
+    when it was not re-measured) and more peak memory."""
+    out: list[Caveat] = []
+    m = c.metrics
+    if m is None:
+        return out
+    if c.speed is not None and c.speed.verdict == "slower":
+        out.append(
+            Caveat(
+                kind="slower",
+                text=f"it measured {1 / c.speed.speedup:.2f}x slower than the original "
+                f"({_interval(c)} speed-up, side by side)",
+            )
+        )
+    elif c.speed is None:
+        p50, base = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
+        if p50 is not None and base and p50 > base * _TRIAL_SLOWER_RATIO:
+            out.append(
+                Caveat(
+                    kind="slower",
+                    text=f"it measured {p50 / base:.2f}x slower than the original in its trial "
+                    f"(p50 {_fmt_ms(p50)} against {_fmt_ms(base)}; not re-measured side by side)",
+                )
+            )
+    mem, base_mem = m.peak_memory_bytes, baseline.peak_memory_bytes
+    if (
+        mem is not None
+        and base_mem is not None
+        and mem > base_mem * MEMORY_MARGIN_RATIO
+        and mem - base_mem > MEMORY_MARGIN_BYTES
+    ):
+        times = f"{mem / base_mem:.1f}x" if base_mem > 0 else "more than"
+        out.append(
+            Caveat(
+                kind="more_memory",
+                text=f"it uses {times} the original's peak memory ({format_bytes(mem)} against "
+                f"{format_bytes(base_mem)})",
+            )
+        )
+    return out
+
+
+def _with_caveats(reason: str, caveats: Sequence[Caveat]) -> str:
+    """The caveats joined into the reason's one sentence, so the first line an answer shows says them."""
+    if not caveats:
+        return reason
+    texts = [caveats[0].text] + [x.text.removeprefix("it ") for x in caveats[1:]]
+    return reason.rstrip(".") + "; but " + " and ".join(texts) + "."
+
+
 def _name(c: Candidate) -> str:
     label = c.recipe.label
     return c.id if label == c.id else f"{c.id} ({label})"
@@ -488,14 +883,35 @@ def _met_limits(c: Candidate, goal: Goal, baseline: Metrics) -> list[str]:
     size_limit = size_limit_bytes(goal, baseline)
     if size_limit is not None:
         parts.append(f"{format_bytes(m.size_bytes)} <= {format_bytes(size_limit)}")
+    if goal.max_memory_mb is not None and m.peak_memory_bytes is not None:
+        parts.append(
+            f"peak memory {format_bytes(m.peak_memory_bytes)} <= {format_bytes(goal.max_memory_mb * _MB)}"
+        )
     drop = _value(m, "accuracy_drop_pct")
     if goal.max_accuracy_drop_pct is not None and drop is not None:
         parts.append(f"drop {drop:.2f} pt <= {_fmt_limit(goal.max_accuracy_drop_pct)} pt")
+    metric, base_metric = _value(m, "metric"), _value(baseline, "metric")
+    if goal.min_metric is not None and metric is not None:
+        parts.append(f"{m.metric_name} {metric:.4g} >= {goal.min_metric:g}")
+    if goal.min_metric_ratio is not None and metric is not None and base_metric:
+        parts.append(
+            f"{m.metric_name} {metric / base_metric:.3f}x the original >= {goal.min_metric_ratio:g}x"
+        )
     p50, base = _value(m, "latency_ms_p50"), _value(baseline, "latency_ms_p50")
     if goal.max_latency_ms is not None and p50 is not None:
         parts.append(f"p50 {_fmt_ms(p50)} <= {_fmt_limit(goal.max_latency_ms)} ms")
-    if goal.min_speedup is not None and p50 and base is not None:
+    if goal.min_speedup is not None and c.speed is not None:
+        parts.append(f"speed-up {c.speed.speedup:.2f}x, {_interval(c)}, >= {_fmt_limit(goal.min_speedup)}x")
+    elif goal.min_speedup is not None and p50 and base is not None:
         parts.append(f"speed-up {base / p50:.2f}x >= {_fmt_limit(goal.min_speedup)}x")
+    elif is_speed_goal(goal) and c.speed is not None:
+        parts.append(c.speed.text)
+    if goal.max_latency_ratio is not None and p50 is not None and base:
+        parts.append(f"p50 {p50 / base:.2f}x the original <= {_fmt_limit(goal.max_latency_ratio)}x")
+    if goal.max_latency_increase_ms is not None and p50 is not None and base is not None:
+        parts.append(f"p50 {_fmt_ms(p50)} <= original + {_fmt_limit(goal.max_latency_increase_ms)} ms")
+    if goal.min_latency_reduction_ms is not None and p50 is not None and base is not None:
+        parts.append(f"p50 {_fmt_ms(p50)} <= original - {_fmt_limit(goal.min_latency_reduction_ms)} ms")
     return parts
 
 
@@ -509,7 +925,10 @@ def _superlative(c: Candidate, objective: Objective, baseline: Metrics) -> str:
     if objective == "size":
         return f"smallest ({format_bytes(m.size_bytes)}, {drop_text})"
     if objective == "latency":
-        speed = f", {base / p50:.2f}x faster than the original" if p50 and base else ""
+        if c.speed is not None:
+            speed = f", {c.speed.text}"
+        else:
+            speed = f", {base / p50:.2f}x faster than the original in its trial" if p50 and base else ""
         return f"fastest (p50 {_fmt_ms(p50) if p50 is not None else 'not measured'}{speed})"
     if objective == "accuracy":
         return f"most accurate ({drop_text}, {format_bytes(m.size_bytes)})"
@@ -526,6 +945,8 @@ def _filters_text(goal: Goal | None) -> str:
         parts.append(f"precision {goal.precision}")
     if goal.methods_allowed is not None:
         parts.append("methods " + "/".join(goal.methods_allowed))
+    if goal.precision_forbidden:
+        parts.append("no " + "/".join(goal.precision_forbidden))
     if goal.methods_forbidden:
         parts.append("no " + "/".join(goal.methods_forbidden))
     return ", ".join(parts) or "what the goal allows"
@@ -597,8 +1018,20 @@ def recommend(
             nearest=nearest,
         )
 
-    best, pool = _pick(feasible, objective, baseline, goal)
-    sup = _superlative(best, objective, baseline)
+    # fallback methods ("only prune if quantization alone is not enough") are used only when nothing else meets it
+    fallback = set(goal.methods_fallback or []) if goal is not None else set()
+    primary = [c for c in feasible if not recipe_methods(c.recipe) & fallback]
+    held_back = ""
+    if fallback and primary and len(primary) < len(feasible):
+        held_back = (
+            f" {len(feasible) - len(primary)} candidate(s) using {'/'.join(sorted(fallback))} were held back: "
+            "the goal uses it only when nothing else meets it."
+        )
+        feasible = primary
+    top, pool = _pick(feasible, objective, baseline, goal)
+    best = top if is_speed_goal(goal) else _prefer_not_slower(top, feasible, objective, baseline)
+    caveats = _caveats(best, baseline)
+    sup = _superlative(best, objective, baseline) + _switch_note(best, top)
     if goal is None or not _has_limits(goal):
         among = f"{pool} successful candidates" if pool != 1 else "1 successful candidate"
         if objective == "balanced":
@@ -613,7 +1046,11 @@ def recommend(
     else:
         met = ", ".join(_met_limits(best, goal, baseline))
         met = f" ({met})" if met else ""
-        if len(feasible) == 1:
+        if len(feasible) == 1 and held_back:
+            reason = (
+                f"{_name(best)} meets every limit{met} and is the only one that does without the fallback."
+            )
+        elif len(feasible) == 1:
             reason = (
                 f"{_name(best)} meets every limit{met} and is the only one of {len(ok)} candidates that does."
             )
@@ -627,10 +1064,46 @@ def recommend(
                 f"{_name(best)} meets every limit{met} and is the {sup} "
                 f"of {len(feasible)} candidates that do."
             )
-    return Recommendation(recommended=best.id, reason=reason, feasible=feasible_ids)
+    return Recommendation(
+        recommended=best.id,
+        reason=_with_caveats(reason + held_back, caveats),
+        feasible=feasible_ids,
+        caveats=caveats,
+    )
 
 
 # --------------------------------------------------------------------------- the report
+
+
+class MeasurementInfo(Frozen):
+    """How the numbers of a report were measured: what a reader needs to trust (or redo) them."""
+
+    threads: int = Field(ge=1, description="onnxruntime intra-op threads of every latency measurement")
+    batch_size: int = Field(ge=1, description="samples per inference of every latency measurement")
+    threads_from: Literal["option", "goal", "default"] = Field(
+        default="default", description="where the thread count came from"
+    )
+    batch_from: Literal["option", "goal", "default"] = Field(
+        default="default", description="where the batch size came from"
+    )
+    provider: str = Field(default="CPUExecutionProvider", description="the onnxruntime execution provider")
+    trial_latency_runs: int = Field(
+        default=0, ge=0, description="timed runs per candidate in its trial (trials may run in parallel)"
+    )
+    remeasured: list[str] = Field(
+        default_factory=list, description="ids re-measured side by side with the original, alone"
+    )
+    blocks: int = Field(default=0, ge=0, description="interleaved blocks of the side-by-side re-measurement")
+    runs_per_block: int = Field(default=0, ge=0, description="timed runs of each model in each block")
+    speedup_method: str = Field(default="", description="how the speed-up and its interval are computed")
+    memory_method: str = Field(default="", description="how peak memory is measured")
+    cpu: str = Field(
+        default="", description="the CPU's int8 capability (VNNI, AMX) as it matters for kernels"
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what the search built for speed and why (formats, reduce_range, fp16)",
+    )
 
 
 class ParetoReport(Frozen):
@@ -652,10 +1125,25 @@ class ParetoReport(Frozen):
     skipped_reasons: dict[str, str] = Field(default_factory=dict, description="skipped id -> why")
     sensitivity: SensitivityReport | None = None
     wall_seconds: float | None = None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="how the sweep ran: the memory plan, trials retried for memory, upstream workarounds used, "
+        "the metric chosen when the data named none, pre-processing fallbacks",
+    )
     misses: dict[str, list[ConstraintMiss]] = Field(
         default_factory=dict,
         description="candidate id -> the limits of the goal it misses (empty: it meets them all; a failed "
         "candidate misses 'measured'), computed once by the library's goal check",
+    )
+    caveats: list[Caveat] = Field(
+        default_factory=list,
+        description="where the recommended candidate is worse than the original (slower, more peak memory)",
+    )
+    measurement: MeasurementInfo | None = Field(
+        default=None, description="threads, batch, provider and how latency and memory were measured"
+    )
+    tried_reasons: dict[str, str] = Field(
+        default_factory=dict, description="built id -> why the search built it"
     )
     execution: str | None = Field(
         default=None, description="where the trials ran: the runtime chosen (and why), nodes, CPUs and GPUs"
@@ -700,6 +1188,8 @@ def build_report(
     skipped_reasons: dict[str, str] | None = None,
     sensitivity: SensitivityReport | None = None,
     wall_seconds: float | None = None,
+    measurement: MeasurementInfo | None = None,
+    tried_reasons: dict[str, str] | None = None,
 ) -> ParetoReport:
     """Compute the front and the recommendation for ``candidates``; bundle them into a :class:`ParetoReport`.
 
@@ -725,4 +1215,7 @@ def build_report(
         sensitivity=sensitivity,
         wall_seconds=wall_seconds,
         misses=misses,
+        caveats=rec.caveats,
+        measurement=measurement,
+        tried_reasons=dict(tried_reasons or {}),
     )

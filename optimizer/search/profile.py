@@ -47,9 +47,7 @@ def _db(noise: float) -> float:
 
 class _Reader:
     def __init__(self, data: Dataset, batch: int):
-        self._batches = iter(
-            [{k: v[i : i + batch] for k, v in data.inputs.items()} for i in range(0, data.samples, batch)]
-        )
+        self._batches = iter([data.feed(i, i + batch) for i in range(0, data.samples, batch)])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)

@@ -24,6 +24,9 @@ from optimizer.types import (
     Fp16Recipe,
     IncAutotuneRecipe,
     Int4WeightOnlyRecipe,
+    OrtDynamicDefaultRecipe,
+    OrtOptimizedRecipe,
+    OrtStaticDefaultRecipe,
     PruneChannelsRecipe,
     PruneMagnitudeRecipe,
     QatInt8Recipe,
@@ -38,8 +41,22 @@ STATIC_WEIGHT_OPS = (*QUANT_LAYER_OPS, "Gather")
 DYNAMIC_OPS = ("MatMul", "Gemm", "Gather")
 #: the ks of the selective candidates (the k most sensitive layers kept in float)
 SELECTIVE_KS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+#: the ks of dynamic int8 with the most sensitive MatMul/Gemm layers kept in float (speed goals)
+DYNAMIC_SELECTIVE_KS = (1, 2, 4, 8)
 
 ONNXRUNTIME_STEP = "optimizer.techniques.quantize:apply_step"
+ONE_LINER_STEP = "optimizer.techniques.quantize:apply_one_liner"
+#: what onnxruntime's quantize_dynamic / quantize_static quantize by default (weights in initializers only)
+ORT_DEFAULT_OPS = (
+    "Conv",
+    "ConvTranspose",
+    "MatMul",
+    "Gemm",
+    "Gather",
+    "Attention",
+    "LSTM",
+    "EmbedLayerNormalization",
+)
 
 
 # --------------------------------------------------------------------------- size predictions
@@ -58,6 +75,12 @@ def _dynamic_size(recipe: DynamicInt8Recipe, basis: SizeBasis) -> float:
     return _int8_size(basis, basis.weight_params(recipe.op_types) - basis.kept_params(recipe))
 
 
+def _one_liner_size(recipe: RecipeBase, basis: SizeBasis) -> float:
+    # the one-liner runs on the original file: weights left in Constant nodes are not quantized
+    q = basis.weight_params(ORT_DEFAULT_OPS) - basis.info.constant_param_count
+    return _int8_size(basis, max(q, 0))
+
+
 def _fp16_size(recipe: Fp16Recipe, basis: SizeBasis) -> float:
     return basis.overhead + 2.0 * basis.info.param_count + 2.0 * basis.kept_params(recipe)
 
@@ -65,6 +88,10 @@ def _fp16_size(recipe: Fp16Recipe, basis: SizeBasis) -> float:
 def _int4_size(recipe: Int4WeightOnlyRecipe, basis: SizeBasis) -> float:
     q = basis.weight_params(("MatMul",)) - basis.kept_params(recipe)
     return basis.overhead + basis.float_bytes - 3.4 * q
+
+
+def _ort_optimized_size(recipe: OrtOptimizedRecipe, basis: SizeBasis) -> float:
+    return basis.overhead + basis.float_bytes
 
 
 def _kept_fraction(recipe: RecipeBase) -> float:
@@ -111,6 +138,10 @@ def _static_proposals(ctx: GridContext) -> list[Proposal]:
         Proposal(StaticInt8Recipe(calibration="entropy"), "calibration"),
         Proposal(StaticInt8Recipe(calibration="percentile"), "calibration"),
         Proposal(StaticInt8Recipe(per_channel=False), "per_tensor"),
+        # the same calibration written as onnxruntime's quantized operators: on CPU often much faster than QDQ
+        # (STACK.md); built for speed goals, per channel and per tensor, since which is faster depends on the model
+        Proposal(StaticInt8Recipe(quant_format="qoperator"), "speed"),
+        Proposal(StaticInt8Recipe(quant_format="qoperator", per_channel=False), "speed"),
     ]
     if ctx.sensitivity and ctx.sensitivity.layers:
         from optimizer.models.graph import layer_blocks
@@ -132,11 +163,36 @@ def _dynamic_proposals(ctx: GridContext) -> list[Proposal]:
     if "Conv" in ctx.ops:
         ops = tuple(o for o in ("Conv", *DYNAMIC_OPS) if o in ctx.ops)
         out.append(Proposal(DynamicInt8Recipe(op_types=ops), "dynamic_conv"))
+    matmuls = tuple(o for o in ("MatMul", "Gemm") if o in ctx.ops)
+    if matmuls and "Gather" in ctx.ops:
+        # MatMul/Gemm only: the embedding tables stay float (larger, often more accurate, as fast)
+        out.append(Proposal(DynamicInt8Recipe(op_types=matmuls), "speed"))
+    if matmuls and ctx.sensitivity and ctx.sensitivity.layers:
+        # dynamic int8 with the k most sensitive MatMul/Gemm layers kept in float: between full dynamic int8
+        # (fast, may lose too much) and float
+        ranked = [la.name for la in ctx.sensitivity.layers if la.op_type in ("MatMul", "Gemm")]
+        ops = tuple(o for o in DYNAMIC_OPS if o in ctx.ops)
+        for k in (k for k in DYNAMIC_SELECTIVE_KS if k < len(ranked)):
+            out.append(Proposal(DynamicInt8Recipe(op_types=ops, keep_fp32=tuple(ranked[:k])), "speed", k))
+    return out
+
+
+def _one_liner_proposals(ctx: GridContext) -> list[Proposal]:
+    # always candidates (never skipped): no answer may be worse than what onnxruntime's defaults give by hand
+    if ctx.info.quantized:
+        return []
+    out = [Proposal(OrtDynamicDefaultRecipe(), "anchor")]
+    if ctx.has_calib:
+        out.append(Proposal(OrtStaticDefaultRecipe(), "anchor"))
     return out
 
 
 def _fp16_proposals(ctx: GridContext) -> list[Proposal]:
     return [Proposal(Fp16Recipe(), "anchor")]
+
+
+def _ort_optimized_proposals(ctx: GridContext) -> list[Proposal]:
+    return [Proposal(OrtOptimizedRecipe(), "speed")]
 
 
 def _int4_proposals(ctx: GridContext) -> list[Proposal]:
@@ -206,6 +262,8 @@ def _chain_proposals(ctx: GridContext) -> list[Proposal]:
 
 QUANTIZE = frozenset({"quantize"})
 PRUNE = frozenset({"prune"})
+#: QAT is quantization that trains: a goal's "no QAT, post-training only" forbids it, "only quantization" allows it
+QAT = frozenset({"quantize", "qat"})
 
 register(
     Technique(
@@ -237,6 +295,33 @@ register(
 )
 register(
     Technique(
+        recipe_type=OrtDynamicDefaultRecipe,
+        description="onnxruntime's quantize_dynamic(model, out) with every default, on the original file: the "
+        "one-liner baseline, always a candidate",
+        predict_size=_one_liner_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply=ONE_LINER_STEP,
+        aliases=("ort-dynamic-default",),
+        propose=_one_liner_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=OrtStaticDefaultRecipe,
+        description="onnxruntime's quantize_static(model, out, reader) with every default (QDQ, per-tensor, "
+        "min-max), on the original file: the one-liner baseline, always a candidate",
+        predict_size=_one_liner_size,
+        methods=QUANTIZE,
+        precision="int8",
+        apply=ONE_LINER_STEP,
+        needs=frozenset({"calibration"}),
+        aliases=("ort-static-default",),
+        propose=None,  # proposed with the dynamic one-liner (one proposal function for both)
+    )
+)
+register(
+    Technique(
         recipe_type=Fp16Recipe,
         description="float16 weights and arithmetic (inputs and outputs stay float32): half the size",
         predict_size=_fp16_size,
@@ -257,6 +342,18 @@ register(
         apply=ONNXRUNTIME_STEP,
         aliases=("int4", "int4-weight-only"),
         propose=_int4_proposals,
+    )
+)
+register(
+    Technique(
+        recipe_type=OrtOptimizedRecipe,
+        description="onnxruntime's graph optimizations applied offline and saved (fused ops; same numbers): "
+        "faster session start, tied to onnxruntime's CPU provider",
+        predict_size=_ort_optimized_size,
+        methods=frozenset(),
+        apply="optimizer.techniques.quantize:apply_ort_optimized_step",
+        aliases=("ort-optimized",),
+        propose=_ort_optimized_proposals,
     )
 )
 register(
@@ -289,7 +386,7 @@ register(
         recipe_type=QatInt8Recipe,
         description="quantization-aware training for static int8 (torchao PT2E), exported as ONNX QDQ",
         predict_size=_trained_int8_size,
-        methods=QUANTIZE,
+        methods=QAT,
         precision="int8",
         apply="optimizer.techniques.qat:apply_qat_step",
         needs=frozenset({"torch_source", "training_data"}),

@@ -10,7 +10,8 @@ function its technique registers (:mod:`optimizer.techniques.registry`):
   the previous step wrote. After it, the PyTorch module no longer matches the file, so a later PyTorch step is
   refused (a chain puts its pruning first and its one quantizing step last; :class:`ChainRecipe` checks that).
 
-Each step's file must load in onnxruntime, and is measured for size and compressed size, and, when the caller
+Each step's file must load in onnxruntime and run a calibration sample (when there is calibration data), and is
+measured for size and compressed size, and, when the caller
 gives an evaluator, for the metric and latency on onnxruntime: ``steps`` lists them in order. Whether a fine-tune
 ran, and why not when it did not, is stated for every step.
 
@@ -19,7 +20,6 @@ Light to import: torch is imported only when a step needs it.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +29,7 @@ from typing import Any
 
 from optimizer.errors import QuantTaaSError, RecipeError, TechniqueError
 from optimizer.measure.data import Dataset
+from optimizer.models.files import move_model
 from optimizer.models.inspect import inspect_model
 from optimizer.techniques.prune import compressed_size_bytes
 from optimizer.techniques.quantize import check_loads
@@ -212,7 +213,7 @@ def apply_recipe(
             name = f"step {i + 1}/{len(steps)} ({step.label})" if len(steps) > 1 else step.label
             try:
                 notes = fns[i](state, step, current, target, i)
-                check_loads(target)
+                check_loads(target, state.calib)
             except QuantTaaSError as e:
                 e.details.setdefault("steps", list(records))
                 if len(steps) > 1 and not e.message.startswith("step "):
@@ -243,7 +244,7 @@ def apply_recipe(
             current = target
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(current), out)
+        move_model(current, out)
     detail: dict[str, Any] = {
         "steps": records,
         "finetuned": any(r["finetuned"] for r in records),
@@ -251,6 +252,9 @@ def apply_recipe(
         if torch_source is not None and state.module is not None
         else None,
     }
+    used = [w for r in records for w in r.get("workarounds", [])]
+    if used:
+        detail["workarounds"] = used
     for key in ("limits", "note"):
         found = [r[key] for r in records if key in r]
         if found:

@@ -44,6 +44,7 @@ FAMILIES: tuple[str, ...] = (
     "per_tensor",
     "selective",  # static int8 with the k most sensitive layers kept in float
     "dynamic_conv",
+    "speed",  # the formats that are fast on CPU (QOperator, dynamic MatMul-only, offline graph optimization)
     "prune",  # pruning on the PyTorch model
     "prune_onnx",  # magnitude pruning of an ONNX-only model's initializers
     "qat",

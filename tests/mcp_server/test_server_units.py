@@ -105,11 +105,27 @@ def test_artifact_store_in_place_by_default_copies_nothing(tmp_path: Path) -> No
     assert store.local_path(f"{JOB}/best.onnx") == (tmp_path / "jobs" / JOB / "best.onnx").resolve()
 
 
-def test_transport_security_stays_on_unless_the_operator_allows_any_host(make_settings: Any) -> None:
-    from mcp_server.mcp_app import transport_security
+def test_host_check_stays_on_for_rest_and_mcp_unless_the_operator_allows_any_host(make_settings: Any) -> None:
+    from fastapi.testclient import TestClient
 
-    on = transport_security(make_settings(host="0.0.0.0", token="t", allowed_hosts=["q.example"]))
-    assert on.enable_dns_rebinding_protection and "q.example:*" in on.allowed_hosts
-    assert "127.0.0.1:*" in on.allowed_hosts and "http://q.example:*" in on.allowed_origins
-    off = transport_security(make_settings(host="0.0.0.0", token="t", allowed_hosts=["*"]))
-    assert off.enable_dns_rebinding_protection is False
+    from mcp_server.http_app import create_app
+
+    def statuses(settings: Any, host: str, origin: str | None = None) -> tuple[int, int]:
+        headers = {"host": host, "authorization": "Bearer t"}
+        if origin is not None:
+            headers["origin"] = origin
+        with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+            rest = c.get("/tools", headers=headers).status_code
+            mcp = c.post("/mcp/", content=b"{}", headers={**headers, "content-type": "application/json"})
+            return rest, mcp.status_code
+
+    on = make_settings(host="0.0.0.0", token="t", allowed_hosts=["q.example"])
+    # the configured name and loopback pass on both surfaces (the MCP endpoint then reads the JSON-RPC body)
+    for host in ("q.example:8000", "127.0.0.1:8000", "q.example"):
+        rest, mcp = statuses(on, host, origin="http://q.example:3000")
+        assert rest == 200 and mcp not in (403, 421), host
+    assert statuses(on, "evil.example") == (421, 421)
+    assert statuses(on, "q.example", origin="http://evil.example") == (403, 403)
+    off = make_settings(host="0.0.0.0", token="t", allowed_hosts=["*"])
+    rest, mcp = statuses(off, "evil.example", origin="http://evil.example")
+    assert rest == 200 and mcp not in (403, 421)

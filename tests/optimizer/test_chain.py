@@ -8,16 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import onnx
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from optimizer import zoo
 from optimizer.goals.parse import parse_goal
 from optimizer.measure.data import Dataset, load_data
+from optimizer.models.graph import edge_layers, layer_blocks
 from optimizer.models.inspect import inspect_model
 from optimizer.optimize import zoo_source_for
 from optimizer.search.pareto import allowed, recipe_methods, recipe_precision
-from optimizer.search.sweep import SweepOptions, build_grid, run_sweep
+from optimizer.search.sweep import SweepOptions, build_grid, finetune_epochs, run_sweep
 from optimizer.search.trial import TrialInputs, TrialSpec, run_trial
 from optimizer.techniques.quantize import quantize_model
 from optimizer.types import (
@@ -97,7 +99,7 @@ def test_training_recipes_refuse_keep_fp32_and_out_of_range_fields() -> None:
 def test_recipe_methods_and_precision_know_the_new_kinds() -> None:
     assert recipe_methods(PRUNE_THEN_INT8) == {"prune", "quantize"}
     assert recipe_methods(PruneChannelsRecipe(amount=0.3)) == {"prune"}
-    assert recipe_methods(QatInt8Recipe()) == {"quantize"}
+    assert recipe_methods(QatInt8Recipe()) == {"quantize", "qat"}  # QAT is quantization that trains
     assert recipe_precision(PRUNE_THEN_INT8) == "int8"
     assert recipe_precision(QatInt8Recipe()) == recipe_precision(IncAutotuneRecipe()) == "int8"
     assert recipe_precision(PruneMagnitudeRecipe(sparsity=0.5)) is None
@@ -172,7 +174,7 @@ def test_build_grid_offers_torch_recipes_only_with_a_pytorch_source(
 ) -> None:
     info = inspect_model(digits.model_path)
     plain = build_grid(info, None, has_calib=True)
-    assert {g.family for g in plain} <= {"anchor", "calibration", "per_tensor", "dynamic_conv"}
+    assert {g.family for g in plain} <= {"anchor", "calibration", "per_tensor", "dynamic_conv", "speed"}
     torch_grid = build_grid(info, None, has_calib=True, torch_source=source)
     assert [g.id for g in torch_grid[: len(plain)]] == [g.id for g in plain], (
         "the quantization ids stay stable"
@@ -180,7 +182,7 @@ def test_build_grid_offers_torch_recipes_only_with_a_pytorch_source(
     kinds = {g.recipe.kind for g in torch_grid}
     assert {"prune_channels", "prune_magnitude", "qat_int8", "inc_autotune", "chain"} <= kinds
     chains = [g for g in torch_grid if g.family == "chain"]
-    assert chains and all(recipe_methods(g.recipe) == {"prune", "quantize"} for g in chains)
+    assert chains and all(recipe_methods(g.recipe) - {"qat"} == {"prune", "quantize"} for g in chains)
     assert all(g.recipe.steps[0].finetune_epochs == 1 for g in chains)  # the source has training data
     # ids are safe file names and artifact ids
     assert all(
@@ -210,7 +212,10 @@ def test_sweep_runs_chains_when_quantization_alone_cannot_meet_the_size_limit(
     )
     assert report.recommended is not None, report.reason
     best = report.candidate(report.recommended)
-    assert recipe_methods(best.recipe) == {"prune", "quantize"}
+    assert recipe_methods(best.recipe) - {"qat"} == {
+        "prune",
+        "quantize",
+    }  # pruning then int8 (QAT counts as qat)
     assert best.metrics is not None and best.metrics.size_bytes <= 28_000
     assert len(best.detail["steps"]) == 2
     ran_chains = [c for c in report.candidates if c.recipe.kind == "chain"]
@@ -293,7 +298,9 @@ def test_pipeline_finds_the_zoo_pytorch_source_by_name_and_the_sweep_can_be_told
     # int8 meets this goal: nothing was trained, and every torch candidate says why it did not run
     assert with_torch.evaluations == without.evaluations
     torch_ids = {i for i in with_torch.skipped if any(k in i for k in ("prune", "qat", "inc"))}
-    assert torch_ids and all(re.search(r"runs? when", with_torch.skipped_reasons[i]) for i in torch_ids)
+    assert torch_ids and all(
+        re.search(r"runs? when|predicted size .* exceeds", with_torch.skipped_reasons[i]) for i in torch_ids
+    )
 
 
 @pytest.mark.parametrize(
@@ -342,3 +349,35 @@ def test_quantize_cli_refuses_a_torch_recipe_for_an_onnx_file_with_a_hint(
     proc = _cli("quantize", digits.model_path, "--recipe", "prune-channels", "-o", str(tmp_path / "p.onnx"))
     assert proc.returncode == 2 and proc.stderr.startswith("error [recipe_invalid]")
     assert "--torch-source" in proc.stderr and not (tmp_path / "p.onnx").exists()
+
+
+def test_build_grid_keeps_the_goals_float_layers_in_every_quantizing_recipe(
+    digits: zoo.ZooCase, source: TorchSource
+) -> None:
+    graph = onnx.load(digits.model_path)
+    names = layer_blocks(graph, edge_layers(graph, ["first", "last"]))
+    assert names[0] == "/features/features.0/Conv" and names[-1] == "/classifier/Gemm"
+    grid = build_grid(
+        inspect_model(digits.model_path), None, has_calib=True, torch_source=source, keep_float=names
+    )
+    for item in grid:
+        quantizes = "quantize" in recipe_methods(item.recipe)
+        if item.recipe.kind in ("qat_int8", "inc_autotune", "chain"):
+            assert item.blocked and "keeps layers in float" in item.blocked, item.id
+        elif item.recipe.kind in ("ort_dynamic_default", "ort_static_default"):
+            # onnxruntime's one-liners take no options: they cannot keep a layer, so they cannot meet this goal
+            assert item.blocked and "keeps nothing in fp32" in item.blocked, item.id
+        elif quantizes:
+            assert set(names) <= set(item.recipe.keep_fp32) and not item.blocked, item.id
+        else:  # pruning alone quantizes nothing: nothing to keep, nothing blocked
+            assert item.recipe.keep_fp32 == () and not item.blocked, item.id
+    plain = build_grid(inspect_model(digits.model_path), None, has_calib=True, torch_source=source)
+    assert not any(item.blocked for item in plain)
+
+
+def test_finetune_epochs_are_none_when_the_goal_forbids_training() -> None:
+    opts = SweepOptions(finetune_epochs=2)
+    assert finetune_epochs(parse_goal("post-training only, under 30 KB"), opts) == 0
+    assert finetune_epochs(parse_goal("no QAT"), opts) == 0
+    assert finetune_epochs(parse_goal("prune it, under 30 KB"), opts) == 2
+    assert finetune_epochs(None, opts) == 2

@@ -49,11 +49,11 @@ def test_load_data_returns_dataset_when_file_matches(tmp_path: Path) -> None:
     assert [t.name for t in summary.inputs] == ["x", "ids"]
 
 
-def test_load_data_defaults_to_agreement_when_no_labels(tmp_path: Path) -> None:
+def test_load_data_defaults_to_fidelity_by_output_kind_when_no_labels(tmp_path: Path) -> None:
     data = load_data(_npz(tmp_path, **_good()), INPUTS)
 
     assert data.labels is None
-    assert data.metric == "agreement"
+    assert data.metric == "fidelity"
 
 
 def test_load_data_casts_same_kind_dtypes(tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ def test_load_data_refuses_pickled_object_array(tmp_path: Path) -> None:
     objects[:] = [{"evil": i} for i in range(5)]
     path = _npz(tmp_path, **g, labels=objects)
 
-    with pytest.raises(DataError, match="allow_pickle"):
+    with pytest.raises(DataError, match="holds Python objects"):
         load_data(path, INPUTS)
 
 
@@ -173,3 +173,109 @@ def test_save_data_round_trips_inputs_labels_metric_and_meta(tmp_path: Path) -> 
     np.testing.assert_array_equal(data.meta["charset"], charset)
     np.testing.assert_array_equal(data.inputs["x"], g["x"])
     np.testing.assert_array_equal(data.inputs["ids"], g["ids"])
+
+
+# --------------------------------------------------------------------------- archives numpy would trust blindly
+
+OUTPUTS = [TensorInfo(name="y", dtype="float32", shape=["N", 3])]
+
+
+def _zip(tmp_path: Path, members: dict[str, bytes]) -> Path:
+    import zipfile
+
+    path = tmp_path / "crafted.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, blob in members.items():
+            z.writestr(name, blob)
+    return path
+
+
+def _npy_header(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()  # magic string, length and header
+
+
+def test_read_npz_refuses_member_that_is_not_a_npy_array(tmp_path: Path) -> None:
+    from optimizer.measure.data import read_npz
+
+    path = _zip(tmp_path, {"x.npy": b"hello, not an array at all"})
+
+    with pytest.raises(DataError, match=r"'x\.npy' is not a valid \.npy array"):
+        read_npz(path)
+    with pytest.raises(DataError, match=r"'notes\.txt' is not a \.npy array"):
+        read_npz(_zip(tmp_path, {"notes.txt": b"hi"}))
+
+
+def test_read_npz_refuses_header_that_declares_more_than_it_holds(tmp_path: Path) -> None:
+    from optimizer.measure.data import read_npz
+
+    # a 4 TiB shape in a few bytes: numpy would try to allocate it
+    path = _zip(tmp_path, {"x.npy": _npy_header((1 << 40,)) + b"\x00" * 16})
+
+    with pytest.raises(DataError, match=r"declares shape \[1099511627776\].*holds 16 bytes"):
+        read_npz(path)
+
+
+def test_load_data_refuses_nan_and_infinite_inputs(tmp_path: Path) -> None:
+    for bad in (np.nan, np.inf, -np.inf):
+        g = _good()
+        g["x"][3, 1] = bad
+        with pytest.raises(
+            DataError, match=r"input 'x' holds 1 NaN or infinite value\(s\) \(first in sample 3\)"
+        ):
+            load_data(_npz(tmp_path, **g), INPUTS)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (np.array([0, 1, np.nan, 1, 0]), "NaN or infinite"),
+        (np.array([0, 1, 2**63 - 1, 1, 0], dtype=np.int64), "names a class the model does not have"),
+        (np.array([0, 1, 3, 1, 0]), r"label 3 \(sample 2\) names a class .* 3 classes \(0..2\)"),
+        (np.array([0, -1, 2, 1, 0]), r"label -1 \(sample 1\) is negative"),
+        (np.array([0, 0.5, 2, 1, 0]), "whole class indices"),
+        (np.array([0, 1, 2]), "3 labels for 5 samples"),
+    ],
+    ids=["nan", "int64-max", "one-past-the-classes", "negative", "fraction", "count"],
+)
+def test_load_data_refuses_top1_labels_the_model_cannot_be_scored_on(
+    tmp_path: Path, labels: np.ndarray, message: str
+) -> None:
+    with pytest.raises(DataError, match=message):
+        load_data(_npz(tmp_path, **_good(), labels=labels), INPUTS, model_outputs=OUTPUTS)
+
+
+def test_load_data_accepts_whole_float_labels_within_the_model_classes(tmp_path: Path) -> None:
+    data = load_data(
+        _npz(tmp_path, **_good(), labels=np.array([0.0, 1, 2, 1, 0])), INPUTS, model_outputs=OUTPUTS
+    )
+
+    assert data.labels is not None and data.labels.tolist() == [0, 1, 2, 1, 0]
+
+
+def test_num_classes_reads_the_first_output_class_axes() -> None:
+    from optimizer.measure.data import num_classes
+
+    assert num_classes(OUTPUTS) == 3
+    assert num_classes([TensorInfo(name="y", dtype="float32", shape=["N", 2, 5])]) == 10
+    assert num_classes([TensorInfo(name="y", dtype="float32", shape=["N"])]) == 2  # a binary score
+    assert num_classes([TensorInfo(name="y", dtype="float32", shape=["N", "C"])]) is None
+
+
+def test_load_data_hints_labels_and_ctc_metric_when_given_a_text_array(tmp_path: Path) -> None:
+    arrays = _good()
+    arrays["texts"] = np.asarray(["hello"] * arrays["x"].shape[0])
+    with pytest.raises(DataError) as err:
+        load_data(_npz(tmp_path, **arrays), INPUTS)
+    assert "name it `labels`" in err.value.hint and "ctc_exact_match" in err.value.hint
+
+
+def test_load_data_refuses_text_labels_for_top1_with_a_ctc_hint(tmp_path: Path) -> None:
+    arrays = _good()
+    arrays["labels"] = np.asarray(["hello"] * arrays["x"].shape[0])
+    with pytest.raises(DataError) as err:
+        load_data(_npz(tmp_path, **arrays), INPUTS)
+    assert "ctc_exact_match" in err.value.hint

@@ -212,3 +212,79 @@ def test_dataset_summary_matches_data_file(cnn_eval: Dataset) -> None:
 
     assert summary.inputs == [TensorInfo(name="x", dtype="float32", shape=[48, 1, 16, 16])]
     assert summary.has_labels
+
+
+def _stateful_model(path: Path) -> Path:
+    """A VAD-like model: ``input`` [N,4], ``state`` [2,N,3] (batch on axis 1), ``sr`` an int64 scalar; two outputs,
+    ``prob`` [N,1] and ``new_state`` [2,N,3]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array((rng.standard_normal((4, 3)) * 0.5).astype(np.float32), "W")
+    w2 = numpy_helper.from_array(np.array([[1.0], [-1.0], [0.5]], np.float32), "W2")
+    nodes = [
+        helper.make_node("MatMul", ["input", "W"], ["h"], name="mm"),
+        helper.make_node("Add", ["state", "h"], ["new_state"], name="add_state"),
+        helper.make_node("ReduceSum", ["new_state", "axis0"], ["summed"], name="sum", keepdims=0),
+        helper.make_node("Cast", ["sr"], ["srf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Div", ["srf", "sr_ref"], ["ratio"], name="div"),
+        helper.make_node("Mul", ["summed", "ratio"], ["scaled"], name="mul"),
+        helper.make_node("MatMul", ["scaled", "W2"], ["logit"], name="mm2"),
+        helper.make_node("Sigmoid", ["logit"], ["prob"], name="sig"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "vad",
+        [
+            helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "N", 3]),
+            helper.make_tensor_value_info("sr", TensorProto.INT64, []),
+        ],
+        [
+            helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", 1]),
+            helper.make_tensor_value_info("new_state", TensorProto.FLOAT, [2, "N", 3]),
+        ],
+        initializer=[
+            w,
+            w2,
+            numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+            numpy_helper.from_array(np.array(16000.0, np.float32), "sr_ref"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_evaluate_feeds_scalar_and_state_inputs_and_scores_the_output_the_data_names(tmp_path: Path) -> None:
+    from optimizer.models.inspect import inspect_model
+    from optimizer.techniques.quantize import quantize_model
+    from optimizer.types import StaticInt8Recipe
+
+    model = _stateful_model(tmp_path / "vad.onnx")
+    rng = np.random.default_rng(1)
+    n = 40
+    arrays = {
+        "input": rng.standard_normal((n, 4)).astype(np.float32),
+        "state": rng.standard_normal((n, 2, 3)).astype(
+            np.float32
+        ),  # samples first; the model's batch is axis 1
+        "sr": np.array(16000, np.int64),
+    }
+    path = save_data(tmp_path / "d.npz", arrays)
+    np.savez(tmp_path / "d2.npz", **arrays, output=np.asarray("new_state"))
+    data = load_data(path, inspect_model(model).inputs)
+    assert data.batch_axes == {"state": 1, "sr": None} and data.samples == n
+    feed = data.feed(0, 8)
+    assert feed["state"].shape == (2, 8, 3) and feed["sr"].shape == ()
+    base, ref = evaluate_model(model, data, keep_outputs=True, as_reference=True, latency_runs=2)
+    assert base.metric_name == "decision_agreement" and base.metric == 1.0  # prob [N,1]: one score per sample
+    assert base.metric_note and "one score per sample" in base.metric_note
+    by_state = load_data(tmp_path / "d2.npz", inspect_model(model).inputs)
+    m2, _ = evaluate_model(model, by_state, as_reference=True, latency_runs=0)
+    assert m2.metric_name == "cosine" and m2.metric == pytest.approx(1.0)  # the state output: a map
+    q = quantize_model(model, StaticInt8Recipe(), tmp_path / "q.onnx", calib=data.head(16))
+    qm, _ = evaluate_model(q, data, baseline_metric=base.metric, reference_outputs=ref, latency_runs=0)
+    assert qm.metric_name == "decision_agreement" and qm.metric is not None and qm.metric >= 0.8

@@ -172,3 +172,70 @@ def test_load_onnx_returns_model_when_file_is_valid(tiny_graph_path: Path) -> No
     model = load_onnx(tiny_graph_path)
 
     assert [n.name for n in model.graph.node] == ["fc1", "relu", "w2_const", "fc2", "reshape"]
+
+
+# --------------------------------------------------------------------------- validate_model: what an upload must pass
+
+
+def _with_cycle(model: onnx.ModelProto) -> onnx.ModelProto:
+    model.graph.node.extend(
+        [
+            onnx.helper.make_node("Add", ["x", "z"], ["w"], name="a"),
+            onnx.helper.make_node("Relu", ["w"], ["z"], name="b"),
+        ]
+    )
+    return model
+
+
+def _hollow_initializer(model: onnx.ModelProto, raw: bytes = b"") -> onnx.ModelProto:
+    # W1 declared as 2**42 floats (17.6 TB), backed by ``raw`` only
+    t = onnx.TensorProto(name="W1", data_type=onnx.TensorProto.FLOAT, dims=[1 << 21, 1 << 21], raw_data=raw)
+    model.graph.initializer[0].CopyFrom(t)
+    return model
+
+
+def _missing_external(model: onnx.ModelProto, location: str = "weights.bin") -> onnx.ModelProto:
+    w = model.graph.initializer[0]
+    w.ClearField("raw_data")
+    w.ClearField("float_data")
+    w.data_location = onnx.TensorProto.EXTERNAL
+    w.external_data.add(key="location", value=location)
+    return model
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_with_cycle, "must be topologically sorted"),
+        (
+            _hollow_initializer,
+            r"initializer 'W1' declares shape \[2097152, 2097152\] of float \(17.6 TB\) but holds 0",
+        ),
+        (lambda m: _hollow_initializer(m, b"1234"), r"\(17.6 TB\) but holds 4 bytes"),
+        (_missing_external, "keeps its data in the external data file 'weights.bin', which is missing"),
+        (lambda m: _missing_external(m, "../../etc/passwd"), "outside the model's folder"),
+    ],
+    ids=["cycle", "hollow-initializer", "short-raw-data", "missing-external-data", "external-data-outside"],
+)
+def test_validate_model_refuses_what_inspection_alone_accepts(
+    save_model: Callable[[onnx.ModelProto, str], Path],
+    make_tiny_graph: Callable[[], onnx.ModelProto],
+    damage: Callable[[onnx.ModelProto], onnx.ModelProto],
+    message: str,
+) -> None:
+    from optimizer.models.inspect import validate_model
+
+    path = save_model(damage(make_tiny_graph()), "damaged.onnx")
+    inspect_model(path)  # reading the structure alone does not notice
+
+    with pytest.raises(ModelLoadError, match=message):
+        validate_model(path)
+
+
+def test_validate_model_accepts_valid_models_and_returns_their_inspection(
+    tiny_graph_path: Path, cnn_path: Path, constant_weight_mlp_path: Path
+) -> None:
+    from optimizer.models.inspect import validate_model
+
+    for path in (tiny_graph_path, cnn_path, constant_weight_mlp_path):
+        assert validate_model(path) == inspect_model(path)

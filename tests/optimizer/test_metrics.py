@@ -203,3 +203,160 @@ def test_spearman_pairs_averages_over_groups() -> None:
 def test_spearman_pairs_raises_data_invalid_without_pair_index() -> None:
     with pytest.raises(DataError, match="pair_index"):
         spearman_pairs(_m([np.zeros((2, 3))], np.array([0.5])))
+
+
+# --------------------------------------------------------------------------- baselines nothing can be compared with
+
+
+def test_top1_refuses_labels_outside_the_output_classes() -> None:
+    logits = np.eye(3, dtype=np.float32)
+
+    with pytest.raises(DataError, match="names a class the model does not have"):
+        top1_accuracy(_m([logits], np.array([0, 1, 2**63 - 1])))
+
+
+def test_check_baseline_refuses_a_score_at_the_metric_floor() -> None:
+    from optimizer.measure.metrics import check_baseline
+
+    logits = np.eye(3, dtype=np.float32)
+    with pytest.raises(DataError, match="learned nothing") as e:
+        check_baseline("top1", 0.0, _m([logits], np.array([1, 2, 0])))
+    assert e.value.details["baseline"] == 0.0
+    with pytest.raises(DataError, match="learned nothing"):
+        check_baseline("ctc_exact_match", 0.0, _m([logits]))
+    with pytest.raises(DataError, match="cannot be measured"):
+        check_baseline("spearman_pairs", float("nan"), _m([logits]))
+
+
+def test_check_baseline_refuses_top1_at_chance_level() -> None:
+    from optimizer.measure.metrics import chance_ceiling, check_baseline
+
+    # 10 classes, 100 samples: guessing reaches 0.1 + 3 * sqrt(0.09 / 100) = 0.19
+    assert chance_ceiling(10, 100) == pytest.approx(0.19)
+    logits = np.zeros((100, 10), np.float32)
+    with pytest.raises(DataError, match=r"chance level for 10 classes over 100 samples") as e:
+        check_baseline("top1", 0.15, _m([logits]))
+    assert e.value.details["chance_ceiling"] == pytest.approx(0.19)
+
+
+def test_check_baseline_accepts_a_hard_task_that_is_low_but_above_chance() -> None:
+    from optimizer.measure.metrics import check_baseline
+
+    # 5% top-1 over 1000 classes and 1000 samples is 50 times chance: a real model on a hard task
+    check_baseline("top1", 0.05, _m([np.zeros((1000, 1000), np.float32)]))
+    # 20% on 10 classes over 1000 samples: above guessing's 0.128
+    check_baseline("top1", 0.20, _m([np.zeros((1000, 10), np.float32)]))
+    # agreement has no floor: the original agrees with itself
+    check_baseline("agreement", 1.0, _m([np.zeros((4, 3), np.float32)]))
+
+
+# --------------------------------------------------------------------------- issue 12: metrics of real tasks
+
+
+def test_choose_fidelity_follows_the_kind_of_output() -> None:
+    from optimizer.measure.metrics import choose_fidelity
+
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((8, 10)).astype(np.float32)
+    emb = logits / np.linalg.norm(logits, axis=1, keepdims=True)
+    ctc = rng.random((4, 40, 300)).astype(np.float32)
+    ctc /= ctc.sum(-1, keepdims=True)
+    yolo = rng.random((1, 84, 2100)).astype(np.float32)
+    probability_map = rng.random((2, 1, 32, 32)).astype(np.float32)
+    assert choose_fidelity(logits, "logits")[0] == "agreement"
+    assert choose_fidelity(emb, "output")[0] == "cosine"  # unit-norm rows: an embedding
+    assert choose_fidelity(logits, "sentence_embedding")[0] == "cosine"  # named like one
+    assert (
+        choose_fidelity(rng.standard_normal((2, 64, 384)).astype(np.float32), "last_hidden_state")[0]
+        == "cosine"
+    )
+    assert choose_fidelity(ctc, "softmax_out")[0] == "sequence_agreement"
+    assert choose_fidelity(yolo, "output0")[0] == "box_agreement"
+    assert choose_fidelity(probability_map, "sigmoid_0")[0] == "cosine"
+    assert choose_fidelity(rng.random((8, 1)).astype(np.float32), "prob")[0] == "decision_agreement"
+    _, why = choose_fidelity(emb, "output")
+    assert "argmax" in why
+
+
+def test_cosine_fidelity_is_one_for_the_same_output_and_lower_for_noise() -> None:
+    from optimizer.measure.metrics import cosine_fidelity
+
+    ref = np.random.default_rng(1).standard_normal((6, 16))
+    assert cosine_fidelity(_m([ref], reference_outputs=[ref])) == pytest.approx(1.0)
+    noisy = ref + np.random.default_rng(2).standard_normal(ref.shape)
+    assert 0.0 < cosine_fidelity(_m([noisy], reference_outputs=[ref])) < 0.95
+
+
+def test_sequence_agreement_compares_decoded_ctc_sequences_not_frames() -> None:
+    from optimizer.measure.metrics import sequence_agreement
+
+    def onehot(ids: list[int]) -> np.ndarray:
+        return np.eye(5)[ids][None]
+
+    ref = onehot([0, 1, 1, 0, 2, 2])
+    same_text = onehot([1, 1, 0, 0, 2, 0])  # other frames, same sequence "1 2"
+    other = onehot([0, 1, 0, 3, 2, 0])
+    assert sequence_agreement(_m([same_text], reference_outputs=[ref])) == 1.0
+    assert sequence_agreement(_m([other], reference_outputs=[ref])) == 0.0
+
+
+def test_box_agreement_matches_boxes_of_a_yolo_head() -> None:
+    from optimizer.measure.metrics import box_agreement
+
+    head = np.zeros((1, 6, 50), np.float32)  # 4 box values + 2 classes, 50 anchors
+    head[0, :4, 3] = [10, 10, 4, 4]
+    head[0, 4, 3] = 0.9
+    head[0, :4, 7] = [30, 30, 6, 6]
+    head[0, 5, 7] = 0.8
+    assert box_agreement(_m([head], reference_outputs=[head])) == 1.0
+    moved = head.copy()
+    moved[0, :2, 7] = [40, 40]  # the second box moved away
+    assert box_agreement(_m([moved], reference_outputs=[head])) == pytest.approx(0.5)
+
+
+def test_ctc_exact_match_normalises_whitespace() -> None:
+    charset = ["blank", "a", "b", " "]
+    # decodes " ab" (a padded line), the label is "ab"
+    logits = np.eye(4)[[3, 0, 1, 2]][None]
+    m = _m([logits], labels=np.asarray(["ab"]), meta={"charset": np.asarray(charset)})
+    assert ctc_exact_match(m) == 1.0
+
+
+def test_error_rate_metrics_are_lower_is_better_and_the_drop_is_their_increase() -> None:
+    from optimizer.measure.metrics import ctc_cer, drop_points
+
+    charset = ["blank", "a", "b", "c"]
+    logits = np.eye(4)[[1, 0, 2, 0, 3]][None]  # "abc"
+    m = _m([logits], labels=np.asarray(["abd"]), meta={"charset": np.asarray(charset)})
+    assert ctc_cer(m) == pytest.approx(1 / 3)
+    spec = get_metric("ctc_cer")
+    assert spec.higher_is_better is False
+    assert drop_points(spec, 0.10, 0.15) == pytest.approx(5.0)  # 5 more points of errors: worse
+    assert drop_points(get_metric("top1"), 0.90, 0.85) == pytest.approx(5.0)
+    pct = get_metric("top1").__class__(
+        name="pct",
+        fn=lambda m: 0.0,
+        needs_labels=True,
+        needs_reference=False,
+        description="",
+        higher_is_better=True,
+        scale=100.0,
+    )
+    assert drop_points(pct, 90.0, 85.0) == pytest.approx(5.0)
+
+
+def test_get_metric_imports_a_users_metric_from_a_file(tmp_path) -> None:
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "import numpy as np\n"
+        "def error_rate(m):\n"
+        "    '''share of wrong top-1 predictions'''\n"
+        "    return float((m.outputs[0].argmax(1) != m.labels).mean())\n"
+        "error_rate.higher_is_better = False\n"
+        "error_rate.needs_labels = True\n"
+    )
+    spec = get_metric(f"{path}:error_rate")
+    assert spec.higher_is_better is False and spec.needs_labels
+    assert spec.fn(_m([np.eye(3)], labels=np.asarray([0, 1, 0]))) == pytest.approx(1 / 3)
+    with pytest.raises(DataError):
+        get_metric(f"{tmp_path / 'missing.py'}:f")

@@ -16,6 +16,7 @@ from optimizer.search.pareto import (
     allowed,
     build_report,
     check_goal,
+    drop_limit_pct,
     format_bytes,
     pareto_front,
     recipe_methods,
@@ -31,6 +32,8 @@ from optimizer.types import (
     Goal,
     Int4WeightOnlyRecipe,
     Metrics,
+    PruneChannelsRecipe,
+    QatInt8Recipe,
     Recipe,
     StaticInt8Recipe,
 )
@@ -470,3 +473,144 @@ def test_pareto_report_round_trips_through_json() -> None:
     )
     assert again.skipped_reasons == {"g": "larger than every int8 candidate"}
     assert not math.isnan(again.nearest[0].score)
+
+
+# --------------------------------------------------------------------------- limits against the original (issue 14)
+
+
+def with_memory(c: Candidate, peak: int | None) -> Candidate:
+    assert c.metrics is not None
+    return c.model_copy(update={"metrics": c.metrics.model_copy(update={"peak_memory_bytes": peak})})
+
+
+def test_check_goal_reports_a_metric_floor_miss_on_the_metrics_own_scale() -> None:
+    goal = Goal(min_metric=0.899)
+    assert check_goal(C, goal, BASELINE) == []  # 0.900
+    [miss] = check_goal(A, goal, BASELINE)  # 0.898
+    assert (miss.constraint, miss.unit, miss.limit) == ("min_metric", "metric", 0.899)
+    assert miss.value == pytest.approx(0.898)
+    assert miss.over_by == pytest.approx(0.001)
+    assert miss.text == "top1 0.898 is 0.001 below the 0.899 floor"
+
+
+def test_check_goal_reports_a_metric_ratio_miss_against_the_original() -> None:
+    goal = Goal(min_metric_ratio=0.99)  # 0.891 of the original's 0.9
+    assert check_goal(A, goal, BASELINE) == []
+    [miss] = check_goal(D, goal, BASELINE)  # 0.87
+    assert (miss.constraint, miss.unit) == ("min_metric_ratio", "x")
+    assert miss.value == pytest.approx(0.87 / 0.9)
+    assert "short of the 0.99x-of-the-original floor (0.891)" in miss.text
+    unknown = BASELINE.model_copy(update={"metric": None})
+    [miss] = check_goal(A, goal, unknown)
+    assert miss.value is None and "was not measured" in miss.text
+
+
+def test_check_goal_reports_a_size_reduction_shortfall() -> None:
+    goal = Goal(min_size_reduction_mb=0.06)  # 60 KB off the original's 100 KB
+    assert check_goal(A, goal, BASELINE) == []  # 70 KB saved
+    [miss] = check_goal(B, goal, BASELINE)  # 55 KB saved
+    assert (miss.constraint, miss.unit) == ("min_size_reduction_mb", "MB")
+    assert miss.value == pytest.approx(0.055)
+    assert miss.over_by == pytest.approx(0.005)
+    assert (
+        miss.text
+        == "size 45 KB is only 55 KB smaller than the original (100 KB), 5 KB short of the 60 KB reduction asked for"
+    )
+
+
+def test_check_goal_reads_the_memory_limit_from_peak_memory() -> None:
+    goal = Goal(max_memory_mb=2.0)
+    assert check_goal(with_memory(A, 1_500_000), goal, BASELINE) == []
+    [miss] = check_goal(with_memory(A, 2_500_000), goal, BASELINE)
+    assert (miss.constraint, miss.value, miss.over_by) == ("max_memory_mb", 2.5, pytest.approx(0.5))
+    assert miss.text == "peak memory 2.5 MB is 500 KB over the 2 MB memory limit"
+    [miss] = check_goal(with_memory(A, None), goal, BASELINE)
+    assert miss.value is None and "peak memory was not measured" in miss.text
+
+
+def test_check_goal_allows_a_slower_candidate_within_the_latency_ratio() -> None:
+    goal = Goal(max_latency_ratio=1.1)  # the original's 3.0 ms may grow to 3.3 ms
+    a_bit_slower = cand("s", StaticInt8Recipe(), 10_000, 0.0, 3.2)
+    assert check_goal(a_bit_slower, goal, BASELINE) == []  # not a speed goal: no faster_than_original
+    [miss] = check_goal(cand("t", StaticInt8Recipe(), 10_000, 0.0, 3.6), goal, BASELINE)
+    assert (miss.constraint, miss.unit) == ("max_latency_ratio", "x")
+    assert miss.value == pytest.approx(1.2)
+    assert "1.20x the original's 3.00 ms, over the 1.1x-the-original latency limit (3.30 ms)" in miss.text
+
+
+def test_check_goal_latency_ratio_below_one_is_a_speed_goal() -> None:
+    slow = cand("s", StaticInt8Recipe(), 10_000, 0.0, 3.2)
+    assert [m.constraint for m in check_goal(slow, Goal(max_latency_ratio=0.5), BASELINE)] == [
+        "max_latency_ratio"
+    ]
+
+
+def test_check_goal_reports_a_latency_increase_over_the_allowance() -> None:
+    goal = Goal(max_latency_increase_ms=0.5)
+    assert check_goal(cand("s", StaticInt8Recipe(), 10_000, 0.0, 3.4), goal, BASELINE) == []
+    [miss] = check_goal(cand("t", StaticInt8Recipe(), 10_000, 0.0, 3.75), goal, BASELINE)
+    assert (miss.constraint, miss.unit) == ("max_latency_increase_ms", "ms")
+    assert miss.value == pytest.approx(0.75) and miss.over_by == pytest.approx(0.25)
+
+
+def test_check_goal_reports_a_latency_reduction_shortfall_once() -> None:
+    goal = Goal(min_latency_reduction_ms=1.0)
+    assert check_goal(A, goal, BASELINE) == []  # 3.0 -> 1.5 ms
+    [miss] = check_goal(C, goal, BASELINE)  # 3.0 -> 2.8 ms
+    assert (miss.constraint, miss.value) == ("min_latency_reduction_ms", pytest.approx(0.2))
+    assert "only 0.20 ms faster than the original (3.00 ms)" in miss.text
+    slower = cand("s", StaticInt8Recipe(), 10_000, 0.0, 3.5)
+    [miss] = check_goal(slower, goal, BASELINE)  # slowness is said by this miss, not again
+    assert miss.constraint == "min_latency_reduction_ms" and "not faster than" in miss.text
+
+
+def test_size_limit_bytes_converts_a_size_reduction_with_the_original() -> None:
+    assert size_limit_bytes(Goal(min_size_reduction_mb=0.06), BASELINE) == pytest.approx(40_000)
+    assert size_limit_bytes(Goal(min_size_reduction_mb=0.06, max_size_ratio=0.3), BASELINE) == pytest.approx(
+        30_000
+    )
+    assert size_limit_bytes(Goal(min_size_reduction_mb=1.0), BASELINE) == 0.0
+
+
+def test_drop_limit_pct_converts_metric_floors_with_the_original() -> None:
+    assert drop_limit_pct(Goal(min_metric=0.85), BASELINE) == pytest.approx(5.0)
+    assert drop_limit_pct(Goal(min_metric_ratio=0.99), BASELINE) == pytest.approx(0.9)
+    assert drop_limit_pct(Goal(min_metric=0.85, max_accuracy_drop_pct=2.0), BASELINE) == pytest.approx(2.0)
+    assert drop_limit_pct(Goal(min_metric=0.95), BASELINE) == pytest.approx(-5.0)  # only a gain would do
+    assert drop_limit_pct(Goal(max_size_mb=1.0), BASELINE) is None
+    assert drop_limit_pct(Goal(min_metric=0.85), BASELINE.model_copy(update={"metric": None})) is None
+
+
+def test_recommend_treats_a_metric_floor_as_a_limit() -> None:
+    rec = recommend(SET, BASELINE, Goal(min_metric=0.896, objective="size"))
+    assert rec.feasible == ["a", "b", "c"]  # d (0.87) and f (0.895) miss the floor
+    assert rec.recommended == "a"
+    assert "top1 0.898 >= 0.896" in rec.reason
+
+
+def test_allowed_filters_forbidden_precisions() -> None:
+    goal = Goal(precision_forbidden=["fp16", "int4"])
+    assert [c.id for c in SET if allowed(c, goal)] == ["a", "b", "f", "e"]
+    assert recommend(SET, BASELINE, Goal(precision_forbidden=["int8", "int4"])).recommended == "c"
+
+
+def test_allowed_counts_qat_as_quantization_that_trains() -> None:
+    qat = Candidate(id="q", recipe=QatInt8Recipe())
+    assert recipe_methods(qat.recipe) == {"quantize", "qat"}
+    assert allowed(qat, Goal(methods_allowed=["quantize"]))  # "only quantization" still allows QAT
+    assert not allowed(qat, Goal(methods_forbidden=["qat"]))  # "post-training only"
+    assert allowed(A, Goal(methods_forbidden=["qat"]))
+    assert allowed(qat, Goal(methods_allowed=["qat"]))  # "only QAT": QAT recipes and nothing else
+    assert not allowed(A, Goal(methods_allowed=["qat"]))
+    assert not allowed(qat, Goal(methods_allowed=["prune"]))
+
+
+def test_recommend_uses_a_fallback_method_only_when_nothing_else_meets_the_goal() -> None:
+    pruned = cand("p", PruneChannelsRecipe(amount=0.5), 10_000, 0.1, 1.0)  # best on every count
+    goal = Goal(max_size_mb=0.05, methods_fallback=["prune"], objective="size")
+    rec = recommend([*SET, pruned], BASELINE, goal)
+    assert rec.recommended == "d"  # int4 meets it without pruning
+    assert "p" in rec.feasible and "held back" in rec.reason
+    tight = goal.with_changes(max_size_mb=0.015)
+    assert recommend([*SET, pruned], BASELINE, tight).recommended == "p"
+    assert recommend([*SET, pruned], BASELINE, goal.with_changes(methods_fallback=None)).recommended == "p"

@@ -82,11 +82,26 @@ def test_model_store_add_raises_model_load_when_file_missing(quanttaas_home: Pat
         ModelStore().add(tmp_path / "nope.onnx")
 
 
-def test_model_store_add_refuses_external_data_model(
+def test_model_store_add_keeps_the_external_data_files_with_the_model(
     quanttaas_home: Path, tmp_path: Path, make_tiny_graph: Callable[[], onnx.ModelProto]
 ) -> None:
     path = tmp_path / "ext.onnx"
     onnx.save(make_tiny_graph(), str(path), save_as_external_data=True, location="w.bin", size_threshold=0)
+    store = ModelStore()
+
+    ref = store.add(path)
+    stored = Path(ref.path)
+    assert (stored.parent / "w.bin").read_bytes() == (tmp_path / "w.bin").read_bytes()
+    assert ref.size_bytes == path.stat().st_size + (tmp_path / "w.bin").stat().st_size
+    assert store.list() == [ref]
+
+
+def test_model_store_add_refuses_a_model_whose_external_data_file_is_missing(
+    quanttaas_home: Path, tmp_path: Path, make_tiny_graph: Callable[[], onnx.ModelProto]
+) -> None:
+    path = tmp_path / "ext.onnx"
+    onnx.save(make_tiny_graph(), str(path), save_as_external_data=True, location="w.bin", size_threshold=0)
+    (tmp_path / "w.bin").unlink()
     store = ModelStore()
 
     with pytest.raises(ModelLoadError, match="external data"):
@@ -145,3 +160,22 @@ def test_resolve_model_returns_existing_onnx_path_and_stored_id(quanttaas_home: 
 def test_resolve_model_raises_not_found_for_unknown_id(quanttaas_home: Path) -> None:
     with pytest.raises(NotFoundError):
         resolve_model("no-such-model-123")
+
+
+def test_model_store_add_refuses_a_graph_with_a_cycle_and_stores_nothing(
+    quanttaas_home: Path, tmp_path: Path, make_tiny_graph: Callable[[], onnx.ModelProto]
+) -> None:
+    model = make_tiny_graph()
+    model.graph.node.extend(
+        [
+            onnx.helper.make_node("Add", ["x", "z"], ["w"], name="a"),
+            onnx.helper.make_node("Relu", ["w"], ["z"], name="b"),
+        ]
+    )
+    path = tmp_path / "cycle.onnx"
+    onnx.save(model, str(path))
+    store = ModelStore()
+
+    with pytest.raises(ModelLoadError, match=r"not a valid ONNX model.*topologically sorted"):
+        store.add(path)
+    assert store.list() == [] and [p.name for p in store.root.iterdir()] == []

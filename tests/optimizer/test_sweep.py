@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import onnx
 import pytest
 
 from optimizer import zoo
@@ -365,15 +366,25 @@ def test_optimize_cli_writes_report_best_model_and_chart_and_exits_0(tmp_path: P
         "optimize",
         "digits-cnn",
         "--goal",
-        "under 40 KB, less than 1% accuracy loss",
+        "under 40 KB, less than 1% accuracy loss, on 2 threads",
         "--out",
         str(out),
         "--serial",
+        "--threads",
+        "1",
+        "--batch",
+        "2",
     )
     assert proc.returncode == 0, proc.stderr
     assert "recommended:" in proc.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["recommended"] and (out / "best.onnx").is_file()
+    # the options win over the goal's "on 2 threads", and the report says how it measured
+    measurement = report["measurement"]
+    assert (measurement["threads"], measurement["threads_from"]) == (1, "option")
+    assert (measurement["batch_size"], measurement["batch_from"]) == (2, "option")
+    assert "measured with 1 thread(s) (option), batch 2 (option)" in proc.stdout
+    assert report["baseline"]["batch_size"] == 2
     assert list((out / "candidates").glob("*.onnx"))
     html = (out / "pareto.html").read_text()
     assert report["recommended"] in html, "the chart must carry the candidates"
@@ -478,6 +489,33 @@ def test_run_sweep_cancel_stops_trials_already_running_on_ray(
     assert ray_runtime.get(probe.remote(), timeout=30) == 1
 
 
+def test_run_sweep_keeps_the_first_and_last_layers_in_float_when_the_goal_says_so(
+    digits: zoo.ZooCase, digits_data, tmp_path: Path
+) -> None:
+    data, calib = digits_data
+    goal = parse_goal("int8, don't quantize the first and last layers, as small as possible")
+    assert goal.keep_float_layers == ["first", "last"] and goal.methods_forbidden is None
+    report = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path,
+        options=SweepOptions(executor="serial", profile=False),
+    )
+    first, last = "/features/features.0/Conv", "/classifier/Gemm"
+    ok = [c for c in report.candidates if c.ok]
+    assert ok and all({first, last} <= set(c.recipe.keep_fp32) for c in ok)
+    static = next(c for c in ok if c.recipe.kind == "static_int8" and c.recipe.per_channel)
+    graph = onnx.load(str(static.model_path)).graph
+    producers = {out: n.op_type for n in graph.node for out in n.output}
+    weight_from = {
+        n.name: producers.get(n.input[1], "initializer") for n in graph.node if n.op_type in ("Conv", "Gemm")
+    }
+    assert weight_from[first] == weight_from[last] == "initializer"  # float weights, as asked
+    assert weight_from["/features/features.2/Conv"] == "DequantizeLinear"  # the rest is int8
+
+
 def test_run_sweep_measures_points_across_the_front_when_asked(
     digits: zoo.ZooCase, digits_data, tmp_path: Path
 ) -> None:
@@ -489,12 +527,12 @@ def test_run_sweep_measures_points_across_the_front_when_asked(
         calib=calib,
         goal=goal,
         out_dir=tmp_path / "wide",
-        options=SweepOptions(executor="serial", front_points=6, profile=True),
+        options=SweepOptions(executor="serial", front_points=10, profile=True),
     )
     ok = [c for c in wide.candidates if c.ok]
-    assert len(ok) >= 6, [c.id for c in wide.candidates]
+    assert len(ok) >= 10, [c.id for c in wide.candidates]  # more than the goal alone needs (7 here)
     kinds = {c.recipe.kind for c in ok}
-    assert {"static_int8", "fp16", "dynamic_int8"} <= kinds  # the one-liners first, whatever the size limit
+    assert {"static_int8", "dynamic_int8"} <= kinds  # the int8 one-liners first
     assert len(wide.front) >= 2
     assert wide.recommended is not None  # still the answer to the goal
 
@@ -505,7 +543,7 @@ def test_run_sweep_measures_points_across_the_front_when_asked(
         calib=calib,
         goal=goal,
         out_dir=tmp_path / "tight",
-        options=SweepOptions(executor="serial", front_points=6, time_budget_s=0.001),
+        options=SweepOptions(executor="serial", front_points=10, time_budget_s=0.001),
     )
     assert tight.evaluations < len(ok)
     budget = [why for why in tight.skipped_reasons.values() if "time budget" in why]
