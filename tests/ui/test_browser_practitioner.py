@@ -60,9 +60,11 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def browser(chromium_path: str, tmp_path: Path) -> Iterator[Chromium]:
-    with Chromium(chromium_path, tmp_path / "profile", width=1280, height=1000) as b:
+@pytest.fixture(scope="module")
+def browser(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    """One browser for the module: each test loads the page again, which is a fresh session of the page (a
+    browser closed and another started between tests left the next navigation unanswered on a loaded machine)."""
+    with Chromium(chromium_path, tmp_path_factory.mktemp("profile"), width=1280, height=1000) as b:
         yield b
 
 
