@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import queue
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +110,13 @@ class AsyncAssistant:
 
     # ------------------------------------------------------------------ public API
 
-    async def ask(self, message: str, *, model: str | None = None, data: str | None = None) -> Reply:
-        """Answer one message (``model``/``data``: a zoo name, stored id or file path chosen outside the text)."""
+    async def ask(
+        self, message: str, *, model: str | None = None, data: str | None = None, calib: str | None = None
+    ) -> Reply:
+        """Answer one message (``model``/``data``/``calib``: a zoo name, stored id or file path chosen outside the
+        text; ``calib``: calibration data apart from the evaluation data)."""
         reply: Reply | None = None
-        async for event in self.stream(message, model=model, data=data):
+        async for event in self.stream(message, model=model, data=data, calib=calib):
             if isinstance(event, Final):
                 reply = event.reply
         if reply is None:  # never: stream always ends with Final
@@ -121,7 +124,7 @@ class AsyncAssistant:
         return reply
 
     async def stream(
-        self, message: str, *, model: str | None = None, data: str | None = None
+        self, message: str, *, model: str | None = None, data: str | None = None, calib: str | None = None
     ) -> AsyncIterator[Event]:
         """Answer one message as events: text, tool started/finished, sweep progress, and the final reply.
 
@@ -129,7 +132,7 @@ class AsyncAssistant:
         conversation is left consistent: every tool call gets a result, and the turn ends with a note.
         """
         try:
-            async for event in self._stream(message, model=model, data=data):
+            async for event in self._stream(message, model=model, data=data, calib=calib):
                 yield event
         except BaseException:
             self._repair()
@@ -155,9 +158,13 @@ class AsyncAssistant:
         if self.messages and self.messages[-1].get("role") != "assistant":
             self.messages.append({"role": "assistant", "content": "(stopped by the user)"})
 
-    async def _stream(self, message: str, *, model: str | None, data: str | None) -> AsyncIterator[Event]:
+    async def _stream(
+        self, message: str, *, model: str | None, data: str | None, calib: str | None = None
+    ) -> AsyncIterator[Event]:
         t0 = time.perf_counter()
-        self.messages.append({"role": "user", "content": with_context(message, model=model, data=data)})
+        self.messages.append(
+            {"role": "user", "content": with_context(message, model=model, data=data, calib=calib)}
+        )
         first_record = len(self.records)
         brain = self.brain
         notice: str | None = None
@@ -505,23 +512,40 @@ class Assistant:
         """
         return self._portal.call(self.inner.download, artifact_id)
 
-    def ask(self, message: str, *, model: str | None = None, data: str | None = None) -> Reply:
+    def ask(
+        self, message: str, *, model: str | None = None, data: str | None = None, calib: str | None = None
+    ) -> Reply:
         """Answer one message; see :meth:`AsyncAssistant.ask`."""
         reply: Reply | None = None
-        for event in self.stream(message, model=model, data=data):
+        for event in self.stream(message, model=model, data=data, calib=calib):
             if isinstance(event, Final):
                 reply = event.reply
         if reply is None:
             raise RuntimeError("the agent loop ended without an answer")
         return reply
 
-    def stream(self, message: str, *, model: str | None = None, data: str | None = None) -> Iterator[Event]:
-        """Answer one message as events (see :meth:`AsyncAssistant.stream`). Ctrl-C cancels a running sweep."""
+    def stream(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        data: str | None = None,
+        calib: str | None = None,
+        tick: Callable[[], None] | None = None,
+        tick_s: float = 0.5,
+    ) -> Iterator[Event]:
+        """Answer one message as events (see :meth:`AsyncAssistant.stream`).
+
+        ``tick`` is called every ``tick_s`` seconds while no event arrives (a page redraws a clock there, and
+        learns that its user pressed Stop). Whatever stops the answer (Ctrl-C, an exception raised by ``tick``,
+        the caller closing this iterator) cancels it: a running sweep is cancelled on the server and the
+        conversation is left consistent before the exception goes on.
+        """
         q: queue.Queue[Any] = queue.Queue()
 
         async def pump() -> None:
             try:
-                async for event in self.inner.stream(message, model=model, data=data):
+                async for event in self.inner.stream(message, model=model, data=data, calib=calib):
                     q.put(event)
             except BaseException as e:
                 q.put(e)
@@ -532,17 +556,25 @@ class Assistant:
         future = self._portal.start_task_soon(pump)
         try:
             while True:
-                item = q.get()
+                try:
+                    item = q.get(timeout=tick_s) if tick is not None else q.get()
+                except queue.Empty:
+                    if tick is not None:
+                        tick()
+                    continue
                 if item is _DONE:
                     break
                 if isinstance(item, BaseException):
                     raise item
                 yield item
-        except KeyboardInterrupt:
-            future.cancel()
-            try:
-                while q.get(timeout=30) is not _DONE:
+        except BaseException:
+            # stopped from outside (Ctrl-C, the page's Stop, the consumer gone): cancel the task and wait until
+            # it has cancelled its sweep and repaired the conversation, so the next message starts clean
+            if not future.done():
+                future.cancel()
+                try:
+                    while q.get(timeout=30) is not _DONE:
+                        pass
+                except queue.Empty:
                     pass
-            except queue.Empty:
-                pass
             raise

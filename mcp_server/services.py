@@ -420,7 +420,11 @@ class Services:
             out_dir=ctx.work_dir,
             calib_path=spec.calib_path,
             options=SweepOptions(
-                executor=s.sweep_executor, exhaustive=spec.exhaustive, threads=s.sweep_threads
+                executor=s.sweep_executor,
+                exhaustive=spec.exhaustive,
+                threads=s.sweep_threads,
+                front_points=s.sweep_front_points,
+                time_budget_s=s.sweep_time_budget_s,
             ),
             progress=on_event,
             cancel=ctx.cancel,

@@ -74,6 +74,16 @@ class ServerSettings(BaseSettings):
         le=64,
         description="onnxruntime threads of every latency measurement; unset: the goal's ('on 4 threads'), else 1",
     )
+    sweep_front_points: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="for size, accuracy and balanced goals, measure at least this many candidates across the "
+        "Pareto front (0: only what the goal needs); the chat page asks for 8",
+    )
+    sweep_time_budget_s: float | None = Field(
+        default=None, gt=0, description="add those front points only while a sweep has run less than this"
+    )
 
     @property
     def state_dir(self) -> Path:

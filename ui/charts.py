@@ -23,6 +23,7 @@ import altair as alt
 from optimizer.search.pareto import ParetoReport, size_limit_bytes
 from optimizer.types import Candidate, Metrics, SensitivityReport
 from optimizer.units import format_bytes
+from ui.summary import goal_text, metric_text, size_text
 
 __all__ = [
     "before_after_rows",
@@ -63,8 +64,9 @@ def _row(c: Candidate, m: Metrics, report: ParetoReport, scale: float) -> dict[s
         "method": c.recipe.kind,
         "size": m.size_bytes / scale,
         "size_bytes": m.size_bytes,
-        "size_text": format_bytes(m.size_bytes),
+        "size_text": size_text(m.size_bytes, report.goal),
         "metric": _clean(m.metric),
+        "metric_text": metric_text(report.baseline.metric_name, _clean(m.metric)),
         "drop": _clean(m.accuracy_drop_pct),
         "p50": _clean(m.latency_ms_p50),
         "p95": _clean(m.latency_ms_p95),
@@ -86,8 +88,9 @@ def _baseline_row(report: ParetoReport, scale: float) -> dict[str, Any]:
         "id": "original",
         "label": "original (fp32)",
         "size": b.size_bytes / scale,
-        "size_text": format_bytes(b.size_bytes),
+        "size_text": size_text(b.size_bytes, report.goal),
         "metric": _clean(b.metric),
+        "metric_text": metric_text(b.metric_name, _clean(b.metric)),
         "drop": 0.0,
         "p50": _clean(b.latency_ms_p50),
         "p95": _clean(b.latency_ms_p95),
@@ -109,7 +112,7 @@ def _tooltips(report: ParetoReport) -> list[alt.Tooltip]:
         alt.Tooltip("id:N", title="candidate"),
         alt.Tooltip("label:N", title="recipe"),
         alt.Tooltip("size_text:N", title="size"),
-        alt.Tooltip("metric:Q", title=report.baseline.metric_name, format=".4f"),
+        alt.Tooltip("metric_text:N", title=report.baseline.metric_name),
         alt.Tooltip("drop:Q", title="accuracy drop (pt)", format=".2f"),
         alt.Tooltip("p50:Q", title="latency p50 (ms)", format=".3f"),
         alt.Tooltip("p95:Q", title="latency p95 (ms)", format=".3f"),
@@ -175,7 +178,7 @@ def _marks(
                 tooltip=[
                     alt.Tooltip("label:N", title="candidate"),
                     alt.Tooltip("size_text:N", title="size"),
-                    alt.Tooltip("metric:Q", title=report.baseline.metric_name, format=".4f"),
+                    alt.Tooltip("metric_text:N", title=report.baseline.metric_name),
                     alt.Tooltip("p50:Q", title="latency p50 (ms)", format=".3f"),
                     alt.Tooltip("p95:Q", title="latency p95 (ms)", format=".3f"),
                 ],
@@ -226,7 +229,9 @@ def pareto_chart(report: ParetoReport) -> alt.LayerChart:
         size_limit = size_limit_bytes(goal, report.baseline)
         if size_limit is not None:
             rule = alt.Chart(
-                _data([{"size": size_limit / scale, "text": f"size limit {format_bytes(size_limit)}"}]),
+                _data(
+                    [{"size": size_limit / scale, "text": f"size limit {size_text(size_limit, report.goal)}"}]
+                ),
                 name="size_limit",
             ).mark_rule(strokeDash=[6, 4], color=_LIMIT_COLOR)
             layers.append(rule.encode(x=x, tooltip=[alt.Tooltip("text:N", title="limit")]))
@@ -253,7 +258,7 @@ def pareto_chart(report: ParetoReport) -> alt.LayerChart:
     plotted = sum(1 for r in rows if r["drop"] is not None)
     subtitle = [_counts_line(report, plotted, "candidates")]
     if report.goal is not None:
-        subtitle.append(f"goal: {report.goal.describe()}")
+        subtitle.append(f"goal: {goal_text(report.goal, report.baseline)}")  # in the user's units
         if bounds is not None:
             subtitle.append("shaded: where the size and accuracy-drop limits both hold")
     if report.recommended is None:
@@ -388,12 +393,12 @@ def before_after_rows(report: ParetoReport) -> list[dict[str, str]]:
     m = target.metrics if target is not None else None
     rows = [{"metric": "candidate", "original": "original", "recommended": name, "change": ""}]
 
-    size_after = format_bytes(m.size_bytes) if m else _NA
+    size_after = size_text(m.size_bytes, report.goal) if m else _NA
     size_change = _times(base.size_bytes, m.size_bytes, "smaller", "larger") if m else ""
     rows.append(
         {
             "metric": "size",
-            "original": format_bytes(base.size_bytes),
+            "original": size_text(base.size_bytes, report.goal),
             "recommended": size_after,
             "change": size_change,
         }
@@ -405,8 +410,8 @@ def before_after_rows(report: ParetoReport) -> list[dict[str, str]]:
     rows.append(
         {
             "metric": base.metric_name,
-            "original": _NA if base.metric is None else f"{base.metric:.4f}",
-            "recommended": _NA if m is None or m.metric is None else f"{m.metric:.4f}",
+            "original": _NA if base.metric is None else metric_text(base.metric_name, base.metric),
+            "recommended": _NA if m is None or m.metric is None else metric_text(base.metric_name, m.metric),
             "change": "" if drop is None else f"{0.0 - drop:+.2f} pt",
         }
     )

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from optimizer.search.pareto import ParetoReport
 from optimizer.types import SensitivityReport
+from ui.summary import Calibration
 
 if TYPE_CHECKING:
     from assistant.events import ToolRecord
 
-__all__ = ["ChatTurn", "Step", "error_text", "exception_text", "step_title"]
+__all__ = ["ChatTurn", "Step", "error_text", "exception_text", "merge_steps", "step_title"]
 
 _TITLES = {
     "list_zoo": "Looked at the model zoo",
@@ -52,6 +53,7 @@ class Step:
     summary: str
     error: dict[str, Any] | None = None
     seconds: float = 0.0
+    calls: int = 1
 
     @classmethod
     def from_record(cls, record: ToolRecord, seconds: float | None = None) -> Step:
@@ -76,10 +78,44 @@ class Step:
         )
 
 
-def step_title(name: str, *, running: bool = False, ok: bool = True, seconds: float | None = None) -> str:
-    """The label of a step: what the tool did in words, and how long it took."""
+def merge_steps(steps: list[Step]) -> list[Step]:
+    """One step per tool, in the order each was first called: the planner reads the goal, or locates files,
+    several times in a turn, and the chat says each thing it did once (with the number of calls and the time
+    they took together; failed when any call failed, with the first error)."""
+    merged: dict[str, Step] = {}
+    for step in steps:
+        seen = merged.get(step.name)
+        if seen is None:
+            merged[step.name] = Step(**{**step.__dict__})
+            continue
+        seen.calls += step.calls
+        seen.seconds += step.seconds
+        if step.ok and seen.ok:
+            seen.summary = step.summary
+            seen.arguments = step.arguments
+        elif seen.ok:  # the first failure is the one to read
+            seen.ok, seen.summary, seen.error, seen.arguments = (
+                False,
+                step.summary,
+                step.error,
+                step.arguments,
+            )
+    return list(merged.values())
+
+
+def step_title(
+    name: str,
+    *,
+    running: bool = False,
+    ok: bool = True,
+    seconds: float | None = None,
+    elapsed: float | None = None,
+) -> str:
+    """The label of a step: what the tool did in words, and how long it took (``elapsed``: a running step's
+    clock, so the page shows it is working)."""
     if running:
-        return _RUNNING.get(name, _TITLES.get(name, name)) + " …"
+        clock = f" {elapsed:.0f} s" if elapsed is not None else ""
+        return _RUNNING.get(name, _TITLES.get(name, name)) + " …" + clock
     title = _TITLES.get(name, name)
     if not ok:
         title = f"{title}: failed"
@@ -92,7 +128,7 @@ class ChatTurn:
 
     role: Literal["user", "assistant"]
     text: str
-    kind: Literal["text", "error", "info"] = "text"
+    kind: Literal["text", "error", "info", "stopped"] = "text"
     steps: list[Step] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     brain: str | None = None
@@ -101,6 +137,8 @@ class ChatTurn:
     report_json: str | None = None
     sensitivity_json: str | None = None
     seconds: float = 0.0
+    calibration: Calibration | None = None  # what the sweep calibrated on, for the summary
+    budget_s: float | None = None  # the sweep's time budget for points across the front
 
     def report(self) -> ParetoReport | None:
         return ParetoReport.model_validate_json(self.report_json) if self.report_json else None

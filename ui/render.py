@@ -1,6 +1,8 @@
 """How the chat page draws things with Streamlit: a turn of the history, a live turn, a result's charts.
 
-Charts come from :mod:`ui.charts` (pure functions); the state they draw comes from :mod:`ui.chat` and :mod:`ui.downloads`.
+Charts come from :mod:`ui.charts` (pure functions, imported when a result is first drawn: Altair takes seconds to
+import, and the page's first view must not wait for it); the short answer from :mod:`ui.summary`; the state they
+draw from :mod:`ui.chat` and :mod:`ui.downloads`.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import streamlit as st
 from assistant.events import Event, Final, Progress, TextEvent, ToolFinished, ToolStarted
 from optimizer.search.pareto import ParetoReport
 from optimizer.types import SensitivityReport
-from ui.charts import before_after_rows, candidate_rows, latency_chart, pareto_chart, sensitivity_chart
-from ui.chat import ChatTurn, Step, error_text, step_title
+from ui.chat import ChatTurn, Step, error_text, merge_steps, step_title
 from ui.downloads import DownloadSet
+from ui.summary import metric_text, progress_view, result_summary, shown_text, size_text
 
-__all__ = ["LiveTurn", "brain_label", "render_result", "render_steps", "render_turn"]
+__all__ = ["LiveTurn", "brain_label", "candidate_table", "render_result", "render_steps", "render_turn"]
 
 _PLANNER = "offline-planner"
 
@@ -37,17 +39,19 @@ def _arguments(args: dict[str, Any]) -> str:
 
 def _step_body(step: Step) -> None:
     if step.ok:
-        st.markdown(step.summary or "done")
+        st.markdown(shown_text(step.summary) or "done")
     else:
         st.error(error_text(step.error, step.summary))
+    if step.calls > 1:
+        st.caption(f"{step.calls} calls")
     if step.arguments:
         st.caption("arguments")
         st.code(_arguments(step.arguments), language="json")
 
 
 def render_steps(steps: Iterable[Step]) -> None:
-    """Every tool call of a turn as a collapsed step (green when it worked, red when it was refused)."""
-    for step in steps:
+    """Every tool of a turn as one collapsed step (green when it worked, red when a call was refused)."""
+    for step in merge_steps(list(steps)):
         with st.status(
             step_title(step.name, ok=step.ok, seconds=step.seconds),
             state="complete" if step.ok else "error",
@@ -56,15 +60,64 @@ def render_steps(steps: Iterable[Step]) -> None:
             _step_body(step)
 
 
-def _answer(turn: ChatTurn) -> None:
+def _answer(turn: ChatTurn, index: int) -> None:
     for notice in turn.notices:
         st.info(notice)
-    if turn.kind == "error" or turn.outcome == "error":
-        st.error(turn.text)
-    elif turn.outcome == "needs_input":
+    report = turn.report()
+    if turn.kind == "stopped":
         st.warning(turn.text)
+    elif turn.kind == "error" or turn.outcome == "error":
+        st.error(shown_text(turn.text))
+    elif turn.outcome == "needs_input":
+        st.warning(shown_text(turn.text))
+    elif report is not None and turn.outcome in ("met", "not_met"):
+        with st.container(key=f"summary-{index}"):
+            st.markdown(result_summary(report, calibration=turn.calibration, budget_s=turn.budget_s))
+        details = shown_text(turn.text)
+        if details:
+            if turn.brain and turn.brain != _PLANNER:
+                st.markdown(details)  # an LLM's own words are its answer: shown, not folded away
+            else:
+                with st.expander("The assistant's full answer"):
+                    st.markdown(details)
     else:
-        st.markdown(turn.text)
+        st.markdown(shown_text(turn.text))
+
+
+def candidate_table(report: ParetoReport) -> list[dict[str, str]]:
+    """Every candidate as a row of text: measured ones with their numbers (one format per quantity), failed ones
+    with their error; sorted by size, failed last."""
+    from ui.charts import candidate_rows
+
+    goal = report.goal
+    name = report.baseline.metric_name
+    rows = [
+        {
+            "candidate": str(r["id"]),
+            "recipe": str(r["label"]),
+            "size": size_text(float(r["size_bytes"]), goal),
+            name: metric_text(name, r["metric"]),
+            "loss (pt)": "" if r["drop"] is None else f"{float(r['drop']):.2f}",
+            "p50 (ms)": "" if r["p50"] is None else f"{float(r['p50']):.3g}",
+            "note": ", ".join(
+                x for x in ("recommended" if r["recommended"] else "", "front" if r["on_front"] else "") if x
+            ),
+        }
+        for r in candidate_rows(report)
+    ]
+    rows += [
+        {
+            "candidate": c.id,
+            "recipe": c.recipe.label,
+            "size": "",
+            name: "",
+            "loss (pt)": "",
+            "p50 (ms)": "",
+            "note": f"failed: {c.error.message} ({c.error.code})" if c.error else "failed",
+        }
+        for c in report.failed
+    ]
+    return rows
 
 
 def render_result(
@@ -73,38 +126,36 @@ def render_result(
     """The charts of a result (Pareto front, latency, layer sensitivity), the before/after table, every
     candidate, and the downloads.
     """
+    from ui.charts import before_after_rows, latency_chart, pareto_chart, sensitivity_chart
+
+    if downloads is not None:
+        _downloads(downloads, key)
     st.altair_chart(pareto_chart(report), width="content")
-    st.caption(report.reason)
     st.altair_chart(latency_chart(report), width="content")
     if sens is not None and sens.layers:
         st.altair_chart(sensitivity_chart(sens), width="content")
     st.markdown("**Before / after**")
     st.table(before_after_rows(report), hide_index=True)
-    rows = candidate_rows(report)
-    with st.expander(f"All {len(report.candidates)} candidates ({len(rows)} measured)"):
-        shown = [
-            {
-                "candidate": r["id"],
-                "recipe": r["label"],
-                "size": r["size_text"],
-                report.baseline.metric_name: r["metric"],
-                "drop (pt)": r["drop"],
-                "p50 (ms)": r["p50"],
-                "front": "yes" if r["on_front"] else "",
-                "recommended": "yes" if r["recommended"] else "",
-            }
-            for r in rows
-        ]
-        failed = [
-            {"candidate": c.id, "recipe": c.recipe.label, "error": c.error.message if c.error else ""}
-            for c in report.failed
-        ]
-        st.dataframe(shown, hide_index=True)
-        if failed:
-            st.caption("failed candidates (kept as data)")
-            st.dataframe(failed, hide_index=True)
-    if downloads is not None:
-        _downloads(downloads, key)
+    measured = report.evaluations - len(report.failed)
+    title = (
+        f"Every candidate: {report.evaluations} of {report.grid_size} measured"
+        + (f" ({len(report.failed)} failed)" if report.failed else "")
+        + (
+            f", {len(report.skipped_reasons or report.skipped)} not built"
+            if report.skipped_reasons or report.skipped
+            else ""
+        )
+    )
+    with st.expander(title):
+        st.table(candidate_table(report), hide_index=True)
+        if measured == 0:
+            st.caption("no candidate was measured successfully")
+        if report.skipped_reasons:
+            st.caption("not built, and why")
+            st.table(
+                [{"candidate": cid, "why": why} for cid, why in report.skipped_reasons.items()],
+                hide_index=True,
+            )
 
 
 def _downloads(files: DownloadSet, key: str) -> None:
@@ -153,7 +204,7 @@ def render_turn(
             st.markdown(turn.text)
             return
         render_steps(turn.steps)
-        _answer(turn)
+        _answer(turn, index)
         report = turn.report()
         if report is not None:
             files = None
@@ -166,50 +217,90 @@ def render_turn(
 
 
 class LiveTurn:
-    """Draws the assistant's events as they come: each tool call as a step, a progress bar while the sweep
-    runs, notices, then collects the answer into a :class:`ChatTurn`.
+    """Draws the assistant's events as they come: one step per tool (a tool called again reuses its step), a
+    progress bar while the sweep runs, a clock on whatever is running (:meth:`tick`), notices; then collects the
+    answer into a :class:`ChatTurn`. :meth:`stopped` closes the turn when the user pressed Stop.
     """
 
     def __init__(self) -> None:
         self.turn = ChatTurn(role="assistant", text="")
         self.final: Final | None = None
-        self._boxes: dict[str, Any] = {}
-        self._started: dict[str, float] = {}
+        self.job_id: str | None = None
+        self._t0 = time.perf_counter()
+        self._boxes: dict[str, tuple[Any, Any]] = {}  # tool name -> (status box, its body placeholder)
+        self._running: dict[str, tuple[str, float]] = {}  # call id -> (tool name, started)
         self._bar: Any = None
+        self._progress: tuple[str, int, int] = ("starting", 0, 0)
+        self._sweep_started: float | None = None
+
+    def _box(self, name: str, *, expanded: bool) -> tuple[Any, Any]:
+        found = self._boxes.get(name)
+        if found is None:
+            box = st.status(step_title(name, running=True, elapsed=0), state="running", expanded=expanded)
+            found = (box, box.empty())
+            self._boxes[name] = found
+        return found
+
+    def _draw_bar(self) -> None:
+        if self._bar is None:
+            return
+        phase, done, planned = self._progress
+        elapsed = time.perf_counter() - (self._sweep_started or self._t0)
+        frac, text = progress_view(phase, done, planned, elapsed)
+        self._bar.progress(frac, text=text)
+
+    def tick(self) -> None:
+        """Redraw the clocks of what is running (called while no event arrives): the page shows it works, and
+        Streamlit sees a Stop click at this point."""
+        now = time.perf_counter()
+        for name, started in self._running.values():
+            box, _ = self._boxes[name]
+            box.update(label=step_title(name, running=True, elapsed=now - started))
+        self._draw_bar()
 
     def handle(self, event: Event) -> None:
         if isinstance(event, TextEvent):
             st.info(event.text)
             self.turn.notices.append(event.text)
         elif isinstance(event, ToolStarted):
-            running = event.name == "run_sweep"
-            box = st.status(step_title(event.name, running=True), state="running", expanded=running)
-            self._boxes[event.call_id] = box
-            self._started[event.call_id] = time.perf_counter()
-            if running:
-                self._bar = box.progress(0.0, text="starting the sweep")
+            sweep = event.name == "run_sweep"
+            box, _ = self._box(event.name, expanded=sweep)
+            box.update(label=step_title(event.name, running=True, elapsed=0), state="running")
+            self._running[event.call_id] = (event.name, time.perf_counter())
+            if sweep and self._bar is None:
+                self._sweep_started = time.perf_counter()
+                self._progress = ("starting", 0, 0)
+                self._bar = box.progress(0.03, text="Starting the sweep")
         elif isinstance(event, Progress):
-            if self._bar is not None:
-                frac = min(max(event.done / event.planned, 0.0), 1.0) if event.planned else 0.0
-                count = f" {event.done}/{event.planned}" if event.planned else ""
-                text = f"{event.state}: {event.phase}{count}" + (
-                    f" — {event.message[:120]}" if event.message else ""
-                )
-                self._bar.progress(frac, text=text)
+            self.job_id = event.job_id
+            self._progress = (
+                event.phase if event.state == "running" else event.state,
+                event.done,
+                event.planned,
+            )
+            self._draw_bar()
         elif isinstance(event, ToolFinished):
-            started = self._started.pop(event.record.call_id, None)
+            name_started = self._running.pop(event.record.call_id, None)
+            started = name_started[1] if name_started is not None else None
             step = Step.from_record(event.record, None if started is None else time.perf_counter() - started)
             self.turn.steps.append(step)
-            box = self._boxes.pop(event.record.call_id, None)
-            if box is not None:
+            merged = next(s for s in merge_steps(self.turn.steps) if s.name == step.name)
+            box, body = self._box(step.name, expanded=False)
+            still = any(n == step.name for n, _ in self._running.values())
+            if not still:
                 box.update(
-                    label=step_title(step.name, ok=step.ok, seconds=step.seconds),
-                    state="complete" if step.ok else "error",
+                    label=step_title(merged.name, ok=merged.ok, seconds=merged.seconds),
+                    state="complete" if merged.ok else "error",
                     expanded=False,
                 )
-                with box:
-                    _step_body(step)
+            with body.container():
+                _step_body(merged)
             if step.name == "run_sweep":
+                job = event.record.job or {}
+                if self._bar is not None:
+                    done = int(job.get("trials_finished") or self._progress[1])
+                    self._progress = (str(job.get("state") or "finished"), done, done)
+                    self._draw_bar()
                 self._bar = None
         elif isinstance(event, Final):
             self.final = event
@@ -219,3 +310,25 @@ class LiveTurn:
             self.turn.outcome = reply.outcome
             self.turn.seconds = reply.seconds
             self.turn.job_id = reply.job_id
+
+    def stopped(self) -> ChatTurn:
+        """The turn of a request the user stopped: what was running, and that the sweep was cancelled."""
+        elapsed = time.perf_counter() - self._t0
+        doing = [name for name, _ in self._running.values()]
+        text = f"Stopped at your request after {elapsed:.0f} s"
+        if doing:
+            text += " (" + step_title(doing[-1], running=True).rstrip(" …").lower() + ")"
+        text += "."
+        if self.job_id is not None:
+            done = self._progress[1]
+            text += (
+                f" The sweep (job {self.job_id}) was cancelled after {done} measured "
+                f"candidate{'s' if done != 1 else ''}; nothing is left running."
+            )
+        else:
+            text += " Nothing is left running."
+        text += " Send a new request when you are ready."
+        self.turn.kind = "stopped"
+        self.turn.text = text
+        self.turn.seconds = elapsed
+        return self.turn

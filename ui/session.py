@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import re
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from assistant.agent import Assistant
@@ -26,6 +27,8 @@ __all__ = [
     "is_offline",
     "make_assistant",
     "mentions_model",
+    "page_server_settings",
+    "sweep_budget_s",
     "transport_of",
     "use_llm",
 ]
@@ -54,9 +57,30 @@ def _close_at_exit() -> None:
         atexit.register(close_all_assistants)
 
 
+#: what the page asks of a sweep run in its own process (a server's own settings decide for it): enough points
+#: across the front for the charts to show what each megabyte buys, within a time budget
+PAGE_FRONT_POINTS = 8
+PAGE_TIME_BUDGET_S = 90.0
+
+
+def page_server_settings() -> Any:
+    """The settings of the page's in-process server: the environment's, with the page's front points and time
+    budget unless ``QUANTTAAS_SWEEP_FRONT_POINTS`` / ``QUANTTAAS_SWEEP_TIME_BUDGET_S`` set them."""
+    from mcp_server.settings import ServerSettings
+
+    base = ServerSettings()
+    update: dict[str, Any] = {}
+    if "QUANTTAAS_SWEEP_FRONT_POINTS" not in os.environ:
+        update["sweep_front_points"] = PAGE_FRONT_POINTS
+    if "QUANTTAAS_SWEEP_TIME_BUDGET_S" not in os.environ:
+        update["sweep_time_budget_s"] = PAGE_TIME_BUDGET_S
+    return base.model_copy(update=update)
+
+
 def make_assistant() -> Assistant:
     """A new assistant configured from the environment (``QUANTTAAS_*``): the offline planner unless
-    ``QUANTTAAS_LLM`` names a model, the tools in process unless ``QUANTTAAS_MCP_URL`` names a server.
+    ``QUANTTAAS_LLM`` names a model, the tools in process unless ``QUANTTAAS_MCP_URL`` names a server (the
+    in-process server measures :data:`PAGE_FRONT_POINTS` across the front, see :func:`page_server_settings`).
     It is closed when the process exits (:func:`close_all_assistants`).
 
     Raises whatever opening the tool session raises (e.g. a server that cannot be reached).
@@ -65,9 +89,19 @@ def make_assistant() -> Assistant:
     from ui.charts import save_charts_html
 
     _close_at_exit()
-    assistant = Assistant(chart_writer=save_charts_html)
+    assistant = Assistant(chart_writer=save_charts_html, server_settings=page_server_settings())
     _OPEN.add(assistant)
     return assistant
+
+
+def sweep_budget_s(assistant: Assistant) -> float | None:
+    """The time budget of this assistant's sweeps for points across the front, when the page knows it (tools
+    in process); None for a server, whose own settings decide."""
+    if transport_of(assistant) != "in-process":
+        return None
+    settings = getattr(assistant.inner.tools, "_server_settings", None)
+    value = getattr(settings, "sweep_time_budget_s", None)
+    return float(value) if value is not None else None
 
 
 def is_offline(model: str | None) -> bool:
@@ -111,6 +145,7 @@ class Selection:
     data: str | None
     label: str
     summary: str
+    calib: str | None = None
 
 
 def mentions_model(text: str, names: list[str]) -> bool:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DATA_TYPES",
     "MODEL_TYPES",
+    "check_data_fits",
     "inspection_markdown",
     "inspection_rows",
     "register_upload",
@@ -84,6 +85,28 @@ def register_upload(assistant: Assistant, path: Path, kind: Literal["model", "da
         return _failed(
             tool, exception_text(e), "reload the page to start a new session", code="session_error"
         )
+
+
+def check_data_fits(
+    path: Path, inspection: dict[str, Any], *, calibration: bool = False
+) -> dict[str, str] | None:
+    """Whether the data file at ``path`` fits the model of ``inspection`` (the inspection ``register_model``
+    returned): None when it does, else the error ``{code, message, hint}``. The library's own data reader does
+    the check, so the page refuses at upload what the sweep would refuse later, and names the file the user
+    chose. ``calibration`` data needs no labels. Raises nothing.
+    """
+    from optimizer.errors import QuantTaaSError
+    from optimizer.measure.data import load_data
+    from optimizer.types import TensorInfo
+
+    try:
+        inputs = [TensorInfo.model_validate(t) for t in inspection.get("inputs") or []]
+        load_data(path, inputs, metric="agreement" if calibration else None)
+    except QuantTaaSError as e:
+        return {"code": e.code, "message": e.message, "hint": e.hint or ""}
+    except (ValueError, TypeError) as e:  # an inspection that does not read back: let the server decide
+        return {"code": "input_invalid", "message": str(e)[:300], "hint": "upload the model again"}
+    return None
 
 
 def inspection_rows(inspection: dict[str, Any]) -> list[dict[str, str]]:

@@ -49,6 +49,7 @@ class Case:
     report: ReportView | None  # its report (get_pareto_report)
     goal: dict[str, Any] | None  # the goal of the last verdict on this job (report or recommend)
     recommended: str | None = None  # what the last verdict recommends
+    calib: str | None = None  # the calibration data id the sweep was given (None: its default)
     misses: dict[str, list[dict[str, Any]]] | None = None  # the last verdict's misses (server goal check)
 
 
@@ -119,4 +120,5 @@ class Conversation:
             goal=goal,
             recommended=verdict.recommended,
             misses=verdict.misses or None,
+            calib=s.arguments.get("calib"),
         )

@@ -139,4 +139,5 @@ def _request(conv: Conversation, text: str, context: dict[str, str]) -> Request 
         model=named,
         data=registered.get("data") or files.data_id,
         words=without_mentions(files.text, found),
+        calib=conv.context.get("calib") or None,
     )

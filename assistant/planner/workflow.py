@@ -51,6 +51,8 @@ class Request:
     words: str
     direction: tuple[str, str] | None = None
     prior: dict[str, Any] | None = None
+    #: calibration data chosen apart from the evaluation data (a stored data id: the page's third uploader)
+    calib: str | None = None
 
 
 _DIRECTION_NOTES = {
@@ -208,7 +210,7 @@ class Workflow:
             assumed += (
                 "You gave no accuracy limit, so I assumed you can afford at most 1 point of accuracy loss. "
             )
-        return self.full(model, request.data, goal, lead=assumed)
+        return self.full(model, request.data, goal, lead=assumed, calib=request.calib)
 
     def ask_back(self, goal: dict[str, Any], unread: list[str], *, named: bool) -> BrainStep:
         """The goal as read, and the words that were not: asked back before anything runs."""
@@ -222,7 +224,9 @@ class Workflow:
 
     # ------------------------------------------------------------ the sweep
 
-    def full(self, model: str, data: str | None, goal: dict[str, Any], *, lead: str = "") -> BrainStep:
+    def full(
+        self, model: str, data: str | None, goal: dict[str, Any], *, lead: str = "", calib: str | None = None
+    ) -> BrainStep:
         inspect_args = {"model": model}
         insp = self.conv.log.call("inspect_model", inspect_args)
         if insp is None:
@@ -234,14 +238,16 @@ class Workflow:
         size = finite((insp.result or {}).get("size_bytes")) or 0.0
         samples = PROFILE_SAMPLES if size < 1e6 else PROFILE_SAMPLES_LARGE
         profile_args: dict[str, Any] = {"model": model, "samples": samples}
-        if data:
-            profile_args["data"] = data
+        if calib or data:  # the profile calibrates on what the sweep calibrates on
+            profile_args["data"] = calib or data
         if self.conv.log.call("profile_layers", profile_args) is None:
             return self.conv.call(("profile_layers", profile_args))
         sweep_args: dict[str, Any] = {"model": model, "goal": goal_arg(goal)}
         if data:
             sweep_args["data"] = data
-        sweep = self.conv.log.call("run_sweep", sweep_args) or self._sweep_for(model, data, goal)
+        if calib:
+            sweep_args["calib"] = calib
+        sweep = self.conv.log.call("run_sweep", sweep_args) or self._sweep_for(model, data, goal, calib)
         if sweep is None or (sweep.ok and (sweep.job or {}).get("state") in ("interrupted",)):
             return self.conv.call(("run_sweep", sweep_args))
         if not sweep.ok:
@@ -282,10 +288,14 @@ class Workflow:
             return step
         return verdict_answer(self.conv, model, report, lead=lead, fresh=True)
 
-    def _sweep_for(self, model: str, data: str | None, goal: dict[str, Any]) -> ToolRecord | None:
-        """A sweep of this conversation for the same model, data and goal, however the goal was given (an LLM
-        that started the turn may have passed words): its goal is the one the server ran (``goal_fields``)."""
-        for r in reversed(self.conv.log.all("run_sweep", args={"model": model, "data": data})):
+    def _sweep_for(
+        self, model: str, data: str | None, goal: dict[str, Any], calib: str | None = None
+    ) -> ToolRecord | None:
+        """A sweep of this conversation for the same model, data, calibration and goal, however the goal was given
+        (an LLM that started the turn may have passed words): its goal is the one the server ran (``goal_fields``)."""
+        for r in reversed(
+            self.conv.log.all("run_sweep", args={"model": model, "data": data, "calib": calib})
+        ):
             ran = (r.job or {}).get("goal_fields") or (r.result or {}).get("goal_fields")
             if isinstance(ran, dict) and same_goal(ran, goal):
                 return r
@@ -316,7 +326,7 @@ class Workflow:
         looks for the smaller models it allows, pruning included where the goal does not forbid it).
         """
         if case.report is None or case.job_id is None:
-            return self.full(case.model, case.data, goal, lead=note)
+            return self.full(case.model, case.data, goal, lead=note, calib=case.calib)
         rec_args = {"job_id": case.job_id, "goal": goal_arg(goal)}
         rec = self.conv.log.call("recommend", rec_args)
         if rec is None:
@@ -343,7 +353,7 @@ class Workflow:
             if rec.ok
             else ""
         )
-        return self.full(case.model, case.data, goal, lead=lead)
+        return self.full(case.model, case.data, goal, lead=lead, calib=case.calib)
 
     def _search_again(
         self,

@@ -37,6 +37,11 @@ Calibration and profiling are sized from the model's activations and the machine
 What the sweep did beyond the usual (the memory plan, retries, upstream workarounds, the metric chosen for data
 without labels, pre-processing fallbacks) is listed in ``ParetoReport.notes``.
 
+With ``SweepOptions.front_points`` (the chat page asks for it), a size, accuracy or balanced goal also gets that
+many quantization candidates measured across the front (the one-liners first, then the other int8 variants and a
+few selective points spread over k), so the user sees what each megabyte buys, while the sweep has run less than
+``time_budget_s``; a candidate left out for the budget says so in its reason.
+
 Pruning, quantization-aware training and chains join the grid when the model has a PyTorch source (a
 :class:`~optimizer.types.TorchSource`; the zoo's digits-cnn has one): channel pruning (30% and 50% of the
 parameters), magnitude pruning (50%), QAT, neural-compressor's autotune, and chains of pruning then int8 (when
@@ -138,6 +143,12 @@ class SweepOptions(Frozen):
         True  # use the model's PyTorch source (given, or the zoo case's) for pruning and QAT
     )
     finetune_epochs: int = 1  # fine-tune after pruning (when the PyTorch source has training data)
+    # for size, accuracy and balanced goals: measure at least this many quantization candidates across the front
+    # (the one-liners, fp16, int8 variants, a few selective points), so a chart shows what each megabyte buys;
+    # 0 measures only what the goal needs
+    front_points: int = Field(default=0, ge=0, le=64)
+    # the sweep adds those points only while it has run less than this (seconds from its start); None: no limit
+    time_budget_s: float | None = Field(default=None, gt=0)
 
 
 @dataclass
@@ -699,6 +710,7 @@ def run_sweep(
     else:
         _directed_search(search, [i for i in allowed_items if i.family in QUANT_FAMILIES])
         _training_search(search, [i for i in allowed_items if i.family not in QUANT_FAMILIES])
+    _fill_front(search, [i for i in allowed_items if i.family in QUANT_FAMILIES], opts, t0, cancelled)
     search.measure_smallest_when_none_succeeded(allowed_items, cancelled)
     if cancelled.is_set():
         for item in allowed_items:
@@ -963,6 +975,52 @@ def _speed_search(search: Search, items: list[GridItem], anchors: list[GridItem]
                     f"{it.id} keeps fewer layers in float and meets the accuracy limit: larger by construction",
                 )
             return
+
+
+#: the order in which extra points across the front are measured: the one-liners, then the int8 variants
+_FRONT_ORDER = {"anchor": 0, "per_tensor": 1, "dynamic_conv": 1, "selective": 2, "calibration": 3}
+
+
+def _spread(items: list[GridItem], n: int) -> list[GridItem]:
+    """``n`` items spread evenly over ``items`` (first and last included)."""
+    if n >= len(items):
+        return list(items)
+    if n <= 1:
+        return items[:n]
+    return [items[round(j * (len(items) - 1) / (n - 1))] for j in range(n)]
+
+
+def _fill_front(
+    search: Search, items: list[GridItem], opts: SweepOptions, t0: float, cancelled: threading.Event
+) -> None:
+    """Measure quantization candidates the directed search left out until ``opts.front_points`` are measured
+    (size, accuracy and balanced goals only; a latency goal keeps its own search), while the sweep has run less
+    than ``opts.time_budget_s``. The one-liners come first, then per-tensor and dynamic int8, a few selective
+    points spread over k, and the other calibrations. What the budget leaves out says so in its reason."""
+    if opts.front_points <= 0 or search.objective == "latency" or cancelled.is_set():
+        return
+    left = [i for i in items if i.id not in search.results]
+    selective = sorted((i for i in left if i.family == "selective"), key=lambda i: i.k)
+    picks = [i for i in left if i.family != "selective"] + _spread(selective, 3)
+    picks.sort(key=lambda i: _FRONT_ORDER.get(i.family, 9))
+    width = max(1, getattr(search.executor, "slots", 1))
+    budget = opts.time_budget_s
+    while picks and not cancelled.is_set():
+        measured = sum(1 for c in search.results.values() if c.ok)
+        if measured >= opts.front_points:
+            return
+        if budget is not None and time.perf_counter() - t0 >= budget:
+            for it in picks:
+                old = search.skipped.get(it.id, "")
+                search.skipped[it.id] = f"left out by the sweep's {budget:g} s time budget" + (
+                    f" ({old})" if old else ""
+                )
+            return
+        n = min(width, opts.front_points - measured)
+        batch, picks = picks[:n], picks[n:]
+        for it in batch:
+            search.skipped.pop(it.id, None)
+        search.run(batch)
 
 
 def _training_search(search: Search, items: list[GridItem]) -> None:

@@ -422,3 +422,21 @@ def test_relaxed_fields_finds_what_a_new_goal_loosens(
 
     baseline = {"size_bytes": 105486, "metric": 0.98, "latency_ms_p50": 0.02}
     assert relaxed_fields(old, new, baseline) == loosened
+
+
+def test_plan_calibrates_profile_and_sweep_on_the_calibration_data_from_the_context() -> None:
+    """Calibration data uploaded apart from the evaluation data (the page's third uploader) reaches the layer
+    profile and the sweep; the evaluation data stays what is measured."""
+    model, data, calib = "resnet-3f2a9c1b7d4e", "data-1111aaaa2222", "data-3333bbbb4444"
+    text = "under 40 KB please"
+    user = with_context(text, model=model, data=data, calib=calib)
+    parsed = _record("c", "parse_goal", {"text": text}, {"goal": parse_goal(text).model_dump()})
+    inspected = _record("d", "inspect_model", {"model": model}, {"size_bytes": 100_000})
+    step = plan(_conversation(user, [*CATALOG, parsed, inspected]))
+    [profile] = step.tool_calls
+    assert profile.name == "profile_layers" and profile.arguments["data"] == calib
+    profiled = _record("e", "profile_layers", profile.arguments, {"layers": []})
+    step = plan(_conversation(user, [*CATALOG, parsed, inspected, profiled]))
+    [sweep] = step.tool_calls
+    assert sweep.name == "run_sweep"
+    assert (sweep.arguments["data"], sweep.arguments["calib"]) == (data, calib)

@@ -514,3 +514,37 @@ def test_run_sweep_keeps_the_first_and_last_layers_in_float_when_the_goal_says_s
     }
     assert weight_from[first] == weight_from[last] == "initializer"  # float weights, as asked
     assert weight_from["/features/features.2/Conv"] == "DequantizeLinear"  # the rest is int8
+
+
+def test_run_sweep_measures_points_across_the_front_when_asked(
+    digits: zoo.ZooCase, digits_data, tmp_path: Path
+) -> None:
+    data, calib = digits_data
+    goal = parse_goal("under 40 KB with less than 1% accuracy loss")
+    wide = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path / "wide",
+        options=SweepOptions(executor="serial", front_points=10, profile=True),
+    )
+    ok = [c for c in wide.candidates if c.ok]
+    assert len(ok) >= 10, [c.id for c in wide.candidates]  # more than the goal alone needs (7 here)
+    kinds = {c.recipe.kind for c in ok}
+    assert {"static_int8", "dynamic_int8"} <= kinds  # the int8 one-liners first
+    assert len(wide.front) >= 2
+    assert wide.recommended is not None  # still the answer to the goal
+
+    # a budget already spent adds nothing, and says so for what it left out
+    tight = run_sweep(
+        digits.model_path,
+        data,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path / "tight",
+        options=SweepOptions(executor="serial", front_points=10, time_budget_s=0.001),
+    )
+    assert tight.evaluations < len(ok)
+    budget = [why for why in tight.skipped_reasons.values() if "time budget" in why]
+    assert budget and all("0.001 s" in why for why in budget)

@@ -46,6 +46,30 @@ DRAWN_CHARTS = (
 INPUT_READY = f"(() => {{ const t = document.querySelector('{CHAT_INPUT}'); return !!t && !t.disabled; }})()"
 PAGE_TEXT = "document.body.innerText"
 CHAT_MESSAGES = "document.querySelectorAll('[data-testid=\"stChatMessage\"]').length"
+MAIN_TEXT = "(document.querySelector('[data-testid=\"stMain\"]') || document.body).innerText"
+SIDEBAR_TEXT = "(document.querySelector('[data-testid=\"stSidebar\"]') || document.body).innerText"
+PROGRESS_VALUES = (
+    'Array.from(document.querySelectorAll(\'[data-testid="stProgress"] [role="progressbar"]\'))'
+    ".map(b => Number(b.getAttribute('aria-valuenow')))"
+)
+
+
+def js_text(text: str) -> str:
+    """``text`` as a JavaScript string literal."""
+    return json.dumps(text)
+
+
+def has_button(text: str) -> str:
+    """A JavaScript expression: whether a visible button's text contains ``text``."""
+    return f"!!({button_by_text(text)})"
+
+
+def button_by_text(text: str) -> str:
+    """A JavaScript expression for the visible button whose text contains ``text`` (null when none)."""
+    return (
+        "Array.from(document.querySelectorAll('button'))"
+        f".find(b => b.innerText.includes({js_text(text)}) && b.getBoundingClientRect().width > 0) || null"
+    )
 
 
 def find_chromium() -> str | None:
@@ -168,8 +192,9 @@ class Chromium:
             raise BrowserError(f"script failed: {result['exceptionDetails'].get('text', '')}")
         return result.get("result", {}).get("value")
 
-    def goto(self, url: str) -> None:
-        self.send("Page.navigate", {"url": url})
+    def goto(self, url: str, timeout: float = 180) -> None:
+        """Open ``url`` (a fresh browser on a loaded machine can take a minute to answer the first command)."""
+        self.send("Page.navigate", {"url": url}, timeout=timeout)
 
     def wait_for(self, expression: str, timeout: float, what: str, interval: float = 0.5) -> Any:
         """Poll ``expression`` until it is truthy; raises BrowserError naming ``what`` on timeout."""
@@ -205,6 +230,49 @@ class Chromium:
         self.evaluate(f"document.querySelector('{CHAT_INPUT}').focus()")
         self.type_text(text)
         self.press_enter()
+
+    def click(self, element: str, what: str = "an element") -> None:
+        """Click the element ``element`` (a JavaScript expression) at its centre with real mouse events, as a
+        user would; raises BrowserError when it is not on the page or disabled."""
+        rect = self.evaluate(
+            f"(() => {{ const e = {element}; if (!e) return null; e.scrollIntoView({{block: 'center'}});"
+            " const r = e.getBoundingClientRect();"
+            " return {x: r.x + r.width / 2, y: r.y + r.height / 2, disabled: !!e.disabled}; })()"
+        )
+        if not rect:
+            raise BrowserError(f"no {what} to click")
+        if rect["disabled"]:
+            raise BrowserError(f"{what} is disabled")
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.send(
+                "Input.dispatchMouseEvent",
+                {"type": kind, "x": rect["x"], "y": rect["y"], "button": "left", "clickCount": 1},
+            )
+
+    def click_button(self, text: str) -> None:
+        """Click the visible button whose text contains ``text``."""
+        self.click(button_by_text(text), f"button {text!r}")
+
+    def click_label(self, text: str) -> None:
+        """Click the label (a radio option, a checkbox) whose text is ``text``."""
+        self.click(
+            "Array.from(document.querySelectorAll('label'))"
+            f".find(l => l.innerText.trim() === {js_text(text)}) || null",
+            f"label {text!r}",
+        )
+
+    def upload_file(self, label: str, path: Path) -> None:
+        """Choose ``path`` in the file uploader whose label contains ``label`` (as the file dialog would)."""
+        expression = (
+            "(() => { const u = Array.from(document.querySelectorAll('[data-testid=\"stFileUploader\"]'))"
+            f".find(x => x.innerText.includes({js_text(label)}));"
+            " return u ? u.querySelector('input[type=file]') : null; })()"
+        )
+        found = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": False})
+        object_id = found.get("result", {}).get("objectId")
+        if not object_id:
+            raise BrowserError(f"no file uploader labelled {label!r}")
+        self.send("DOM.setFileInputFiles", {"files": [str(path)], "objectId": object_id})
 
     def screenshot(self, path: Path, *, height: int | None = None) -> Path:
         """A PNG of the page; ``height`` resizes the viewport first (the app scrolls inside it)."""

@@ -178,10 +178,11 @@ def test_pareto_chart_tooltips_carry_every_measurement() -> None:
     spec = pareto_chart(make_report()).to_dict()
     tooltip = layer(spec, "candidates")["encoding"]["tooltip"]
     fields = {t["field"] for t in tooltip}
-    assert {"id", "label", "size_text", "metric", "drop", "p50", "p95"} <= fields
-    assert next(t for t in tooltip if t["field"] == "metric")["title"] == "top1"
+    assert {"id", "label", "size_text", "metric_text", "drop", "p50", "p95"} <= fields
+    assert next(t for t in tooltip if t["field"] == "metric_text")["title"] == "top1"
     row = next(r for r in values(spec, layer(spec, "candidates")) if r["id"] == "a")
     assert (row["label"], row["size_text"], row["p95"]) == ("static_int8-pc-minmax", "30 KB", 2.25)
+    assert row["metric_text"] == "89.80%"  # top-1 as a percentage, as the answer and the tables write it
 
 
 def test_pareto_chart_uses_megabytes_when_a_model_reaches_one_mb() -> None:
@@ -302,7 +303,8 @@ def test_before_after_rows_compare_the_original_with_the_recommended() -> None:
         "change": "3.3x smaller",
     }
     assert rows["top1"]["change"] == "-0.20 pt"
-    assert rows["top1"]["recommended"] == "0.8980"
+    assert rows["top1"]["recommended"] == "89.80%"  # one format per quantity: the text says 89.80% too
+    assert rows["top1"]["original"] == "90.00%"
     assert rows["latency p50"]["change"] == "2.0x faster"
     assert rows["peak memory"]["change"] == "2.0x less"
 
@@ -363,3 +365,8 @@ def test_candidate_rows_flag_front_and_recommended() -> None:
     assert set(rows) == {"a", "b", "c", "d", "f"}
     assert [i for i, r in rows.items() if r["on_front"]] == ["d", "a", "b", "c"]
     assert [i for i, r in rows.items() if r["recommended"]] == ["a"]
+
+
+def test_pareto_chart_states_the_goal_in_the_users_units() -> None:
+    sub = subtitle(pareto_chart(make_report()).to_dict())
+    assert "goal: under 40 KB, at most 1% accuracy loss" in sub and "0.04 MB" not in sub

@@ -48,11 +48,23 @@ def app_test(home: Path, zoo_dir: Path) -> Iterator[Any]:
             yield at
         finally:
             try:
-                assistant = at.session_state["assistant"]
+                future = at.session_state["assistant_future"]
             except KeyError:  # the page never ran
-                assistant = None
-            if assistant is not None:
-                assistant.close()
+                future = None
+            if future is not None:
+                try:
+                    assistant = future.result(timeout=120)
+                except Exception:  # it never opened: nothing to close
+                    assistant = None
+                if assistant is not None:
+                    assistant.close()
+
+
+def run_ready(at: Any) -> Any:
+    """Run the page until its assistant (opened in the background) is ready and drawn in the sidebar."""
+    at.run()
+    at.session_state["assistant_future"].result(timeout=120)
+    return at.run()
 
 
 def texts(at: Any, kind: str) -> list[str]:
