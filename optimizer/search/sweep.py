@@ -787,7 +787,8 @@ def _speed_notes(grid: Sequence[GridItem], goal: Goal | None) -> list[str]:
     else:
         notes.append(
             "the goal does not mention speed: the speed formats (QOperator, offline graph optimization) are built "
-            "only when the recommendation would otherwise be measured slower than the original"
+            "unless a measured candidate rules them out; among equals the one not slower than the original is "
+            "preferred"
         )
     notes.append(
         "reduce_range (7-bit weights) is on for static int8: this CPU lacks VNNI"
@@ -922,19 +923,17 @@ def _speed_search(search: Search, items: list[GridItem], anchors: list[GridItem]
     """For a goal about speed: the formats that are fast on CPU (QOperator static int8, dynamic MatMul-only,
     offline graph optimization), then, when dynamic int8 loses more than the accuracy limit allows, dynamic int8
     with its most sensitive MatMul layers kept in float (smallest k first, up to the first that meets it).
-    Other goals skip them (a slower recommendation gets its QOperator sibling at the end instead)."""
+    A goal that does not rank speed gets them too unless a measurement rules them out (:meth:`Search.ruled_out`):
+    another file format of the same int8 differs in size and, slightly, in accuracy."""
     if not items:
         return
     plain = [i for i in items if i.k == 0]
     keep_k = sorted((i for i in items if i.k > 0), key=lambda i: i.k)
-    if not is_speed_goal(search.goal):
-        for it in items:
-            search.skip(
-                it,
-                "built for goals about speed (a latency limit, a speed-up, 'as fast as possible'); this goal "
-                "does not mention speed",
-            )
-        return
+    speed_goal = is_speed_goal(search.goal)
+    if not speed_goal:
+        # a goal that does not rank speed still gets them unless a measurement rules them out (skips only from
+        # measurements): another file format of the same int8 can differ in size and accuracy
+        plain = [i for i in plain if not search.ruled_out(i)]
     why = {
         "static_int8": "static int8 written as QOperator (QLinearConv/QLinearMatMul): on CPU often much faster "
         "than the same calibration as QDQ",
@@ -949,14 +948,18 @@ def _speed_search(search: Search, items: list[GridItem], anchors: list[GridItem]
     dyn_c = search.results.get(dyn.id) if dyn else None
     limit = search.drop_limit
     dyn_drop = dyn_c.metrics.accuracy_drop_pct if dyn_c and dyn_c.ok and dyn_c.metrics else None
-    if limit is None or dyn_drop is None or dyn_drop <= limit:
-        reason = (
-            "dynamic int8 already meets the accuracy limit"
-            if dyn_drop is not None and limit is not None
-            else "no accuracy limit for dynamic int8 to miss"
-        )
+    if dyn_c is not None and limit is not None and dyn_drop is not None and dyn_drop <= limit:
         for it in keep_k:
-            search.skip(it, f"{reason}; keeping MatMul layers in float only makes it larger and slower")
+            if not search.ruled_out(it):
+                search.skip(
+                    it,
+                    f"the measured {dyn_c.id} (dynamic int8, every MatMul) already meets the accuracy limit with "
+                    f"{dyn_drop:.2f} pt; keeping MatMul layers in float only makes it larger and slower",
+                )
+        return
+    if limit is None or dyn_drop is None:
+        # nothing measured says dynamic int8 loses too much: these run unless a measurement rules them out
+        search.run([it for it in keep_k if not search.ruled_out(it)])
         return
     for n, it in enumerate(keep_k):
         if search.too_big(it):

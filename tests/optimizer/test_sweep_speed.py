@@ -84,9 +84,10 @@ def test_run_sweep_measures_at_the_goals_threads_and_batch_and_remeasures_the_re
     assert best.id in me.remeasured and best.speed is not None and best.speed.blocks >= 3
     assert best.speed.low <= best.speed.speedup <= best.speed.high
     assert best.detail.get("latency_remeasured") is True
-    # the speed formats are built for goals about speed; this one is not
+    # a goal that does not rank speed gets the speed formats too, skipped only on a measurement: here the offline
+    # graph optimization (fp32 weights) is predicted over the size limit
     offline = [k for k in report.skipped_reasons if "ort_optimized" in k]
-    assert offline and "built for goals about speed" in report.skipped_reasons[offline[0]]
+    assert offline and "predicted size" in report.skipped_reasons[offline[0]]
     assert set(report.tried_reasons) == {c.id for c in report.candidates}
     # a recommendation measured slower is said in the first sentence, one that is not is not called slower
     first = report.reason.split(". ")[0]
