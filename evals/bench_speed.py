@@ -48,11 +48,12 @@ from optimizer.types import (
     SpeedComparison,
     StaticInt8Recipe,
 )
+from optimizer.zoo.light import LIGHT_MODELS
 
 OUT = Path("out/bench")
 SETTINGS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (8, 1), (8, 2))  # (batch, threads)
 ZOO = ("digits-cnn", "minilm-l6", "ppocr-rec")
-LIGHT = ("resnet50",)
+LIGHT = ("resnet50",)  # the default; any of optimizer.zoo.light.LIGHT_MODELS can be named
 #: INC's published int8 speed-ups on onnxruntime (the issue's figures)
 INC_PUBLISHED = (
     ("ResNet-50 v1.5, static int8 QDQ, 4 cores", "2.2x"),
@@ -111,7 +112,7 @@ class Case:
 
 
 def load_case(name: str, work: Path) -> Case:
-    if name in LIGHT:
+    if name in LIGHT_MODELS:
         from optimizer.zoo.light import build_light_model
 
         model = build_light_model(name, work / f"{name}.onnx")
