@@ -84,7 +84,8 @@ class RawStdio:
 def test_stdio_server_writes_only_protocol_to_stdout_while_a_sweep_prints(
     quanttaas_exe: list[str], server_env: Any, tiny_onnx: Path, tiny_npz: Path
 ) -> None:
-    # an exhaustive sweep runs onnxruntime's entropy calibration, which prints progress to stdout (fd 1)
+    # a goal that ranks accuracy runs onnxruntime's entropy calibration (nothing measured rules it out), which
+    # prints progress to stdout (fd 1)
     rpc = RawStdio([*quanttaas_exe, "mcp"], server_env())
     try:
         init = rpc.request(
@@ -103,7 +104,6 @@ def test_stdio_server_writes_only_protocol_to_stdout_while_a_sweep_prints(
             "model": model["result"]["structuredContent"]["model"]["id"],
             "data": data["result"]["structuredContent"]["data"]["id"],
             "goal": "the most accurate model",
-            "exhaustive": True,
         }
         started = rpc.request("tools/call", {"name": "run_sweep", "arguments": args})
         job_id = started["result"]["structuredContent"]["job_id"]
@@ -115,6 +115,9 @@ def test_stdio_server_writes_only_protocol_to_stdout_while_a_sweep_prints(
                 break
             time.sleep(0.3)
         assert state == "succeeded"
+        report = rpc.request("tools/call", {"name": "get_pareto_report", "arguments": {"job_id": job_id}})
+        recipes = [c["recipe"] for c in report["result"]["structuredContent"]["report"]["candidates"]]
+        assert any(r.get("calibration") == "entropy" for r in recipes), "the printing calibration ran"
     finally:
         rpc.close()
     assert all(json.loads(line)["jsonrpc"] == "2.0" for line in rpc.lines)
