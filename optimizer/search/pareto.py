@@ -169,7 +169,8 @@ def allowed(candidate: Candidate, goal: Goal | None) -> bool:
     ``precision`` keeps only recipes of exactly that precision (a recipe with none, such as pruning alone, is
     excluded); ``precision_forbidden`` drops recipes of a listed precision; ``methods_allowed`` keeps recipes
     whose every method is listed (``quantize`` lets QAT through, and ``qat`` lets through the ``quantize`` a
-    QAT recipe also counts as: :meth:`Goal.allowed_methods`); ``methods_forbidden`` drops recipes that use any
+    QAT recipe also counts as: :meth:`Goal.allowed_methods`), and drops a recipe that uses no method at all (a
+    graph rewrite alone); ``methods_forbidden`` drops recipes that use any
     listed method (``qat`` drops only the training-based recipes).
     """
     if goal is None:
@@ -181,6 +182,10 @@ def allowed(candidate: Candidate, goal: Goal | None) -> bool:
         return False
     methods = recipe_methods(candidate.recipe)
     if goal.methods_allowed is not None:
+        if (
+            not methods
+        ):  # a graph rewrite alone (offline optimization) uses none of the methods the goal allows
+            return False
         permitted = goal.allowed_methods()
         if "qat" in goal.methods_allowed and "qat" in methods:
             permitted.add("quantize")

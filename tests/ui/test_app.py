@@ -142,12 +142,13 @@ def test_app_offers_the_recommended_model_the_report_and_a_deployable_package(ch
 
 
 @pytest.mark.slow
-def test_app_follow_up_reranks_the_measured_candidates_and_draws_the_new_goal(chat: Any) -> None:
+def test_app_follow_up_that_loosens_the_goal_searches_again_and_draws_the_new_goal(chat: Any) -> None:
     history = turns(chat)
     assert [t.role for t in history] == ["user", "assistant", "user", "assistant"]
     follow = history[3]
     assert follow.outcome == "met", follow.text
-    assert "run_sweep" not in {s.name for s in follow.steps}
+    # a looser accuracy limit allows smaller models than the first sweep measured: the planner searches again
+    assert "run_sweep" in {s.name for s in follow.steps}
     report = follow.report()
     assert report is not None and report.goal is not None
     assert report.goal.max_accuracy_drop_pct == pytest.approx(2.0)

@@ -38,7 +38,10 @@ def test_browser_chat_request_shows_the_answer_and_the_charts(app_url: str, tmp_
     with Chromium(chromium, tmp_path / "chromium-profile", width=1280, height=900) as browser:
         browser.goto(app_url)
         browser.wait_for(INPUT_READY, 120, "the chat input")
-        assert "offline planner (no LLM)" in browser.evaluate(PAGE_TEXT)
+        # the page shows at once and starts the assistant in the background: its name follows when it is ready
+        browser.wait_for(
+            f"{PAGE_TEXT}.includes('offline planner (no LLM)')", 120, "the assistant's name on the page"
+        )
         browser.screenshot(shots / "01-start.png")
 
         browser.send_chat(SWEEP_REQUEST)
