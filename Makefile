@@ -16,6 +16,8 @@ export RAY_USAGE_STATS_ENABLED := 0
 # The environment is locked: requirements.lock pins every package (with hashes) for Python 3.11 on Linux x86-64.
 # `make venv` (and so `make run` / `make test`) installs exactly that; `make lock` refreshes it on purpose;
 # `make test-latest` tries the newest versions pyproject's ranges allow in a throw-away environment (not CI).
+# Only the base install and the `dev` extra are locked. The `gpu` extra is not: onnxruntime-gpu provides the same
+# `onnxruntime` module as the locked CPU wheel, so it replaces it by hand on a GPU machine (README: "GPUs").
 LOCK := requirements.lock
 UV_VERSION := 0.13.9
 LOCK_FLAGS := --extra dev --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
