@@ -11,16 +11,17 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: venv lock test-latest run demo chromium test test-cluster lint typecheck bench eval clean fashion-mnist
+.PHONY: venv lock test-latest run demo chromium speech test test-cluster lint typecheck bench eval clean fashion-mnist
 
 # The environment is locked: requirements.lock pins every package (with hashes) for Python 3.11 on Linux x86-64.
 # `make venv` (and so `make run` / `make test`) installs exactly that; `make lock` refreshes it on purpose;
 # `make test-latest` tries the newest versions pyproject's ranges allow in a throw-away environment (not CI).
-# Only the base install and the `dev` extra are locked. The `gpu` extra is not: onnxruntime-gpu provides the same
+# The base install and the `dev` and `corpus` extras are locked (corpus without opencv-python-headless: the locked
+# opencv-python provides the same `cv2`, and installing both breaks it). The `gpu` extra is not: onnxruntime-gpu provides the same
 # `onnxruntime` module as the locked CPU wheel, so it replaces it by hand on a GPU machine (README: "GPUs").
 LOCK := requirements.lock
 UV_VERSION := 0.13.9
-LOCK_FLAGS := --extra dev --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+LOCK_FLAGS := --extra dev --extra corpus --no-emit-package opencv-python-headless --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 	$(FIND_LINKS) --no-header --annotation-style line
 
 venv: $(STAMP)
@@ -90,8 +91,19 @@ fashion-mnist:
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; }; }; } || \
 	  echo "note: Fashion-MNIST not installed (apt-get unavailable); its tests will skip"
 
+# real speech for the Silero VAD corpus case (Debian package pocketsphinx-testdata: 16 kHz utterances): installed
+# when apt-get can; never fails the build, and the corpus case skips, saying what to install, without it
+SPEECH := /usr/share/pocketsphinx/test/data
+
+speech:
+	@test -d $(SPEECH) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q pocketsphinx-testdata >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q pocketsphinx-testdata >/dev/null 2>&1; }; }; } || \
+	  echo "note: pocketsphinx-testdata not installed (apt-get unavailable); the Silero VAD corpus case will skip"
+
 # tests share one zoo cache inside the checkout (built on first use, ignored by git)
-test: $(STAMP) lint typecheck fashion-mnist chromium
+test: $(STAMP) lint typecheck fashion-mnist speech chromium
 	QUANTTAAS_HOME=$(CURDIR)/.quanttaas $(BIN)/python -m pytest -q -m "not cluster"
 
 # sweeps on a real multi-node Ray cluster on this machine (tests/test_cluster.py: a head and two worker nodes, each its
@@ -106,7 +118,7 @@ eval: $(STAMP)
 	QUANTTAAS_ZOO_DIR=$${QUANTTAAS_ZOO_DIR:-$(CURDIR)/.quanttaas/zoo} $(BIN)/python -m evals.agent.run \
 		--json out/eval-agent.json --markdown out/eval-agent.md $(EVAL_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) speech
 	$(BIN)/python -m evals.bench_quantize
 	$(BIN)/python -m evals.bench_sweep
 	$(BIN)/python -m evals.bench_prune_qat
