@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: venv lock test-latest run demo chromium speech test test-cluster lint typecheck bench eval clean fashion-mnist
+.PHONY: venv lock test-latest run demo chromium speech test test-soak test-cluster lint typecheck bench eval clean fashion-mnist
 
 # The environment is locked: requirements.lock pins every package (with hashes) for Python 3.11 on Linux x86-64.
 # `make venv` (and so `make run` / `make test`) installs exactly that; `make lock` refreshes it on purpose;
@@ -104,7 +104,12 @@ speech:
 
 # tests share one zoo cache inside the checkout (built on first use, ignored by git)
 test: $(STAMP) lint typecheck fashion-mnist speech chromium
-	QUANTTAAS_HOME=$(CURDIR)/.quanttaas $(BIN)/python -m pytest -q -m "not cluster"
+	QUANTTAAS_HOME=$(CURDIR)/.quanttaas $(BIN)/python -m pytest -q -m "not cluster and not soak"
+
+# the soak tests (issue 10's regression): the page and `quanttaas serve` keep answering after Ray sweeps and more
+# than a minute of quiet. About 5 minutes, mostly waiting, so they run apart from `make test`; CI runs them after it
+test-soak: $(STAMP) chromium
+	QUANTTAAS_HOME=$(CURDIR)/.quanttaas $(BIN)/python -m pytest -q -m soak
 
 # sweeps on a real multi-node Ray cluster on this machine (tests/test_cluster.py: a head and two worker nodes, each its
 # own `ray start`, in a private loopback-only network namespace; about 6 minutes on 2 cores). CI runs it after

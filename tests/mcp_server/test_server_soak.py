@@ -33,6 +33,7 @@ def _sweep(http: httpx.Client, args: dict[str, Any], timeout: float = 300) -> di
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_serve_survives_quiet_after_ray_sweeps_and_runs_another(
     server_env: Any, quanttaas_exe: list[str], tiny_onnx: Path, tiny_npz: Path, tmp_path: Path
 ) -> None:

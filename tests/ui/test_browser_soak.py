@@ -50,6 +50,7 @@ def _answered(browser: Chromium, turns: int, what: str, proc: Any, log: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_browser_page_keeps_answering_after_ray_sweeps_and_a_quiet_minute(
     zoo_dir: Path, tmp_path: Path
 ) -> None:
