@@ -574,7 +574,7 @@ def choose_fidelity(reference: np.ndarray, output_name: str = "") -> tuple[str, 
 
     Class logits or probabilities ``[N, C]`` -> ``agreement`` (top-1); one score per sample -> decision
     agreement; a sequence of class scores ``[N, T, C]`` whose rows are distributions -> ``sequence_agreement``;
-    a YOLO-style head ``[N, 4 + C, anchors]`` -> ``box_agreement``; embeddings (named like one, or unit-norm
+    a YOLO-style head ``[N, 4 + C, anchors]`` (no negative value) -> ``box_agreement``; embeddings (named like one, or unit-norm
     rows, or hidden states) and maps ``[N, C, H, W]`` -> ``cosine``. Never argmax agreement on an embedding.
     """
     shape = tuple(reference.shape)
@@ -603,7 +603,15 @@ def choose_fidelity(reference: np.ndarray, output_name: str = "") -> tuple[str, 
                 f"{desc} is a sequence of class distributions (CTC-like): agreement of the decoded sequences"
             )
         small, large = min(a, b), max(a, b)
-        if not embedding_named and 5 <= small <= 128 and large >= 500 and large >= 8 * small:
+        # a decoded detector head holds pixel boxes and sigmoid scores, never a negative value; CTC logits
+        # [N, T, classes] have the same proportions but are signed
+        if (
+            not embedding_named
+            and 5 <= small <= 128
+            and large >= 500
+            and large >= 8 * small
+            and float(ref.min()) >= 0.0
+        ):
             return (
                 "box_agreement",
                 f"{desc} is a detector head (4 box values + class scores per anchor): box F1",

@@ -272,6 +272,8 @@ def test_choose_fidelity_follows_the_kind_of_output() -> None:
     )
     assert choose_fidelity(ctc, "softmax_out")[0] == "sequence_agreement"
     assert choose_fidelity(yolo, "output0")[0] == "box_agreement"
+    ctc_logits = rng.standard_normal((2, 22, 820)).astype(np.float32)  # a head's proportions, but signed
+    assert choose_fidelity(ctc_logits, "387")[0] == "cosine"
     assert choose_fidelity(probability_map, "sigmoid_0")[0] == "cosine"
     assert choose_fidelity(rng.random((8, 1)).astype(np.float32), "prob")[0] == "decision_agreement"
     _, why = choose_fidelity(emb, "output")
