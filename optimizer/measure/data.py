@@ -297,7 +297,7 @@ def load_data(
     n_samples: int | None = None
     for name, info in expected.items():
         arr = arrays[name]
-        axis = batch_axis(info.shape, arr.ndim)
+        axis = batch_axis(info.shape, arr.ndim, arr.shape)
         axes[name] = axis
         want = ONNX_TO_NUMPY.get(info.dtype)
         if want is not None and arr.dtype != want:
@@ -386,10 +386,14 @@ def _scored_outputs(outputs: list[TensorInfo], output: str | int | None) -> list
     return picked or outputs
 
 
-def batch_axis(model_shape: list[int | str | None], data_rank: int) -> int | None:
+def batch_axis(
+    model_shape: list[int | str | None], data_rank: int, data_shape: tuple[int, ...] | None = None
+) -> int | None:
     """The axis of a model input that holds the batch: None for a rank-0 input (fed whole), the first axis when
     it is symbolic (or the data has one axis more than the model declares fixed), else the one symbolic axis
-    (a recurrent state ``[2, B, 128]``); 0 when nothing says otherwise."""
+    (a recurrent state ``[2, B, 128]``) unless the data's shape (samples first) contradicts it and fits the
+    first axis: an image exported with a fixed batch of 1 and a free width ``[1, 1, 64, W]``; 0 when nothing
+    says otherwise."""
     if not model_shape:
         return None
     first = model_shape[0]
@@ -397,8 +401,23 @@ def batch_axis(model_shape: list[int | str | None], data_rank: int) -> int | Non
         return 0
     symbolic = [i for i, d in enumerate(model_shape) if not (isinstance(d, int) and d > 0)]
     if len(symbolic) == 1 and data_rank == len(model_shape):
-        return symbolic[0]
+        axis = symbolic[0]
+        if (
+            data_shape is not None
+            and not _fits(data_shape, model_shape, axis)
+            and _fits(data_shape, model_shape, 0)
+        ):
+            return 0
+        return axis
     return 0
+
+
+def _fits(data_shape: tuple[int, ...], model_shape: list[int | str | None], axis: int) -> bool:
+    """Whether data (samples first) matches the model's fixed sizes when ``axis`` is the model's batch axis."""
+    rest = [*model_shape[:axis], *model_shape[axis + 1 :]]
+    return len(data_shape) == len(model_shape) and all(
+        not (isinstance(w, int) and w > 0) or g == w for g, w in zip(data_shape[1:], rest, strict=True)
+    )
 
 
 def _hint_for_unknown(

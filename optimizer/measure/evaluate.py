@@ -82,16 +82,34 @@ def run_model(session: Any, data: Dataset, *, batch_size: int = 64) -> list[np.n
     names = [i.name for i in session.get_inputs()]
     bs = _batch_size_for(session, batch_size)
     chunks: list[list[np.ndarray]] = []
+    axes: list[int] = []
     for start in range(0, data.samples, bs):
         feed = data.feed(start, start + bs, names)
         try:
-            chunks.append(session.run(None, feed))
+            outs = session.run(None, feed)
         except Exception as e:
             raise EvaluationError(
                 f"running samples {start}..{start + bs - 1} failed: {str(e)[:300]}",
                 hint="check that the data's shapes match what the model accepts (quanttaas inspect MODEL)",
             ) from e
+        if not axes:  # read on the first (full) batch, where the batch's size is least likely to be ambiguous
+            axes = [sample_axis(o, min(bs, data.samples)) for o in outs]
+        chunks.append([np.moveaxis(o, a, 0) if a else o for o, a in zip(outs, axes, strict=True)])
     return [_concat([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+
+
+def sample_axis(output: np.ndarray, samples: int) -> int:
+    """The axis of one batch's output that holds its ``samples`` samples: 0 unless that axis has another size and
+    exactly one other axis has this one.
+
+    Recurrent and CTC models exported time-major (PyTorch's LSTM default) return [T, N, C], and a recurrent
+    state [layers, N, H]: joining those on axis 0 would splice different samples' time steps together, and fails
+    outright when the last batch is smaller. Anything ambiguous stays on axis 0.
+    """
+    if output.ndim == 0 or output.shape[0] == samples:
+        return 0
+    axes = [i for i, d in enumerate(output.shape) if d == samples]
+    return axes[0] if len(axes) == 1 else 0
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:

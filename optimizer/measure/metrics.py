@@ -182,19 +182,36 @@ def metric_names() -> list[str]:
     return sorted(_METRICS)
 
 
-def _class_predictions(output: np.ndarray) -> np.ndarray:
-    if output.ndim == 1:
-        return (output > 0).astype(np.int64)
+def _single_score(output: np.ndarray) -> bool:
+    """One value per sample ([N] or [N, 1, ...]): a binary score (a probability or a logit), not class scores."""
+    return output.ndim == 1 or (output.ndim > 1 and math.prod(output.shape[1:]) == 1)
+
+
+def binary_threshold(score: np.ndarray) -> float:
+    """Where a single score splits the two classes: 0.5 when every value is a probability, else 0 (a logit)."""
+    return 0.5 if score.size and float(score.min()) >= 0.0 and float(score.max()) <= 1.0 else 0.0
+
+
+def _class_predictions(output: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """The class of each sample: argmax of class scores, or a single score thresholded (at ``threshold``, else
+    at :func:`binary_threshold` of the output itself)."""
+    if _single_score(output):
+        score = np.asarray(output).reshape(-1)
+        return (score > (binary_threshold(score) if threshold is None else threshold)).astype(np.int64)
     return np.asarray(output.reshape(output.shape[0], -1).argmax(axis=1))
 
 
 def output_classes(output: np.ndarray) -> int:
-    """How many classes ``top1`` chooses among for this output (a 1-d output is a binary score)."""
-    return 2 if output.ndim == 1 else max(1, math.prod(output.shape[1:]))
+    """How many classes ``top1`` chooses among for this output (one value per sample is a binary score)."""
+    return 2 if _single_score(output) else max(1, math.prod(output.shape[1:]))
 
 
 @register_metric(
-    "top1", needs_labels=True, floor=0.0, description="top-1 accuracy of the first output against labels"
+    "top1",
+    needs_labels=True,
+    floor=0.0,
+    description="top-1 accuracy of the first output against labels (one score per sample: above 0.5 for a "
+    "probability, above 0 for a logit, is class 1)",
 )
 def top1_accuracy(m: MetricInput) -> float:
     from optimizer.measure.data import check_labels
@@ -217,7 +234,10 @@ def top1_accuracy(m: MetricInput) -> float:
 def top1_agreement(m: MetricInput) -> float:
     if m.reference_outputs is None:
         raise EvaluationError("agreement needs the original model's outputs", hint="pass a baseline model")
-    return float((_class_predictions(m.outputs[0]) == _class_predictions(m.reference_outputs[0])).mean())
+    ref = np.asarray(m.reference_outputs[0])
+    # a single score is split where the original's is: a quantized probability may stray just outside [0, 1]
+    threshold = binary_threshold(ref.reshape(-1)) if _single_score(ref) else None
+    return float((_class_predictions(m.outputs[0], threshold) == _class_predictions(ref, threshold)).mean())
 
 
 def ctc_greedy_decode(logits: np.ndarray, charset: list[str], blank: int = 0) -> list[str]:
@@ -481,7 +501,7 @@ def sequence_agreement(m: MetricInput) -> float:
 def decision_agreement(m: MetricInput) -> float:
     ref = _flat(_reference(m, "decision_agreement"))
     out = _flat(m.outputs[0])
-    threshold = 0.5 if ref.min() >= 0.0 and ref.max() <= 1.0 else 0.0
+    threshold = binary_threshold(ref)
     return float(((out > threshold) == (ref > threshold)).mean())
 
 
@@ -554,7 +574,7 @@ def choose_fidelity(reference: np.ndarray, output_name: str = "") -> tuple[str, 
 
     Class logits or probabilities ``[N, C]`` -> ``agreement`` (top-1); one score per sample -> decision
     agreement; a sequence of class scores ``[N, T, C]`` whose rows are distributions -> ``sequence_agreement``;
-    a YOLO-style head ``[N, 4 + C, anchors]`` -> ``box_agreement``; embeddings (named like one, or unit-norm
+    a YOLO-style head ``[N, 4 + C, anchors]`` (no negative value) -> ``box_agreement``; embeddings (named like one, or unit-norm
     rows, or hidden states) and maps ``[N, C, H, W]`` -> ``cosine``. Never argmax agreement on an embedding.
     """
     shape = tuple(reference.shape)
@@ -583,7 +603,15 @@ def choose_fidelity(reference: np.ndarray, output_name: str = "") -> tuple[str, 
                 f"{desc} is a sequence of class distributions (CTC-like): agreement of the decoded sequences"
             )
         small, large = min(a, b), max(a, b)
-        if not embedding_named and 5 <= small <= 128 and large >= 500 and large >= 8 * small:
+        # a decoded detector head holds pixel boxes and sigmoid scores, never a negative value; CTC logits
+        # [N, T, classes] have the same proportions but are signed
+        if (
+            not embedding_named
+            and 5 <= small <= 128
+            and large >= 500
+            and large >= 8 * small
+            and float(ref.min()) >= 0.0
+        ):
             return (
                 "box_agreement",
                 f"{desc} is a detector head (4 box values + class scores per anchor): box F1",

@@ -26,9 +26,22 @@ QUANT_OPS = frozenset(
         "QGemm",
         "MatMulNBits",
         "DynamicQuantizeMatMul",
+        "DynamicQuantizeLSTM",
+        "MatMulIntegerToFloat",
         "QAttention",
+        "QEmbedLayerNormalization",
+        "GatherBlockQuantized",
+        "MatMulBnb4",
     }
 )
+
+
+def is_quant_op(op_type: str) -> bool:
+    """Whether an op type only exists in quantized graphs (onnxruntime's QLinear* family included: QLinearSigmoid,
+    QLinearConcat, QLinearAveragePool, ... are written by its QOperator quantizer)."""
+    return op_type in QUANT_OPS or op_type.startswith("QLinear")
+
+
 # the newest default-domain opset this onnx release knows; anything later is from the future or corrupt
 MAX_OPSET = onnx.defs.onnx_opset_version()
 MIN_OPSET = 7
@@ -161,7 +174,7 @@ def inspect_model(path: str | Path) -> ModelInspection:
                 LayerInfo(name=node.name or f"{node.op_type}_{i}", op_type=node.op_type, param_count=count)
             )
     op_counts = dict(Counter(n.op_type for n in graph.node).most_common())
-    markers = {op: c for op, c in op_counts.items() if op in QUANT_OPS}
+    markers = {op: c for op, c in op_counts.items() if is_quant_op(op)}
     ext = _external_data_bytes(model, p.parent)
     return ModelInspection(
         path=str(p),

@@ -77,7 +77,7 @@ from typing import Literal
 import onnx
 from pydantic import Field
 
-from optimizer.errors import GoalError, QuantTaaSError
+from optimizer.errors import GoalError, QuantTaaSError, RecipeError
 from optimizer.measure.data import Dataset
 from optimizer.measure.evaluate import CPU, CUDA, evaluate_model
 from optimizer.measure.hardware import cpu_int8_summary, int8_saturates
@@ -576,6 +576,7 @@ def run_sweep(
     Raises:
         ModelLoadError / DataError: the model or data is invalid (nothing is run).
         GoalError: the goal excludes every recipe this model allows.
+        RecipeError: the model is already quantized (see :func:`refuse_quantized`).
     """
     t0 = time.perf_counter()
     opts = options or SweepOptions()
@@ -585,6 +586,7 @@ def run_sweep(
     (out / "candidates").mkdir(parents=True, exist_ok=True)
     model_path = Path(model_path)
     info = inspect_model(model_path)
+    refuse_quantized(model_path, info)
 
     notes: list[str] = []  # what the report says about how the sweep ran (memory plan, fallbacks, metric)
 
@@ -746,6 +748,27 @@ def run_sweep(
     )
     emit(SweepEvent("finished", report.evaluations, report.evaluations, message=report.reason))
     return report
+
+
+def refuse_quantized(model_path: Path, info: ModelInspection) -> None:
+    """Refuse a model that is already quantized, before anything runs.
+
+    Every technique of the grid compresses a float model: re-quantizing an int8 graph is refused by each of them
+    (it would compound the error), pruning reads float weights, and a graph rewrite alone compresses nothing.
+    A sweep would only fill its report with failed candidates, so it says why at once.
+
+    Raises:
+        RecipeError: ``info`` has quantized operators (``details``: the markers found).
+    """
+    if not info.quantized:
+        return
+    markers = ", ".join(f"{op} x{n}" for op, n in info.quantization_markers.items())
+    raise RecipeError(
+        f"{model_path.name} is already quantized ({markers}): every technique here compresses a float model, "
+        "and quantizing it again would compound the error",
+        hint="optimize the float model it was made from; `quanttaas evaluate` measures this one as it is",
+        details={"quantization_markers": dict(info.quantization_markers)},
+    )
 
 
 def measurement_setup(opts: SweepOptions, goal: Goal | None, provider: str | None = None) -> MeasurementInfo:

@@ -110,7 +110,7 @@ def quantize_model(
     info = inspect_model(src)
     if info.quantized:
         raise RecipeError(
-            f"{src.name} is already quantized ({', '.join(f'{k}x{v}' for k, v in info.quantization_markers.items())})",
+            f"{src.name} is already quantized ({', '.join(f'{k} x{v}' for k, v in info.quantization_markers.items())})",
             hint="quantize the original float model instead; quantizing twice compounds the error",
         )
     fn = _BACKENDS.get(type(recipe))

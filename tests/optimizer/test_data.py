@@ -279,3 +279,24 @@ def test_load_data_refuses_text_labels_for_top1_with_a_ctc_hint(tmp_path: Path) 
     with pytest.raises(DataError) as err:
         load_data(_npz(tmp_path, **arrays), INPUTS)
     assert "ctc_exact_match" in err.value.hint
+
+
+def test_batch_axis_is_the_first_when_the_data_contradicts_the_one_free_axis() -> None:
+    from optimizer.measure.data import batch_axis
+
+    # an image exported with a fixed batch of 1 and a free width: the width is not the batch
+    assert batch_axis([1, 1, 64, "W"], 4, (64, 1, 64, 170)) == 0
+    # recurrent states keep their batch on the free axis, a one-layer state [1, B, H] too
+    assert batch_axis([2, "B", 128], 3, (10, 2, 128)) == 1
+    assert batch_axis([1, "B", 128], 3, (10, 1, 128)) == 1
+    assert batch_axis([2, "B", 128], 3) == 1  # without the data's shape, as before
+
+
+def test_load_data_feeds_a_batch_1_model_with_a_free_width_sample_by_sample(tmp_path: Path) -> None:
+    model_inputs = [TensorInfo(name="img", dtype="float32", shape=[1, 1, 8, "width"])]
+    x = np.random.default_rng(0).random((5, 1, 8, 30), dtype=np.float32)
+
+    data = load_data(save_data(tmp_path / "d.npz", {"img": x}), model_inputs)
+
+    assert data.samples == 5 and data.batch_axes.get("img", 0) == 0
+    np.testing.assert_array_equal(data.feed(2, 3)["img"], x[2:3])

@@ -288,3 +288,50 @@ def test_evaluate_feeds_scalar_and_state_inputs_and_scores_the_output_the_data_n
     q = quantize_model(model, StaticInt8Recipe(), tmp_path / "q.onnx", calib=data.head(16))
     qm, _ = evaluate_model(q, data, baseline_metric=base.metric, reference_outputs=ref, latency_runs=0)
     assert qm.metric_name == "decision_agreement" and qm.metric is not None and qm.metric >= 0.8
+
+
+def test_run_model_puts_samples_first_for_a_time_major_output_of_a_batch_1_model(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    # a CTC recogniser exported time-major: fixed batch 1, free width, output [T, 1, C]
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["x"], ["y"], perm=[2, 0, 1])],
+        "time_major",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "T"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", 1, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "tm.onnx"
+    onnx.save(model, str(path))
+    x = np.random.default_rng(0).random((4, 3, 5), dtype=np.float32)
+    data = load_data(save_data(tmp_path / "d.npz", {"x": x}), inspect_model(path).inputs)
+
+    (y,) = run_model(make_session(path), data)
+
+    assert y.shape == (4, 5, 3)
+    np.testing.assert_array_equal(y, x.transpose(0, 2, 1))
+
+
+def test_run_model_joins_a_state_output_batched_on_axis_1_when_the_last_batch_is_short(
+    tmp_path: Path,
+) -> None:
+    model = _stateful_model(tmp_path / "vad.onnx")
+    rng = np.random.default_rng(2)
+    arrays = {
+        "input": rng.standard_normal((40, 4)).astype(np.float32),
+        "state": rng.standard_normal((40, 2, 3)).astype(np.float32),
+        "sr": np.array(16000, np.int64),
+    }
+    data = load_data(save_data(tmp_path / "d.npz", arrays), inspect_model(model).inputs)
+    session = make_session(model)
+
+    prob, state = run_model(session, data, batch_size=16)  # 16 + 16 + 8
+
+    whole_prob, whole_state = run_model(session, data, batch_size=40)
+    assert prob.shape == (40, 1) and state.shape == (40, 2, 3)
+    np.testing.assert_allclose(state, whole_state, rtol=1e-6)
+    np.testing.assert_allclose(prob, whole_prob, rtol=1e-6)
+    one = session.run(None, data.feed(17, 18))[1]  # sample 17 alone: [2, 1, 3]
+    np.testing.assert_allclose(state[17], one[:, 0], rtol=1e-6)

@@ -239,3 +239,18 @@ def test_validate_model_accepts_valid_models_and_returns_their_inspection(
 
     for path in (tiny_graph_path, cnn_path, constant_weight_mlp_path):
         assert validate_model(path) == inspect_model(path)
+
+
+def test_is_quant_op_knows_onnxruntime_contrib_quantized_ops() -> None:
+    from optimizer.models.inspect import is_quant_op
+
+    for op in (
+        "DynamicQuantizeLSTM",
+        "QLinearSigmoid",
+        "QLinearConcat",
+        "MatMulIntegerToFloat",
+        "ConvInteger",
+    ):
+        assert is_quant_op(op), op
+    for op in ("Conv", "LSTM", "MatMul", "Quantize", "Cast"):
+        assert not is_quant_op(op), op

@@ -272,6 +272,8 @@ def test_choose_fidelity_follows_the_kind_of_output() -> None:
     )
     assert choose_fidelity(ctc, "softmax_out")[0] == "sequence_agreement"
     assert choose_fidelity(yolo, "output0")[0] == "box_agreement"
+    ctc_logits = rng.standard_normal((2, 22, 820)).astype(np.float32)  # a head's proportions, but signed
+    assert choose_fidelity(ctc_logits, "387")[0] == "cosine"
     assert choose_fidelity(probability_map, "sigmoid_0")[0] == "cosine"
     assert choose_fidelity(rng.random((8, 1)).astype(np.float32), "prob")[0] == "decision_agreement"
     _, why = choose_fidelity(emb, "output")
@@ -360,3 +362,20 @@ def test_get_metric_imports_a_users_metric_from_a_file(tmp_path) -> None:
     assert spec.fn(_m([np.eye(3)], labels=np.asarray([0, 1, 0]))) == pytest.approx(1 / 3)
     with pytest.raises(DataError):
         get_metric(f"{tmp_path / 'missing.py'}:f")
+
+
+def test_top1_accuracy_thresholds_one_probability_per_sample_at_one_half() -> None:
+    probs = np.array([[0.9], [0.2], [0.6], [0.4]], np.float32)  # [N, 1], as a sigmoid head gives
+
+    assert top1_accuracy(_m([probs], np.array([1, 0, 1, 0]))) == 1.0
+    assert top1_accuracy(_m([probs], np.array([1, 1, 1, 1]))) == 0.5
+    logits = np.array([[2.0], [-1.0], [0.3], [-0.2]], np.float32)  # not all in [0, 1]: split at 0
+    assert top1_accuracy(_m([logits], np.array([1, 0, 1, 0]))) == 1.0
+
+
+def test_top1_agreement_splits_single_scores_where_the_original_does() -> None:
+    ref = np.array([[0.9], [0.1]], np.float32)
+    out = np.array([[0.4], [-0.01]], np.float32)  # a quantized probability straying below 0
+
+    assert top1_agreement(_m([out], reference_outputs=[ref])) == 0.5
+    assert top1_agreement(_m([ref], reference_outputs=[ref])) == 1.0

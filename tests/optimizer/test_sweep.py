@@ -548,3 +548,33 @@ def test_run_sweep_measures_points_across_the_front_when_asked(
     assert tight.evaluations < len(ok)
     budget = [why for why in tight.skipped_reasons.values() if "time budget" in why]
     assert budget and all("0.001 s" in why for why in budget)
+
+
+def test_run_sweep_refuses_an_already_quantized_model_before_running_anything(
+    digits: zoo.ZooCase, digits_data, tmp_path: Path
+) -> None:
+    from optimizer.errors import RecipeError
+    from optimizer.techniques.quantize import quantize_model
+    from optimizer.types import DynamicInt8Recipe
+
+    q = quantize_model(digits.model_path, DynamicInt8Recipe(), tmp_path / "q.onnx")
+    events: list[SweepEvent] = []
+
+    with pytest.raises(RecipeError, match="already quantized") as exc:
+        run_sweep(
+            q,
+            digits_data[0],
+            calib=digits_data[1],
+            goal=parse_goal("under 1 MB"),
+            out_dir=tmp_path / "s",
+            options=SweepOptions(executor="serial"),
+            progress=events.append,
+        )
+
+    assert exc.value.code == "recipe_invalid" and "float model" in exc.value.hint
+    assert set(exc.value.details["quantization_markers"]) & {
+        "DynamicQuantizeLinear",
+        "MatMulInteger",
+        "ConvInteger",
+    }
+    assert events == [] and not (tmp_path / "s" / "prepared.onnx").exists()
