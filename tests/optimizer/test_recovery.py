@@ -239,3 +239,41 @@ def test_each_recovery_recovers_part_of_the_int8_loss_on_rescaled_digits(
         drop, size = measured(recipe)
         assert drop < full, recipe.label
         assert size == pytest.approx(full_size, rel=0.02), recipe.label
+
+
+def test_sweep_runs_the_recoveries_when_the_goal_ranks_accuracy_and_the_best_fit_still_loses(
+    rescaled: tuple[Path, Dataset, Dataset, float], tmp_path: Path
+) -> None:
+    """ "The most accurate under half the size": candidates that meet the size limit but lose points do not
+    dominate a recovery at the int8 size, so the recoveries are measured, not skipped for 'a candidate already
+    meets every limit'."""
+    from optimizer.search.sweep import SweepOptions, noise_points, run_sweep
+    from optimizer.types import Goal
+
+    prepared, ev, calib, _ = rescaled
+    goal = Goal(max_size_ratio=0.5, objective="accuracy", methods_requested=["quantize"])
+    report = run_sweep(
+        prepared,
+        ev,
+        calib=calib,
+        goal=goal,
+        out_dir=tmp_path / "sweep",
+        options=SweepOptions(executor="serial", latency_runs=3, remeasure_runs=6, max_selective=2),
+    )
+    recoveries = (EqualizedInt8Recipe, AdaRoundInt8Recipe, Int16ActivationsRecipe)
+    measured = [c for c in report.candidates if c.ok and c.metrics is not None]
+    recovered = [c for c in measured if isinstance(c.recipe, recoveries)]
+    others = [
+        c.metrics.accuracy_drop_pct or 0.0
+        for c in measured
+        if not isinstance(c.recipe, recoveries)
+        and c.metrics is not None
+        and c.metrics.size_bytes <= 0.5 * report.baseline.size_bytes
+    ]
+    assert others and min(others) > noise_points(
+        report.baseline.samples
+    )  # the best fit without recovery loses
+    assert recovered, report.skipped_reasons
+    rec = report.candidate(report.recommended) if report.recommended else None
+    assert rec is not None and rec.metrics is not None
+    assert (rec.metrics.accuracy_drop_pct or 0.0) < min(others)
