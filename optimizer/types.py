@@ -365,12 +365,18 @@ class Int16ActivationsRecipe(RecipeBase):
     int16_layers: tuple[str, ...] | None = Field(
         default=None, description="node names whose activations are 16-bit; null: every activation"
     )
+    int16_weight_layers: tuple[str, ...] = Field(
+        default=(),
+        description="node names whose weights are 16-bit too (one more byte per parameter than int8): the "
+        "layers a size budget affords (see optimizer.techniques.knapsack)",
+    )
 
     @property
     def label(self) -> str:
         which = "all" if self.int16_layers is None else f"{len(self.int16_layers)}layers"
+        w16 = f"-w16x{len(self.int16_weight_layers)}" if self.int16_weight_layers else ""
         keep = f"-keep{len(self.keep_fp32)}" if self.keep_fp32 else ""
-        return f"int16_activations-{which}-{'pc' if self.per_channel else 'pt'}{keep}"
+        return f"int16_activations-{which}{w16}-{'pc' if self.per_channel else 'pt'}{keep}"
 
 
 @register_recipe_type

@@ -239,3 +239,33 @@ def test_each_recovery_recovers_part_of_the_int8_loss_on_rescaled_digits(
         drop, size = measured(recipe)
         assert drop < full, recipe.label
         assert size == pytest.approx(full_size, rel=0.02), recipe.label
+
+
+@pytest.mark.slow
+def test_sweep_recovery_chosen_by_knapsack_stays_within_the_goals_size_limit(
+    rescaled: tuple[Path, Dataset, Dataset, float], tmp_path: Path
+) -> None:
+    from optimizer.search.sweep import SweepOptions, run_sweep
+    from optimizer.types import Goal
+
+    prepared, ev, calib, _ = rescaled
+    goal = Goal(max_size_ratio=0.45, max_accuracy_drop_pct=0.5)
+    opts = SweepOptions(
+        executor="serial", latency_runs=3, remeasure_runs=6, torch_recipes=False, max_selective=4
+    )
+
+    report = run_sweep(prepared, ev, calib=calib, goal=goal, out_dir=tmp_path / "sweep", options=opts)
+
+    limit = 0.45 * report.baseline.size_bytes
+    full = next(c for c in report.candidates if c.recipe == StaticInt8Recipe())
+    assert full.metrics is not None and (full.metrics.accuracy_drop_pct or 0.0) > 0.5  # the recoveries run
+    chosen = [c for c in report.candidates if "knapsack" in report.tried_reasons.get(c.id, "")]
+    kinds = {c.recipe.kind for c in chosen}
+    assert kinds == {"static_int8", "int16_activations"}, report.tried_reasons
+    for c in chosen:
+        assert c.ok and c.metrics is not None, c.error
+        assert c.metrics.size_bytes <= limit, (c.id, c.metrics.size_bytes, limit)
+        assert f"{(limit - full.metrics.size_bytes) / 1e3:.1f} KB" in report.tried_reasons[c.id]
+    kept = next(c for c in chosen if c.recipe.kind == "static_int8")
+    assert kept.recipe.keep_fp32  # the budget affords some layers in float, not all of them
+    assert kept.metrics is not None and kept.metrics.size_bytes > full.metrics.size_bytes
