@@ -82,23 +82,38 @@ def run_model(session: Any, data: Dataset, *, batch_size: int = 64) -> list[np.n
     names = [i.name for i in session.get_inputs()]
     bs = _batch_size_for(session, batch_size)
     chunks: list[list[np.ndarray]] = []
+    counts: list[int] = []
     for start in range(0, data.samples, bs):
         feed = data.feed(start, start + bs, names)
         try:
             chunks.append(session.run(None, feed))
+            counts.append(min(bs, data.samples - start))
         except Exception as e:
             raise EvaluationError(
                 f"running samples {start}..{start + bs - 1} failed: {str(e)[:300]}",
                 hint="check that the data's shapes match what the model accepts (quanttaas inspect MODEL)",
             ) from e
-    return [_concat([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+    return [_concat([c[i] for c in chunks], counts) for i in range(len(chunks[0]))]
 
 
-def _concat(parts: list[np.ndarray]) -> np.ndarray:
-    """Batches of one output joined on the sample axis (a scalar output stays one value per batch)."""
+def _concat(parts: list[np.ndarray], counts: list[int] | None = None) -> np.ndarray:
+    """Batches of one output joined on the sample axis (a scalar output stays one value per batch).
+
+    The sample axis is the first whose length is each batch's sample count: recurrent models return their state
+    with the batch second (Silero VAD's ``stateN`` is [2, B, 128]); axis 0 when no axis matches."""
     if parts[0].ndim == 0:
         return np.stack(parts)
-    return np.concatenate(parts, axis=0)
+    axis = 0
+    if counts is not None and len(counts) == len(parts):
+        axis = next(
+            (
+                a
+                for a in range(parts[0].ndim)
+                if all(p.ndim == parts[0].ndim and p.shape[a] == n for p, n in zip(parts, counts, strict=True))
+            ),
+            0,
+        )
+    return np.concatenate(parts, axis=axis)
 
 
 def output_index(data: Dataset, names: list[str]) -> int:
