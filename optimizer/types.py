@@ -457,12 +457,18 @@ class PruneChannelsRecipe(TrainingRecipeBase):
     )
     finetune_epochs: int = Field(default=0, ge=0, le=100)
     lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    allocation: Literal["uniform", "sensitivity"] = Field(
+        default="uniform",
+        description="uniform: the same fraction of channels in every layer; sensitivity: more pruning where a "
+        "layer has more parameters per unit of measured sensitivity (each layer pruned alone on a few batches)",
+    )
 
     @property
     def label(self) -> str:
         ft = f"-ft{self.finetune_epochs}" if self.finetune_epochs else ""
         rounding = "" if self.round_to == 8 else "-any" if self.round_to is None else f"-r{self.round_to}"
-        return f"prune_channels-{self.target}{_pct(self.amount)}pct{rounding}{ft}"
+        alloc = "-alloc" if self.allocation == "sensitivity" else ""
+        return f"prune_channels-{self.target}{_pct(self.amount)}pct{rounding}{alloc}{ft}"
 
 
 @register_recipe_type

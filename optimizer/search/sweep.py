@@ -1216,7 +1216,9 @@ def _pruning_search(search: Search, items: list[GridItem]) -> None:
     measured = [
         (it.recipe, c.metrics)
         for it in items
+        # sizes are interpolated along one allocation (an allocated amount lands at another size)
         if isinstance(it.recipe, PruneChannelsRecipe)
+        and it.recipe.allocation == "uniform"
         and (c := search.results.get(it.id)) is not None
         and c.ok
         and c.metrics is not None

@@ -375,7 +375,9 @@ def _pruning_steps(ctx: GridContext) -> tuple[RecipeBase, RecipeBase, RecipeBase
 def _channels_proposals(ctx: GridContext) -> list[Proposal]:
     if ctx.torch_source is not None:
         prune30, prune50, _ = _pruning_steps(ctx)
-        return [Proposal(prune30, "prune"), Proposal(prune50, "prune")]
+        # the same amount with the channels allocated by each layer's parameters per unit of sensitivity
+        allocated = prune50.model_copy(update={"allocation": "sensitivity"})
+        return [Proposal(prune30, "prune"), Proposal(prune50, "prune"), Proposal(allocated, "prune")]
     if ctx.asks_pruning and _quantizable(ctx):
         # never run: states in the report what needs the PyTorch model
         return [Proposal(PruneChannelsRecipe(amount=0.3), "needs_torch")]
