@@ -199,10 +199,13 @@ INT16_NOISE_SHARE = 0.9
 
 def noisiest_layers(ctx: GridContext, share: float = INT16_NOISE_SHARE) -> tuple[str, ...]:
     """The fewest layers whose quantization noise (10^(-SQNR/10) of each layer's own added noise, from the
-    sensitivity profile) adds up to ``share`` of all layers' noise: the layers where 16-bit activations matter."""
+    sensitivity profile, at most the layer's signal) adds up to ``share`` of all layers' noise: the layers where
+    16-bit activations matter."""
     if ctx.sensitivity is None:
         return ()
-    noise = {la.name: 10.0 ** (-la.sqnr_db / 10.0) for la in ctx.sensitivity.layers if la.sqnr_db is not None}
+    from optimizer.techniques.knapsack import layer_noise
+
+    noise = layer_noise(ctx.sensitivity)
     total = sum(noise.values())
     if total <= 0:
         return ()

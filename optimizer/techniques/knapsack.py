@@ -104,9 +104,19 @@ def knapsack(items: Sequence[LayerItem], budget_bytes: float, *, resolution: int
     )
 
 
+#: the most noise one layer counts for: as large as its signal (SQNR 0 dB)
+MAX_LAYER_NOISE = 1.0
+
+
 def layer_noise(sensitivity: SensitivityReport) -> dict[str, float]:
-    """Each profiled layer's own added quantization noise (``10^(-SQNR/10)``), most sensitive first."""
-    return {la.name: 10.0 ** (-la.sqnr_db / 10.0) for la in sensitivity.layers if la.sqnr_db is not None}
+    """Each profiled layer's own added quantization noise (``10^(-SQNR/10)``), most sensitive first, at most
+    :data:`MAX_LAYER_NOISE`: a layer whose float output is about zero reads as an absurd SQNR (-322 dB on the
+    PP-OCRv4 detector), and uncapped its 10^32 would drown every other layer's noise in a sum."""
+    return {
+        la.name: min(10.0 ** (-la.sqnr_db / 10.0), MAX_LAYER_NOISE)
+        for la in sensitivity.layers
+        if la.sqnr_db is not None
+    }
 
 
 def select_layers(

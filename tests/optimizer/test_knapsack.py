@@ -155,3 +155,13 @@ def test_budgeted_proposals_fit_the_size_limit_and_fall_back_to_the_greedy_rule_
     assert not any(p.budgeted for p in without)
     greedy = [p for p in without if isinstance(p.recipe, Int16ActivationsRecipe) and p.recipe.int16_layers]
     assert greedy and "no size limit" in greedy[0].why and not greedy[0].recipe.int16_weight_layers
+
+
+def test_select_layers_caps_a_layer_whose_absurd_sqnr_would_drown_the_rest() -> None:
+    # the PP-OCRv4 detector profiled one layer at -322 dB (its float output is about zero)
+    report = _report(("dead", -322.0), ("a", 3.0), ("b", 5.0))
+
+    chosen = select_layers(report, {"dead": 10, "a": 10, "b": 10}, bytes_per_param=1.0, budget_bytes=30.0)
+
+    assert set(chosen.names) == {"dead", "a", "b"}
+    assert chosen.total_benefit < 3.0
