@@ -109,7 +109,9 @@ def _concat(parts: list[np.ndarray], counts: list[int] | None = None) -> np.ndar
             (
                 a
                 for a in range(parts[0].ndim)
-                if all(p.ndim == parts[0].ndim and p.shape[a] == n for p, n in zip(parts, counts, strict=True))
+                if all(
+                    p.ndim == parts[0].ndim and p.shape[a] == n for p, n in zip(parts, counts, strict=True)
+                )
             ),
             0,
         )

@@ -429,9 +429,7 @@ def _probe(ctx: StepContext) -> tuple[torch.Tensor, ...] | None:
     if ctx.calib is None or ctx.src is None or not all(n in ctx.calib.inputs for n in ctx.src.input_names):
         return None
     k = min(ALLOCATION_SAMPLES, ctx.calib.samples)
-    return tuple(
-        torch.from_numpy(np.ascontiguousarray(ctx.calib.inputs[n][:k])) for n in ctx.src.input_names
-    )
+    return tuple(torch.from_numpy(np.ascontiguousarray(ctx.calib.inputs[n][:k])) for n in ctx.src.input_names)
 
 
 def apply_magnitude_step(
