@@ -365,12 +365,18 @@ class Int16ActivationsRecipe(RecipeBase):
     int16_layers: tuple[str, ...] | None = Field(
         default=None, description="node names whose activations are 16-bit; null: every activation"
     )
+    int16_weight_layers: tuple[str, ...] = Field(
+        default=(),
+        description="node names whose weights are 16-bit too (one more byte per parameter than int8): the "
+        "layers a size budget affords (see optimizer.techniques.knapsack)",
+    )
 
     @property
     def label(self) -> str:
         which = "all" if self.int16_layers is None else f"{len(self.int16_layers)}layers"
+        w16 = f"-w16x{len(self.int16_weight_layers)}" if self.int16_weight_layers else ""
         keep = f"-keep{len(self.keep_fp32)}" if self.keep_fp32 else ""
-        return f"int16_activations-{which}-{'pc' if self.per_channel else 'pt'}{keep}"
+        return f"int16_activations-{which}{w16}-{'pc' if self.per_channel else 'pt'}{keep}"
 
 
 @register_recipe_type
@@ -451,12 +457,18 @@ class PruneChannelsRecipe(TrainingRecipeBase):
     )
     finetune_epochs: int = Field(default=0, ge=0, le=100)
     lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    allocation: Literal["uniform", "sensitivity"] = Field(
+        default="uniform",
+        description="uniform: the same fraction of channels in every layer; sensitivity: more pruning where a "
+        "layer has more parameters per unit of measured sensitivity (each layer pruned alone on a few batches)",
+    )
 
     @property
     def label(self) -> str:
         ft = f"-ft{self.finetune_epochs}" if self.finetune_epochs else ""
         rounding = "" if self.round_to == 8 else "-any" if self.round_to is None else f"-r{self.round_to}"
-        return f"prune_channels-{self.target}{_pct(self.amount)}pct{rounding}{ft}"
+        alloc = "-alloc" if self.allocation == "sensitivity" else ""
+        return f"prune_channels-{self.target}{_pct(self.amount)}pct{rounding}{alloc}{ft}"
 
 
 @register_recipe_type

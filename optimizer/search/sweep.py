@@ -70,7 +70,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -200,6 +200,8 @@ class GridItem:
     predicted_size: float
     k: int = 0
     blocked: str = ""  # why the goal does not let this item run (e.g. it cannot keep layers in float)
+    why: str = ""  # how it was chosen (e.g. the knapsack's budget and layers), for tried_reasons
+    budgeted: bool = False  # chosen under the goal's size budget: re-planned once full int8 is measured
 
 
 # --------------------------------------------------------------------------- the grid
@@ -227,6 +229,7 @@ def build_grid(
     finetune_epochs: int = 1,
     graph: onnx.ModelProto | None = None,
     keep_float: Sequence[str] = (),
+    size_limit: float | None = None,
 ) -> list[GridItem]:
     """Every candidate the sweep could try on this model (before the goal prunes it): what each registered
     technique proposes (:func:`optimizer.techniques.registry.propose_all`), in grid order, with its predicted
@@ -240,9 +243,40 @@ def build_grid(
     k layers in fp32 together with the activation chain the layer feeds (:func:`optimizer.models.graph.layer_blocks`).
     With ``keep_float`` (node names the goal keeps in float, :attr:`Goal.keep_float_layers`), every quantizing
     recipe keeps them in fp32 as well; one that cannot (QAT, INC autotune, chains: they quantize a re-exported
-    model) is marked ``blocked``.
+    model) is marked ``blocked``. With ``size_limit`` (the goal's, in bytes), the recoveries that spend a size
+    budget choose their layers by a knapsack under what the limit leaves above full int8
+    (:mod:`optimizer.techniques.knapsack`).
     """
-    ctx = GridContext(
+    return grid_items(
+        grid_context(
+            info,
+            sensitivity,
+            has_calib=has_calib,
+            max_selective=max_selective,
+            torch_source=torch_source,
+            onnx_pruning=onnx_pruning,
+            finetune_epochs=finetune_epochs,
+            graph=graph,
+            size_limit=size_limit,
+        ),
+        keep_float,
+    )
+
+
+def grid_context(
+    info: ModelInspection,
+    sensitivity: SensitivityReport | None,
+    *,
+    has_calib: bool,
+    max_selective: int = 12,
+    torch_source: TorchSource | None = None,
+    onnx_pruning: bool = False,
+    finetune_epochs: int = 1,
+    graph: onnx.ModelProto | None = None,
+    size_limit: float | None = None,
+) -> GridContext:
+    """What the registered techniques propose from (see :func:`build_grid`)."""
+    return GridContext(
         info=info,
         sensitivity=sensitivity,
         has_calib=has_calib,
@@ -251,13 +285,29 @@ def build_grid(
         finetune_epochs=finetune_epochs,
         max_selective=max_selective,
         graph=graph,
+        size_limit_bytes=size_limit,
     )
-    basis = SizeBasis.of(info)
+
+
+def grid_items(ctx: GridContext, keep_float: Sequence[str] = (), start: int = 0) -> list[GridItem]:
+    """The grid items of every registered technique's proposals for ``ctx``, numbered from ``start``."""
+    basis = SizeBasis.of(ctx.info)
     items: list[GridItem] = []
     for p in registry.propose_all(ctx):
         recipe, blocked = _keeping_float(p.recipe, keep_float)
-        rid = candidate_id(len(items), recipe)
-        items.append(GridItem(rid, recipe, p.family, registry.predict_size(recipe, basis), p.k, blocked))
+        rid = candidate_id(start + len(items), recipe)
+        items.append(
+            GridItem(
+                rid,
+                recipe,
+                p.family,
+                registry.predict_size(recipe, basis),
+                p.k,
+                blocked,
+                why=p.why,
+                budgeted=p.budgeted,
+            )
+        )
     return items
 
 
@@ -319,6 +369,10 @@ class Search:
         self.limit = size_limit_bytes(goal, baseline)
         #: what size predictions of candidates added during the search are made from (set by run_sweep)
         self.basis: SizeBasis | None = None
+        #: what the grid was proposed from, and the layers the goal keeps in float (set by run_sweep): budgeted
+        #: proposals are re-planned from them once full int8 is measured
+        self.grid_ctx: GridContext | None = None
+        self.keep_float: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ facts about the goal and the results
 
@@ -354,7 +408,7 @@ class Search:
         ``why`` says why they are built (default: their family's reason)."""
         todo = [i for i in items if i.id not in self.results and i.id not in self.skipped]
         for i in todo:
-            self.tried.setdefault(i.id, why or FAMILY_WHY.get(i.family, i.family))
+            self.tried.setdefault(i.id, why or i.why or FAMILY_WHY.get(i.family, i.family))
         for cand, blob in self.executor.run([self._spec(i) for i in todo]):
             if blob is not None:
                 path = unpack_model(blob, self.out_dir / "candidates" / f"{cand.id}.onnx")
@@ -652,7 +706,7 @@ def run_sweep(
     keep_float: tuple[str, ...] = ()
     if goal is not None and goal.keep_float_layers:
         keep_float = layer_blocks(graph, edge_layers(graph, goal.keep_float_layers))
-    grid = build_grid(
+    grid_ctx = grid_context(
         info,
         sensitivity,
         has_calib=calib is not None,
@@ -661,8 +715,9 @@ def run_sweep(
         onnx_pruning=goal is not None and goal.asks_for("prune"),
         finetune_epochs=finetune_epochs(goal, opts),
         graph=graph,
-        keep_float=keep_float,
+        size_limit=size_limit_bytes(goal, base_metrics),
     )
+    grid = grid_items(grid_ctx, keep_float)
 
     def spec(item: GridItem) -> TrialSpec:
         return TrialSpec(
@@ -688,6 +743,7 @@ def run_sweep(
         grid, goal=goal, baseline=base_metrics, executor=executor, spec=spec, out_dir=out, emit=emit
     )
     search.basis = SizeBasis.of(info)
+    search.grid_ctx, search.keep_float = grid_ctx, keep_float
     for c in extra_candidates:
         search.results[c.id] = c
     allowed_items = []
@@ -1080,9 +1136,9 @@ def _training_search(search: Search, items: list[GridItem]) -> None:
     full_drop = full.metrics.accuracy_drop_pct if full is not None and full.metrics is not None else None
     int8_misses = drop_limit is not None and (full_drop is None or full_drop > drop_limit)
 
-    # post-training recovery (equalization, bias correction, learned rounding, 16-bit activations) first: no
-    # training, the int8 size
-    recovery = [i for i in items if i.family == "recovery"]
+    # post-training recovery (equalization, bias correction, learned rounding, 16-bit activations, layers a
+    # size budget affords in higher precision) first: no training, about the int8 size
+    recovery = _replan_budgeted(search, [i for i in items if i.family == "recovery"], full)
     repairs = recovery + [i for i in items if i.family in ("qat", "inc")]
     fit = feasible_one()
     # a goal that ranks accuracy: a measured candidate that meets the limits but loses points does not dominate a
@@ -1152,6 +1208,45 @@ def _most_accurate_feasible(search: Search) -> Candidate | None:
     return min(ok, key=lambda c: (c.metrics.accuracy_drop_pct or 0.0) if c.metrics else 0.0) if ok else None
 
 
+def _replan_budgeted(search: Search, items: list[GridItem], full: Candidate | None) -> list[GridItem]:
+    """The recovery items with those chosen under the goal's size budget re-planned from the measured size of
+    full int8 (the grid planned them from its prediction, which misses the file's quantization parameters): an
+    item whose choice changes is skipped, saying why, and the new choice is added in its place."""
+    ctx = search.grid_ctx
+    if (
+        ctx is None
+        or ctx.size_limit_bytes is None
+        or full is None
+        or full.metrics is None
+        or not any(i.budgeted for i in items)
+    ):
+        return items
+    measured = float(full.metrics.size_bytes)
+    fresh = [
+        i
+        for i in grid_items(replace(ctx, int8_size_bytes=measured), search.keep_float, len(search.grid))
+        if i.budgeted and i.family == "recovery" and not i.blocked and _allowed_recipe(i.recipe, search.goal)
+    ]
+    out = [i for i in items if not i.budgeted]
+    for new in fresh:
+        same = next((i for i in items if i.budgeted and i.recipe == new.recipe), None)
+        if same is not None:
+            same.why = new.why  # the same layers, now said with the budget from the measured size
+            out.append(same)
+            continue
+        item = search.add(new.recipe, new.family)
+        item.why, item.budgeted, item.k = new.why, True, new.k
+        out.append(item)
+    for old in items:
+        if old.budgeted and old not in out:
+            search.skip(
+                old,
+                f"planned from the predicted full int8 size; re-planned from the measured {full.id} "
+                f"({measured / 1e6:.3f} MB), which chose other layers",
+            )
+    return out
+
+
 #: the step of the pruning amounts the search tries (fractions of the parameters)
 PRUNE_AMOUNT_STEP = 0.05
 #: the most fine-tune epochs the pruning search gives one candidate
@@ -1176,7 +1271,9 @@ def _pruning_search(search: Search, items: list[GridItem]) -> None:
     measured = [
         (it.recipe, c.metrics)
         for it in items
+        # sizes are interpolated along one allocation (an allocated amount lands at another size)
         if isinstance(it.recipe, PruneChannelsRecipe)
+        and it.recipe.allocation == "uniform"
         and (c := search.results.get(it.id)) is not None
         and c.ok
         and c.metrics is not None

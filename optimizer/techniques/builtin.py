@@ -10,6 +10,7 @@ Imported by the registry at the end of its module; light (no onnx, onnxruntime o
 
 from __future__ import annotations
 
+from optimizer.techniques.knapsack import Selection
 from optimizer.techniques.registry import (
     CliFlag,
     GridContext,
@@ -77,8 +78,12 @@ def _static_size(recipe: StaticInt8Recipe, basis: SizeBasis) -> float:
 def _recovered_size(
     recipe: EqualizedInt8Recipe | AdaRoundInt8Recipe | Int16ActivationsRecipe, basis: SizeBasis
 ) -> float:
-    # the same QDQ file as static int8 of every weight op; only weight and bias values differ
-    return _int8_size(basis, basis.weight_params(STATIC_WEIGHT_OPS) - basis.kept_params(recipe))
+    # the same QDQ file as static int8 of every weight op; only weight and bias values differ (16-bit weights
+    # take one byte more per parameter)
+    size = _int8_size(basis, basis.weight_params(STATIC_WEIGHT_OPS) - basis.kept_params(recipe))
+    if isinstance(recipe, Int16ActivationsRecipe):
+        size += sum(basis.layer_params.get(n, 0) for n in recipe.int16_weight_layers)
+    return size
 
 
 def _dynamic_size(recipe: DynamicInt8Recipe, basis: SizeBasis) -> float:
@@ -161,7 +166,7 @@ def _static_proposals(ctx: GridContext) -> list[Proposal]:
         for k in ks:
             keep = layer_blocks(ctx.graph, ranked[:k]) if ctx.graph is not None else tuple(ranked[:k])
             out.append(Proposal(StaticInt8Recipe(keep_fp32=keep), "selective", k))
-    return out
+    return out + _budgeted_fp32_proposals(ctx)
 
 
 #: the time bound of the AdaRound candidate the sweep proposes (the statistics passes count against it too)
@@ -194,10 +199,13 @@ INT16_NOISE_SHARE = 0.9
 
 def noisiest_layers(ctx: GridContext, share: float = INT16_NOISE_SHARE) -> tuple[str, ...]:
     """The fewest layers whose quantization noise (10^(-SQNR/10) of each layer's own added noise, from the
-    sensitivity profile) adds up to ``share`` of all layers' noise: the layers where 16-bit activations matter."""
+    sensitivity profile, at most the layer's signal) adds up to ``share`` of all layers' noise: the layers where
+    16-bit activations matter."""
     if ctx.sensitivity is None:
         return ()
-    noise = {la.name: 10.0 ** (-la.sqnr_db / 10.0) for la in ctx.sensitivity.layers if la.sqnr_db is not None}
+    from optimizer.techniques.knapsack import layer_noise
+
+    noise = layer_noise(ctx.sensitivity)
     total = sum(noise.values())
     if total <= 0:
         return ()
@@ -211,16 +219,104 @@ def noisiest_layers(ctx: GridContext, share: float = INT16_NOISE_SHARE) -> tuple
     return tuple(chosen)
 
 
+def size_budget(ctx: GridContext) -> float | None:
+    """Bytes the goal's size limit leaves above full static int8 (its measured size once known, else its
+    prediction), or None when the goal sets no size limit."""
+    if ctx.size_limit_bytes is None:
+        return None
+    int8 = ctx.int8_size_bytes
+    if int8 is None:
+        int8 = _static_size(StaticInt8Recipe(), SizeBasis.of(ctx.info))
+    return max(ctx.size_limit_bytes - int8, 0.0)
+
+
+def budgeted_selection(ctx: GridContext, bytes_per_param: float) -> Selection | None:
+    """The layers a 0/1 knapsack gives more precision (``bytes_per_param`` more than int8 each) under the goal's
+    size budget (:mod:`optimizer.techniques.knapsack`); None without a size limit or a profile."""
+    budget = size_budget(ctx)
+    if budget is None or ctx.sensitivity is None or not ctx.sensitivity.layers:
+        return None
+    from optimizer.techniques.knapsack import select_layers
+
+    return select_layers(
+        ctx.sensitivity,
+        SizeBasis.of(ctx.info).layer_params,
+        bytes_per_param=bytes_per_param,
+        budget_bytes=budget,
+    )
+
+
+#: bytes a layer adds over int8 per parameter: kept in float32, or with 16-bit weights
+FP32_EXTRA_BYTES = 3.0
+INT16_EXTRA_BYTES = 1.0
+
+
 def _int16_proposals(ctx: GridContext) -> list[Proposal]:
-    """All activations 16-bit, and (with a sensitivity profile) only those of the noisiest layers; run by the sweep
-    only when full int8 misses the accuracy limit (like every recovery)."""
+    """All activations 16-bit, and (with a sensitivity profile) those of the noisiest layers, whose weights are
+    16-bit too where the goal's size budget affords it (a knapsack; without a size limit the greedy noise-share
+    rule alone); run by the sweep only when full int8 misses the accuracy limit (like every recovery)."""
     if not (ctx.has_calib and _quantizable(ctx)):
         return []
     out = [Proposal(Int16ActivationsRecipe(), "recovery")]
     layers = noisiest_layers(ctx)
-    if layers and len(layers) < len(ctx.sensitivity.layers if ctx.sensitivity else ()):
-        out.append(Proposal(Int16ActivationsRecipe(int16_layers=layers), "recovery", len(layers)))
+    n_profiled = len(ctx.sensitivity.layers if ctx.sensitivity else ())
+    chosen = budgeted_selection(ctx, INT16_EXTRA_BYTES)
+    if chosen is not None and chosen.names:
+        # 16-bit activations cost no size (their latency is measured); the budget buys 16-bit weights
+        acts = tuple(dict.fromkeys((*layers, *chosen.names)))
+        out.append(
+            Proposal(
+                Int16ActivationsRecipe(
+                    int16_layers=acts if len(acts) < n_profiled else None, int16_weight_layers=chosen.names
+                ),
+                "recovery",
+                len(acts),
+                why=f"16-bit activations for the {len(layers)} noisiest layers (greedy, they cost no size) and "
+                + chosen.describe("16-bit weights"),
+                budgeted=True,
+            )
+        )
+    elif layers and len(layers) < n_profiled:
+        budget = size_budget(ctx)
+        rule = (
+            "the goal sets no size limit, so no knapsack: the fewest layers carrying "
+            f"{100 * INT16_NOISE_SHARE:.0f}% of the profiled noise (greedy)"
+            if budget is None
+            else f"the goal's size budget ({budget / 1e3:.1f} KB above full int8) affords no 16-bit weights: "
+            f"the fewest layers carrying {100 * INT16_NOISE_SHARE:.0f}% of the profiled noise (greedy)"
+        )
+        out.append(
+            Proposal(
+                Int16ActivationsRecipe(int16_layers=layers),
+                "recovery",
+                len(layers),
+                why=f"16-bit activations for {len(layers)} layers: {rule}",
+                budgeted=budget is not None,
+            )
+        )
     return out
+
+
+def _budgeted_fp32_proposals(ctx: GridContext) -> list[Proposal]:
+    """Static int8 with the layers a knapsack affords under the goal's size budget kept in float32 (selective
+    fp32 chosen by size, not by rank): a recovery, run when full int8 misses the accuracy limit."""
+    if not (ctx.has_calib and _quantizable(ctx)):
+        return []
+    chosen = budgeted_selection(ctx, FP32_EXTRA_BYTES)
+    if chosen is None or not chosen.names:
+        return []
+    from optimizer.models.graph import layer_blocks
+
+    keep = layer_blocks(ctx.graph, list(chosen.names)) if ctx.graph is not None else chosen.names
+    return [
+        Proposal(
+            StaticInt8Recipe(keep_fp32=keep),
+            "recovery",
+            len(chosen.names),
+            why=chosen.describe("float32"),
+            budgeted=True,
+        )
+    ]
 
 
 def _dynamic_proposals(ctx: GridContext) -> list[Proposal]:
@@ -282,7 +378,9 @@ def _pruning_steps(ctx: GridContext) -> tuple[RecipeBase, RecipeBase, RecipeBase
 def _channels_proposals(ctx: GridContext) -> list[Proposal]:
     if ctx.torch_source is not None:
         prune30, prune50, _ = _pruning_steps(ctx)
-        return [Proposal(prune30, "prune"), Proposal(prune50, "prune")]
+        # the same amount with the channels allocated by each layer's parameters per unit of sensitivity
+        allocated = prune50.model_copy(update={"allocation": "sensitivity"})
+        return [Proposal(prune30, "prune"), Proposal(prune50, "prune"), Proposal(allocated, "prune")]
     if ctx.asks_pruning and _quantizable(ctx):
         # never run: states in the report what needs the PyTorch model
         return [Proposal(PruneChannelsRecipe(amount=0.3), "needs_torch")]

@@ -230,22 +230,113 @@ _CHANNEL_STEPS = 45
 _MAX_CHANNEL_RATIO = 0.9
 
 
+#: samples of the calibration data each layer's sensitivity is measured on
+ALLOCATION_SAMPLES = 64
+#: the least share of the largest layer ratio any prunable layer gets (none is left wholly unpruned)
+_MIN_ALLOCATION_SHARE = 0.1
+
+
+def _pruner(
+    module: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    ignored: list[nn.Module],
+    round_to: int | None,
+    *,
+    ratio: float,
+    ratios: dict[nn.Module, float] | None = None,
+    steps: int = _CHANNEL_STEPS,
+) -> Any:
+    import torch_pruning as tp
+
+    return tp.pruner.MetaPruner(
+        module,
+        example if len(example) > 1 else example[0],
+        importance=tp.importance.MagnitudeImportance(p=2),
+        pruning_ratio=ratio,
+        pruning_ratio_dict=ratios,
+        iterative_steps=steps,
+        ignored_layers=ignored,
+        global_pruning=False,
+        round_to=round_to,
+    )
+
+
+def layer_allocation(
+    module: nn.Module,
+    recipe: PruneChannelsRecipe,
+    example: tuple[torch.Tensor, ...],
+    probe: tuple[torch.Tensor, ...],
+) -> dict[str, dict[str, float]]:
+    """Each prunable layer's sensitivity and parameters per unit of it: a copy of ``module`` with that layer
+    alone pruned at ``recipe.amount`` of its channels, run on ``probe`` (a few calibration batches); the
+    sensitivity is the relative squared error of the first output against the unpruned model's, the parameters
+    are those the pruning removed (the layer's and its consumers' inputs). ``share`` (0..1) is the layer's
+    parameters per unit of sensitivity relative to the best layer's, floored at a tenth.
+
+    Raises:
+        RecipeError: no prunable layer besides the output layers.
+    """
+    import copy
+
+    import torch
+
+    from optimizer.techniques.torch_backend import count_macs_params, first_output
+
+    ignored = output_layers(module, example)
+    layers = [m for m in _prunable(module) if m not in ignored]
+    if not layers:
+        raise RecipeError("channel pruning found only output layers, nothing to allocate")
+    with torch.no_grad():
+        ref = first_output(module(*probe)).float()
+    _, params0 = count_macs_params(module, example)
+    scale = float((ref**2).mean()) or 1.0
+    rows: dict[str, dict[str, float]] = {}
+    for layer in layers:
+        name = _name(module, layer)
+        clone = copy.deepcopy(module)
+        twin = dict(zip(module.modules(), clone.modules(), strict=True))
+        pruner = _pruner(
+            clone,
+            example,
+            [twin[m] for m in ignored],
+            recipe.round_to,
+            ratio=0.0,
+            ratios={twin[layer]: recipe.amount},
+            steps=1,
+        )
+        pruner.step()
+        _, params = count_macs_params(clone, example)
+        with torch.no_grad():
+            err = float(((first_output(clone(*probe)).float() - ref) ** 2).mean()) / scale
+        removed = max(params0 - params, 0)
+        rows[name] = {"sensitivity": round(err, 6), "params_removed": float(removed)}
+    score = {n: r["params_removed"] / max(r["sensitivity"], 1e-9) for n, r in rows.items()}
+    best = max(score.values()) or 1.0
+    for n, r in rows.items():
+        r["share"] = round(max(score[n] / best, _MIN_ALLOCATION_SHARE), 4)
+    return rows
+
+
 def prune_module_channels(
-    module: nn.Module, recipe: PruneChannelsRecipe, example: tuple[torch.Tensor, ...]
+    module: nn.Module,
+    recipe: PruneChannelsRecipe,
+    example: tuple[torch.Tensor, ...],
+    probe: tuple[torch.Tensor, ...] | None = None,
 ) -> dict[str, Any]:
     """Remove whole channels from ``module`` (in place) until ``recipe.amount`` of its parameters or MACs are gone.
 
-    ``torch-pruning`` (``MetaPruner`` with L2 magnitude importance, the same fraction of channels in every
-    layer) removes channels in small steps, and the counts are taken after each, so the result lands just past
-    the target. The output layers keep their width (:func:`output_layers`).
+    ``torch-pruning`` (``MetaPruner`` with L2 magnitude importance) removes channels in small steps, and the
+    counts are taken after each, so the result lands just past the target. With ``allocation="uniform"`` every
+    layer loses the same fraction of channels; with ``"sensitivity"`` each layer's fraction grows in proportion
+    to its parameters per unit of sensitivity (:func:`layer_allocation`, measured on ``probe`` inputs, else the
+    example), so the layers that cost the least accuracy per parameter give up the most. The output layers keep
+    their width (:func:`output_layers`).
 
     Returns the parameter and MAC counts before and after, and the channels of every pruned layer.
 
     Raises:
         RecipeError: the model has nothing prunable, or the target cannot be reached without emptying layers.
     """
-    import torch_pruning as tp
-
     from optimizer.techniques.torch_backend import count_macs_params
 
     layers = _prunable(module)
@@ -260,16 +351,13 @@ def prune_module_channels(
     before = {_name(module, m): _width(m) for m in layers}
     macs0, params0 = count_macs_params(module, example)
     base = params0 if recipe.target == "params" else macs0
-    pruner = tp.pruner.MetaPruner(
-        module,
-        example if len(example) > 1 else example[0],
-        importance=tp.importance.MagnitudeImportance(p=2),
-        pruning_ratio=_MAX_CHANNEL_RATIO,
-        iterative_steps=_CHANNEL_STEPS,
-        ignored_layers=ignored,
-        global_pruning=False,
-        round_to=recipe.round_to,
-    )
+    allocation: dict[str, dict[str, float]] | None = None
+    ratios: dict[nn.Module, float] | None = None
+    if recipe.allocation == "sensitivity":
+        allocation = layer_allocation(module, recipe, example, probe or example)
+        by_name = {_name(module, m): m for m in layers}
+        ratios = {by_name[n]: _MAX_CHANNEL_RATIO * r["share"] for n, r in allocation.items()}
+    pruner = _pruner(module, example, ignored, recipe.round_to, ratio=_MAX_CHANNEL_RATIO, ratios=ratios)
     macs, params = macs0, params0
     removed = 0.0
     for _ in range(_CHANNEL_STEPS):
@@ -295,6 +383,8 @@ def prune_module_channels(
         "macs_after": macs,
         "channels": {n: [before[n], after[n]] for n in before if before[n] != after[n]},
         "kept_width": [_name(module, m) for m in ignored],
+        "allocation": recipe.allocation,
+        **({"layer_allocation": allocation} if allocation is not None else {}),
     }
 
 
@@ -320,7 +410,7 @@ def _torch_prune(ctx: StepContext, index: int, step: Any, out: Path) -> dict[str
     teacher = teacher_copy(module, ctx.train()) if step.finetune_epochs else None
     torch.manual_seed(0)
     if isinstance(step, PruneChannelsRecipe):
-        notes = prune_module_channels(module, step, example)
+        notes = prune_module_channels(module, step, example, _probe(ctx))
         notes.update(finetune(ctx, module, step.finetune_epochs, step.lr, teacher))
     else:
         layers = prune_module_magnitude(module, step)
@@ -329,6 +419,17 @@ def _torch_prune(ctx: StepContext, index: int, step: Any, out: Path) -> dict[str
     assert ctx.src is not None
     export_float(module, example, out, ctx.src)
     return notes
+
+
+def _probe(ctx: StepContext) -> tuple[torch.Tensor, ...] | None:
+    """A few calibration batches to measure each layer's sensitivity on (None: the example inputs serve)."""
+    import numpy as np
+    import torch
+
+    if ctx.calib is None or ctx.src is None or not all(n in ctx.calib.inputs for n in ctx.src.input_names):
+        return None
+    k = min(ALLOCATION_SAMPLES, ctx.calib.samples)
+    return tuple(torch.from_numpy(np.ascontiguousarray(ctx.calib.inputs[n][:k])) for n in ctx.src.input_names)
 
 
 def apply_magnitude_step(

@@ -461,12 +461,15 @@ def _int16_activations(
         "CalibTensorRangeSymmetric": False,
     }
     activation_type = QuantType.QUInt16
+    names = {n.name: n for n in model.graph.node}
+    unknown = [n for n in (*(recipe.int16_layers or ()), *recipe.int16_weight_layers) if n not in names]
+    if unknown:
+        raise RecipeError(
+            f"int16_layers / int16_weight_layers name nodes the model does not have: {unknown[:5]}"
+        )
+    inits = {i.name for i in model.graph.initializer}
+    overrides: dict[str, list[dict[str, Any]]] = {}
     if recipe.int16_layers is not None:
-        names = {n.name: n for n in model.graph.node}
-        unknown = [n for n in recipe.int16_layers if n not in names]
-        if unknown:
-            raise RecipeError(f"int16_layers names nodes the model does not have: {unknown[:5]}")
-        inits = {i.name for i in model.graph.initializer}
         tensors = {
             t
             for n in recipe.int16_layers
@@ -476,7 +479,17 @@ def _int16_activations(
         # every other activation stays 8-bit; each tensor has one type, and a node reading tensors of two types
         # dequantizes both to float, so 8- and 16-bit layers mix without conversion nodes
         activation_type = QuantType.QUInt8
-        extra["TensorQuantOverrides"] = {t: [{"quant_type": QuantType.QUInt16}] for t in sorted(tensors)}
+        overrides.update({t: [{"quant_type": QuantType.QUInt16}] for t in sorted(tensors)})
+    for n in recipe.int16_weight_layers:
+        node = names[n]
+        # the weight is the second input of Conv/Gemm/MatMul; per channel, its output channels' axis
+        if len(node.input) > 1 and node.input[1] in inits:
+            spec: dict[str, Any] = {"quant_type": QuantType.QInt16}
+            if recipe.per_channel:
+                spec["axis"] = _weight_axis(model, node)
+            overrides[node.input[1]] = [spec]
+    if overrides:
+        extra["TensorQuantOverrides"] = overrides
     quantize_static(
         str(src),
         str(out),
@@ -488,6 +501,19 @@ def _int16_activations(
         nodes_to_exclude=list(recipe.keep_fp32),
         extra_options=extra,
     )
+
+
+def _weight_axis(model: onnx.ModelProto, node: onnx.NodeProto) -> int:
+    """The output-channel axis of a layer's weight, as onnxruntime's quantizer chooses it: 0 for Conv, 1 for
+    ConvTranspose, 0 for a Gemm that transposes its weight, else the last axis ([..., in, out])."""
+    if node.op_type == "Conv":
+        return 0
+    if node.op_type == "ConvTranspose":
+        return 1
+    if node.op_type == "Gemm" and next((a.i for a in node.attribute if a.name == "transB"), 0):
+        return 0
+    weight = next((i for i in model.graph.initializer if i.name == node.input[1]), None)
+    return max(len(weight.dims) - 1, 0) if weight is not None else 1
 
 
 @backend(DynamicInt8Recipe)

@@ -107,6 +107,11 @@ class GridContext:
     max_selective: int = 12
     #: the pre-processed graph (selective candidates keep each layer with the activation chain it feeds)
     graph: onnx.ModelProto | None = None
+    #: the goal's size limit in bytes (None: the goal sets none); budgeted proposals spend what it leaves above
+    #: full int8
+    size_limit_bytes: float | None = None
+    #: the measured size of full static int8, once known (else its prediction is used)
+    int8_size_bytes: float | None = None
 
     @property
     def ops(self) -> set[str]:
@@ -120,11 +125,15 @@ class GridContext:
 
 @dataclass(frozen=True)
 class Proposal:
-    """A candidate a technique proposes for the grid; ``k`` orders selective candidates."""
+    """A candidate a technique proposes for the grid; ``k`` orders selective candidates. ``why`` says how it was
+    chosen (the report's ``tried_reasons``); ``budgeted`` marks one chosen under the goal's size budget, which
+    the sweep re-plans once the full int8 size is measured."""
 
     recipe: RecipeBase
     family: str
     k: int = 0
+    why: str = ""
+    budgeted: bool = False
 
 
 @dataclass(frozen=True)
