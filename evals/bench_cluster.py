@@ -5,7 +5,7 @@ Starts the namespaced local cluster of :mod:`tests.cluster` (a head with no CPUs
 ``RAY_ADDRESS``:
 
 1. the trials of digits-cnn that need its PyTorch source (channel and magnitude pruning, alone and chained with
-   int8), fine-tuned long enough (20 epochs by default) that each lasts at least 5 s, on 1 worker node (the
+   int8), fine-tuned long enough (60 epochs by default: 9-14 s a trial on an idle 2-core machine, 3.5 s for 20) that each lasts at least 5 s, on 1 worker node (the
    per-trial times are reported, and the shortest is checked against 5 s);
 2. a second worker node joins, and the same trials run again on 2 worker nodes;
 3. both again, the 1-node run now pinned to the first node by its custom resource (the second idles): on a machine
@@ -224,7 +224,7 @@ def _write(lines: list[str]) -> None:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="bench_cluster")
     ap.add_argument("--trials", type=int, default=6, help="PyTorch-source trials per run")
-    ap.add_argument("--finetune-epochs", type=int, default=20, help="fine-tuning epochs after pruning")
+    ap.add_argument("--finetune-epochs", type=int, default=60, help="fine-tuning epochs after pruning")
     ap.add_argument("--no-serve", action="store_true", help="skip the server's responsiveness run")
     ap.add_argument("--driver", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)
