@@ -5,8 +5,9 @@ Starts the namespaced local cluster of :mod:`tests.cluster` (a head with no CPUs
 ``RAY_ADDRESS``:
 
 1. the trials of digits-cnn that need its PyTorch source (channel and magnitude pruning, alone and chained with
-   int8), fine-tuned long enough (60 epochs by default: 9-14 s a trial on an idle 2-core machine, 3.5 s for 20) that each lasts at least 5 s, on 1 worker node (the
-   per-trial times are reported, and the shortest is checked against 5 s);
+   int8), fine-tuned long enough that each lasts at least 5 s (60 epochs by default: 9-14 s a trial on an idle
+   2-core machine; 20 epochs gave 3.5-8 s), on 1 worker node (the per-trial times are reported, and the shortest
+   is checked against 5 s);
 2. a second worker node joins, and the same trials run again on 2 worker nodes;
 3. both again, the 1-node run now pinned to the first node by its custom resource (the second idles): on a machine
    shared with other work the load drifts, and a second pair shows how far the ratio moves with it;
