@@ -181,8 +181,11 @@ def test_page_zoo_request_shows_the_front_in_the_users_units_with_a_short_why(
     browser: Chromium, app_url: str, shots: Path
 ) -> None:
     open_page(browser, app_url)
-    sidebar = str(browser.evaluate(SIDEBAR_TEXT))
-    assert "make digits-cnn under" in sidebar  # 11: the Try examples name the selected model
+    # 11: the Try examples name the selected model. Waited for, not read once: the sidebar streams in after
+    # "Answering:", and a read in between saw the last example without the first (a partial re-render)
+    browser.wait_for(
+        f"{SIDEBAR_TEXT}.includes('make digits-cnn under')", 60, "the Try examples in the sidebar"
+    )
     browser.send_chat(ZOO_REQUEST)
     bars: list[float] = []
     answer_in = (
@@ -282,8 +285,11 @@ def test_page_own_model_upload_refuses_data_that_does_not_fit_and_calibrates_on_
     upload(browser, "Evaluation data", own_model["sensor-eval"], "sensor-eval.npz:")
     upload(browser, "Calibration data", own_model["sensor-calib"], "sensor-calib.npz:")
     # 11: the Try examples follow the uploaded model
-    sidebar = str(browser.evaluate(SIDEBAR_TEXT))
-    assert f"make {model_id.group(1)} under" in sidebar, sidebar[-600:]
+    browser.wait_for(
+        f"{SIDEBAR_TEXT}.includes({js_text(f'make {model_id.group(1)} under')})",
+        60,
+        "the Try examples for the uploaded model",
+    )
     browser.send_chat(UPLOAD_REQUEST)
     text = answered(browser, UPLOAD_REQUEST, "Measured ", "the answer for the uploaded model")
     browser.screenshot(shots / "issue15-07-own-model-answer.png", height=2600)
